@@ -1,0 +1,73 @@
+// runc-compatible command line: flags as Go's flag package reads them (-f and
+// --f alike, "--f=v" or "--f v", "--" ends flags), flags after positional
+// arguments moved in front as urfave/cli does (except for commands that pass
+// their trailing arguments through, like exec), and runc's help layout.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/core/error.hpp"
+
+namespace brig::cli {
+
+struct Flag {
+  std::vector<std::string> names;  // first is canonical: {"bundle", "b"}
+  bool takes_value = false;
+  std::string usage;
+  std::string def;                 // shown as (default: ...) when non-empty
+  bool repeatable = false;         // e.g. --env may be given many times
+};
+
+struct Parsed {
+  std::map<std::string, std::vector<std::string>> values;  // canonical name -> values
+  std::vector<std::string> args;
+
+  bool has(const std::string& name) const { return values.count(name) > 0; }
+  bool flag(const std::string& name) const;  // a bool flag, honouring --x=false
+  std::string get(const std::string& name, const std::string& def = "") const;
+  std::vector<std::string> all(const std::string& name) const;
+};
+
+// `reorder`: accept flags after positional args (urfave/cli's behaviour).
+Result<Parsed> parse(const std::vector<Flag>& flags, std::span<const std::string> argv, bool reorder);
+
+struct Command;
+struct Context {
+  const Command& cmd;
+  Parsed p;
+};
+
+enum class Arity { exact, min, max, range, any };
+
+struct Command {
+  std::string name;
+  std::vector<std::string> aliases;
+  std::string summary;      // one line, for the command list
+  std::string args_usage;   // "<container-id>"
+  std::string description;  // free text after USAGE
+  std::vector<Flag> flags;
+  int min_args = 0, max_args = -1;  // -1: no maximum
+  bool pass_through = false;        // stop at the first positional (exec)
+  std::function<int(Context&)> action;
+};
+
+std::string command_help(const Command& c);
+std::string app_help(const std::vector<Command>& cmds, const std::vector<Flag>& globals);
+// runc's arity messages: "\"run\" requires exactly 1 argument(s)".
+std::optional<std::string> check_arity(const Command& c, size_t n);
+
+// The registry of every command, filled by the cmd/*.cpp files.
+std::vector<Command>& commands();
+struct Register {
+  explicit Register(Command c) { commands().push_back(std::move(c)); }
+};
+
+// Prints the error the way runc does and returns the exit code 1.
+int fail_command(const std::string& msg);
+
+}  // namespace brig::cli

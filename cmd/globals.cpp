@@ -1,0 +1,49 @@
+#include "cmd/globals.hpp"
+
+#include "runtime/core/log.hpp"
+
+namespace brig::cmd {
+namespace {
+runtime::Globals g_globals;
+}
+
+const std::vector<cli::Flag>& global_flags() {
+  static const std::vector<cli::Flag> f = {
+      {{"debug"}, false, "enable debug logging", ""},
+      {{"log"}, true, "set the log file to write brig logs to (default is '/dev/stderr')", ""},
+      {{"log-format"}, true, "set the log format ('text' (default), or 'json')", "\"text\""},
+      {{"root"}, true, "root directory for storage of container state (this should be located in tmpfs)",
+       "\"/run/brig\""},
+      {{"criu"}, true, "path to the criu binary used for checkpoint and restore (not supported)", "\"criu\""},
+      {{"systemd-cgroup"}, false,
+       "enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\"", ""},
+      {{"cgroup-manager"}, true, "cgroup manager: 'cgroupfs', 'systemd' or 'disabled' (crun's flag)",
+       "\"cgroupfs\""},
+      {{"rootless"}, true, "ignore cgroup permission errors ('true', 'false', or 'auto')", "\"auto\""},
+      {{"help", "h"}, false, "show help", ""},
+      {{"version", "v"}, false, "print the version", ""},
+  };
+  return f;
+}
+
+Result<void> apply_globals(const cli::Parsed& p) {
+  log::Options lo;
+  lo.debug = p.flag("debug");
+  lo.file = p.get("log");
+  std::string fmt_ = p.get("log-format", "text");
+  if (fmt_ == "json")
+    lo.format = log::Format::json;
+  else if (fmt_ != "text")
+    return fail_msg("invalid log-format: {}", fmt_);
+  log::configure(lo);
+  g_globals.root = p.get("root", "/run/brig");
+  std::string mgr = p.get("cgroup-manager", p.flag("systemd-cgroup") ? "systemd" : "cgroupfs");
+  if (mgr != "cgroupfs" && mgr != "systemd" && mgr != "disabled")
+    return fail_msg("unknown cgroup manager \"{}\" (cgroupfs, systemd or disabled)", mgr);
+  g_globals.cgroup_manager = mgr;
+  return {};
+}
+
+const runtime::Globals& globals() { return g_globals; }
+
+}  // namespace brig::cmd

@@ -1,0 +1,80 @@
+// brig: the command line. Global flags, dispatch, runc's exit codes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "cmd/cli.hpp"
+#include "cmd/globals.hpp"
+#include "runtime/core/log.hpp"
+
+using namespace brig;
+
+namespace {
+
+void print_out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+
+const cli::Command* find_command(const std::string& name) {
+  for (auto& c : cli::commands())
+    if (c.name == name || std::find(c.aliases.begin(), c.aliases.end(), name) != c.aliases.end()) return &c;
+  return nullptr;
+}
+
+std::string version_text() {
+  return fmt::format("brig version {}\ncommit: {}\nspec: 1.3.0\n", BRIG_VERSION, BRIG_COMMIT);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const auto& gflags = cmd::global_flags();
+  auto gp = cli::parse(gflags, args, /*reorder=*/false);
+  if (!gp) {
+    print_out("Incorrect Usage. " + gp.error().msg + "\n\n" + cli::app_help(cli::commands(), gflags));
+    return cli::fail_command(gp.error().msg);
+  }
+  auto lf = cmd::apply_globals(*gp);
+  if (!lf) return cli::fail_command(lf.error().msg);
+
+  if (gp->flag("version")) {
+    print_out(version_text());
+    return 0;
+  }
+  if (gp->args.empty() || gp->flag("help")) {
+    print_out(cli::app_help(cli::commands(), gflags));
+    return 0;
+  }
+  std::string name = gp->args[0];
+  std::vector<std::string> rest(gp->args.begin() + 1, gp->args.end());
+  if (name == "help" || name == "h") {
+    if (rest.empty()) {
+      print_out(cli::app_help(cli::commands(), gflags));
+      return 0;
+    }
+    name = rest[0];
+    rest = {"--help"};
+  }
+  const cli::Command* cmd = find_command(name);
+  if (!cmd) {
+    log::fatal_line(fmt::format("No help topic for '{}'", name));
+    return 3;
+  }
+  std::vector<cli::Flag> flags = cmd->flags;
+  flags.push_back(cli::Flag{{"help", "h"}, false, "show help", ""});
+  auto p = cli::parse(flags, rest, !cmd->pass_through);
+  if (!p) {
+    print_out("Incorrect Usage. " + p.error().msg + "\n\n" + cli::command_help(*cmd));
+    return cli::fail_command(p.error().msg);
+  }
+  if (p->flag("help")) {
+    print_out(cli::command_help(*cmd));
+    return 0;
+  }
+  if (auto e = cli::check_arity(*cmd, p->args.size())) {
+    print_out("Incorrect Usage.\n\n" + cli::command_help(*cmd));
+    return cli::fail_command("brig: " + *e);
+  }
+  cli::Context ctx{*cmd, std::move(*p)};
+  return cmd->action(ctx);
+}

@@ -1,0 +1,137 @@
+#include "namespaces/namespaces.hpp"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/core/sys.hpp"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace brig::ns {
+namespace {
+struct Kind {
+  const char* type;
+  uint64_t flag;
+  const char* proc;
+};
+// Order here is the order in which namespaces are joined: user first, so the
+// joins after it happen with its privileges; mount last among the rest so
+// that paths to the others are still resolved in the caller's mount view.
+constexpr Kind kKinds[] = {
+    {"user", CLONE_NEWUSER, "user"},     {"pid", CLONE_NEWPID, "pid"},
+    {"time", CLONE_NEWTIME, "time"},     {"network", CLONE_NEWNET, "net"},
+    {"ipc", CLONE_NEWIPC, "ipc"},        {"uts", CLONE_NEWUTS, "uts"},
+    {"cgroup", CLONE_NEWCGROUP, "cgroup"}, {"mount", CLONE_NEWNS, "mnt"},
+};
+const Kind* find(const std::string& t) {
+  for (auto& k : kKinds)
+    if (t == k.type) return &k;
+  return nullptr;
+}
+}  // namespace
+
+uint64_t flag_of(const std::string& type) {
+  auto k = find(type);
+  return k ? k->flag : 0;
+}
+const char* proc_name_of(const std::string& type) {
+  auto k = find(type);
+  return k ? k->proc : "";
+}
+
+bool Plan::new_user() const { return clone_flags & CLONE_NEWUSER; }
+bool Plan::new_pid() const { return clone_flags & CLONE_NEWPID; }
+bool Plan::creates(const std::string& type) const { return clone_flags & flag_of(type); }
+bool Plan::has(const std::string& type) const {
+  if (creates(type)) return true;
+  return std::any_of(joins.begin(), joins.end(), [&](const Join& j) { return j.type == type; });
+}
+
+Result<Plan> plan(const std::vector<spec::Namespace>& namespaces) {
+  Plan p;
+  uint64_t seen = 0;
+  for (size_t i = 0; i < namespaces.size(); i++) {
+    const auto& n = namespaces[i];
+    const Kind* k = find(n.type);
+    if (!k) return fail_msg("linux.namespaces[{}].type: unknown namespace \"{}\"", i, n.type);
+    if (seen & k->flag) return fail_msg("linux.namespaces[{}].type: duplicate namespace \"{}\"", i, n.type);
+    seen |= k->flag;
+    if (n.path && !n.path->empty())
+      p.joins.push_back({n.type, *n.path, k->flag});
+    else
+      p.clone_flags |= k->flag;
+  }
+  auto rank = [](const Join& j) {
+    for (size_t i = 0; i < std::size(kKinds); i++)
+      if (j.type == kKinds[i].type) return i;
+    return std::size(kKinds);
+  };
+  std::stable_sort(p.joins.begin(), p.joins.end(),
+                   [&](const Join& a, const Join& b) { return rank(a) < rank(b); });
+  return p;
+}
+
+Result<std::vector<OpenJoin>> open_joins(const Plan& plan) {
+  std::vector<OpenJoin> out;
+  for (const auto& j : plan.joins) {
+    auto fd = sys::open(j.path, O_RDONLY);
+    if (!fd) return fail(std::move(fd.error()).context(fmt::format("join {} namespace", j.type)));
+    out.push_back({j, std::move(*fd)});
+  }
+  return out;
+}
+
+Result<void> enter(const std::vector<OpenJoin>& joins, bool skip_pid_time) {
+  for (const auto& j : joins) {
+    if (skip_pid_time && (j.join.flag == CLONE_NEWPID || j.join.flag == CLONE_NEWTIME)) continue;
+    if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
+      return fail_errno("setns {} namespace {}", j.join.type, j.join.path);
+  }
+  return {};
+}
+
+Result<pid_t> clone_child(uint64_t flags, int* pidfd) {
+  struct clone_args args;
+  std::memset(&args, 0, sizeof args);
+  args.flags = flags | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0 && errno == ENOSYS) {
+    // Kernels before 5.3: plain clone. CLONE_NEWTIME shares its bit with
+    // CSIGNAL there, so time namespaces need clone3.
+    if (flags & CLONE_NEWTIME) return fail_err(ENOSYS, "clone3 (needed for a time namespace)");
+    *pidfd = -1;
+    pid = ::syscall(SYS_clone, (flags & ~CLONE_PIDFD) | SIGCHLD, 0, 0, 0, 0);
+  }
+  if (pid < 0) return fail_errno("clone");
+  return static_cast<pid_t>(pid);
+}
+
+std::string format_id_map(const std::vector<spec::IdMapping>& m) {
+  std::string s;
+  for (const auto& e : m) s += fmt::format("{} {} {}\n", e.containerID, e.hostID, e.size);
+  return s;
+}
+
+Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
+                           const std::vector<spec::IdMapping>& gids, bool deny_setgroups) {
+  if (deny_setgroups)
+    TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/setgroups", pid), "deny"), "write setgroups");
+  if (!uids.empty())
+    TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/uid_map", pid), format_id_map(uids)), "write uid_map");
+  if (!gids.empty())
+    TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/gid_map", pid), format_id_map(gids)), "write gid_map");
+  return {};
+}
+
+}  // namespace brig::ns

@@ -1,0 +1,63 @@
+// Namespaces: which to create (clone3 flags) and which to join by path
+// (setns), computed from linux.namespaces by pure code; then the few calls
+// that apply it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
+#include "spec/config.hpp"
+
+namespace brig::ns {
+
+// CLONE_NEW* flag of an OCI namespace type ("pid", "network", ...), or 0.
+uint64_t flag_of(const std::string& type);
+// The name /proc/PID/ns/<name> uses for an OCI namespace type.
+const char* proc_name_of(const std::string& type);
+
+struct Join {
+  std::string type;  // OCI type
+  std::string path;
+  uint64_t flag = 0;
+};
+
+struct Plan {
+  uint64_t clone_flags = 0;      // namespaces to create
+  std::vector<Join> joins;       // namespaces to enter, user first
+  bool new_user() const;
+  bool new_pid() const;
+  bool has(const std::string& type) const;  // created or joined
+  bool creates(const std::string& type) const;
+};
+
+// Pure: validates types (unknown, duplicate) and orders joins.
+Result<Plan> plan(const std::vector<spec::Namespace>& namespaces);
+
+// An opened namespace to join.
+struct OpenJoin {
+  Join join;
+  Fd fd;
+};
+// Opens every path in plan.joins (in the caller, so errors are reported before clone).
+Result<std::vector<OpenJoin>> open_joins(const Plan& plan);
+
+// setns into each (in order). Run in the child.
+Result<void> enter(const std::vector<OpenJoin>& joins, bool skip_pid_time);
+
+// clone3 with the given CLONE_NEW* flags; returns 0 in the child, the child's
+// pid in the parent; *pidfd gets a pidfd of the child (CLONE_PIDFD).
+Result<pid_t> clone_child(uint64_t flags, int* pidfd);
+
+// Writes /proc/PID/{uid_map,gid_map} (and setgroups=deny when asked).
+Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
+                           const std::vector<spec::IdMapping>& gids, bool deny_setgroups);
+// "0 1000 1\n..." as the kernel wants it.
+std::string format_id_map(const std::vector<spec::IdMapping>& m);
+
+}  // namespace brig::ns

@@ -1,0 +1,23 @@
+// Applies a rootfs::Plan inside the container's new mount namespace. Every
+// target is an fd resolved inside the root; mounts are attached by fd
+// (fsopen/fsmount, open_tree, move_mount, mount_setattr).
+#pragma once
+
+#include <string>
+
+#include "rootfs/plan.hpp"
+#include "runtime/core/fd.hpp"
+
+namespace brig::rootfs {
+
+// Sets "/" propagation, makes the rootfs a mount point; returns an O_PATH fd of it.
+Result<Fd> prepare_root(const Plan& plan, const std::string& rootfs);
+// Runs every op of the plan against the root.
+Result<void> apply_ops(const Plan& plan, BorrowedFd root);
+// pivot_root (or, with no_pivot, MS_MOVE + chroot) into the root; leaves no
+// trace of the old root.
+Result<void> enter_root(BorrowedFd root, bool no_pivot);
+// After the pivot: masked paths, read-only paths, read-only root.
+Result<void> finalize(const Plan& plan);
+
+}  // namespace brig::rootfs

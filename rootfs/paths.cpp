@@ -1,0 +1,70 @@
+#include "rootfs/paths.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/core/sys.hpp"
+
+namespace brig::rootfs {
+
+namespace {
+constexpr uint64_t kResolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+std::string rel(const std::string& p) {
+  size_t i = p.find_first_not_of('/');
+  return i == std::string::npos ? "." : p.substr(i);
+}
+}  // namespace
+
+std::pair<std::string, std::string> split_parent(const std::string& path) {
+  auto i = path.rfind('/');
+  if (i == std::string::npos) return {"/", path};
+  return {i == 0 ? "/" : path.substr(0, i), path.substr(i + 1)};
+}
+
+Result<Fd> open_in_root(BorrowedFd root, const std::string& path, int flags) {
+  return sys::openat2(root, rel(path), static_cast<uint64_t>(flags), kResolve);
+}
+
+Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode) {
+  TRY(Fd cur, sys::openat2(root, ".", O_PATH | O_DIRECTORY, kResolve));
+  std::string prefix;
+  size_t i = 0;
+  std::string r = rel(path);
+  if (r == ".") return cur;
+  while (i <= r.size()) {
+    size_t j = r.find('/', i);
+    if (j == std::string::npos) j = r.size();
+    std::string comp = r.substr(i, j - i);
+    i = j + 1;
+    if (comp.empty() || comp == ".") continue;
+    prefix += (prefix.empty() ? "" : "/") + comp;
+    auto next = sys::openat2(root, prefix, O_PATH | O_DIRECTORY, kResolve);
+    if (!next && next.error().err == ENOENT) {
+      // `cur` was resolved inside the root and comp is one name: mkdirat
+      // never follows a symlink in its last component.
+      if (::mkdirat(cur.get(), comp.c_str(), mode) < 0 && errno != EEXIST)
+        return fail_errno("mkdir {}", "/" + prefix);
+      next = sys::openat2(root, prefix, O_PATH | O_DIRECTORY, kResolve);
+    }
+    if (!next) return fail(std::move(next.error()));
+    cur = std::move(*next);
+  }
+  return cur;
+}
+
+Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file) {
+  auto fd = open_in_root(root, path, O_PATH);
+  if (fd) return fd;
+  if (fd.error().err != ENOENT) return fd;
+  if (!file) return mkdir_all_in_root(root, path);
+  auto [parent, name] = split_parent(path);
+  TRY(Fd dir, mkdir_all_in_root(root, parent));
+  int f = ::openat(dir.get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (f < 0 && errno != EEXIST) return fail_errno("create {}", path);
+  if (f >= 0) ::close(f);
+  return open_in_root(root, path, O_PATH);
+}
+
+}  // namespace brig::rootfs

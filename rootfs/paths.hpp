@@ -1,0 +1,25 @@
+// Paths inside the container root, resolved inside it: openat2 with
+// RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, so no symlink planted in the
+// rootfs can lead a mount, mknod, mkdir or chmod onto the host.
+#pragma once
+
+#include <string>
+
+#include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
+
+namespace brig::rootfs {
+
+// Opens `path` (absolute inside the root) relative to `root`.
+Result<Fd> open_in_root(BorrowedFd root, const std::string& path, int flags);
+// Makes every missing directory of `path` inside the root; returns an O_PATH
+// fd of the last one.
+Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode = 0755);
+// Makes the target of a mount if missing: a directory, or an empty file when
+// `file` is true. Returns an O_PATH fd of it.
+Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file);
+
+// Splits "/a/b/c" into "/a/b" and "c".
+std::pair<std::string, std::string> split_parent(const std::string& path);
+
+}  // namespace brig::rootfs

@@ -1,0 +1,71 @@
+// The container's filesystem as plain data: the list of operations (mounts,
+// device nodes, symlinks, attribute changes) computed from config.json by pure
+// code, then applied by rootfs/apply.cpp inside the new mount namespace.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cgroup/manager.hpp"
+#include "runtime/core/error.hpp"
+#include "spec/config.hpp"
+
+namespace brig::rootfs {
+
+// What the options of one mount mean (config.md "Mounts" option table).
+struct MountFlags {
+  uint64_t attr_set = 0, attr_clr = 0;    // MOUNT_ATTR_* on the mount itself
+  uint64_t rattr_set = 0, rattr_clr = 0;  // MOUNT_ATTR_* applied recursively (rro, rnosuid, ...)
+  uint64_t propagation = 0;               // MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE or 0
+  bool propagation_rec = false;
+  bool bind = false, rbind = false;
+  bool remount = false;
+  bool idmap = false, ridmap = false;
+  std::vector<std::string> sb_flags;      // superblock flags: sync, dirsync, mand, ...
+  std::vector<std::pair<std::string, std::string>> data;  // filesystem options (value "" = flag)
+};
+Result<MountFlags> parse_options(const std::vector<std::string>& options);
+
+struct Op {
+  enum class Kind { bind, fs, symlink, device, setattr };
+  Kind kind = Kind::fs;
+  std::string source;   // bind: host path; fs: source name; symlink: link text
+  std::string target;   // absolute path inside the container
+  std::string fstype;
+  MountFlags flags;
+  std::vector<spec::IdMapping> uidMappings, gidMappings;  // idmapped mounts
+  // device
+  char dev_type = 'c';
+  uint32_t major = 0, minor = 0;
+  uint32_t mode = 0666;
+  uint32_t uid = 0, gid = 0;
+  // Where this op came from, for error messages ("mounts[3]", "linux.devices[0]").
+  std::string origin;
+};
+
+struct Context {
+  std::string bundle;                          // absolute bundle dir
+  std::vector<cgroup::Hierarchy> cgroups;      // the host's hierarchies
+  std::string cgroup_path;                     // the container's cgroup (relative path)
+  bool cgroupns = false;                       // container has its own cgroup namespace
+  bool userns = false;                         // devices are bind-mounted, not made
+};
+
+struct Plan {
+  std::vector<Op> ops;                  // in order, before pivot
+  uint64_t root_propagation = 0;        // MS_* | MS_REC for "/" of the new mount ns
+  bool readonly_root = false;
+  std::vector<std::string> masked;      // after pivot
+  std::vector<std::string> readonly;    // after pivot
+};
+
+Result<Plan> plan(const spec::Config& cfg, const Context& ctx);
+
+// The devices every container gets (null, zero, full, random, urandom, tty).
+std::vector<spec::Device> default_devices();
+
+}  // namespace brig::rootfs

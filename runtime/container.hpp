@@ -1,0 +1,52 @@
+// The container lifecycle, as cmd/ drives it. Each function is one runc
+// command's behaviour; errors come back as one message, and a failed
+// operation leaves nothing behind.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/core/error.hpp"
+#include "spec/state.hpp"
+
+namespace brig::runtime {
+
+struct Globals {
+  std::string root = "/run/brig";
+  std::string cgroup_manager = "cgroupfs";  // cgroupfs | systemd | disabled
+};
+
+struct CreateOptions {
+  std::string id;
+  std::string bundle;          // "" = current directory
+  std::string pid_file;
+  std::string console_socket;
+  bool no_pivot = false;
+  bool no_new_keyring = false;
+  int preserve_fds = 0;
+};
+
+struct RunOptions {
+  CreateOptions create;
+  bool detach = false;
+  bool keep = false;
+  bool no_subreaper = false;
+};
+
+Result<void> create(const Globals& g, const CreateOptions& o);
+Result<void> start(const Globals& g, const std::string& id);
+// Returns the exit status to leave with: the container's, or 128+N on signal N.
+Result<int> run(const Globals& g, const RunOptions& o);
+Result<spec::State> state(const Globals& g, const std::string& id);
+Result<void> kill(const Globals& g, const std::string& id, int sig, bool all);
+Result<void> remove(const Globals& g, const std::string& id, bool force);
+struct ListEntry {
+  spec::State state;
+  std::string owner;  // user owning the state dir (runc's OWNER column)
+};
+std::vector<ListEntry> list(const Globals& g);
+
+// Signal names as runc takes them: "KILL", "SIGKILL", "9".
+Result<int> parse_signal(const std::string& s);
+
+}  // namespace brig::runtime

@@ -1,0 +1,88 @@
+#include "runtime/core/log.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/sys.hpp"
+
+namespace brig::log {
+namespace {
+Options g_opts;
+
+std::string_view level_name(Level l) {
+  switch (l) {
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warning: return "warning";
+    case Level::error: return "error";
+  }
+  return "error";
+}
+
+bool needs_quote(std::string_view s) {
+  if (s.empty()) return true;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_' || c == '/' || c == '@' || c == '^' || c == '+';
+    if (!ok) return true;
+  }
+  return false;
+}
+
+void emit(int fd, const std::string& line) { (void)sys::write_all(fd, line); }
+}  // namespace
+
+void configure(const Options& opts) { g_opts = opts; }
+const Options& options() { return g_opts; }
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+void write(Level level, std::string_view msg) {
+  if (level == Level::debug && !g_opts.debug) return;
+  std::string line;
+  if (g_opts.format == Format::json) {
+    nlohmann::ordered_json j;
+    j["level"] = level_name(level);
+    j["msg"] = msg;
+    j["time"] = sys::rfc3339_seconds();
+    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  } else {
+    std::string m = needs_quote(msg) ? quote(msg) : std::string(msg);
+    line = fmt::format("time=\"{}\" level={} msg={}\n", sys::rfc3339_seconds(), level_name(level), m);
+  }
+  if (g_opts.file.empty()) {
+    emit(STDERR_FILENO, line);
+    return;
+  }
+  int fd = ::open(g_opts.file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    emit(STDERR_FILENO, line);
+    return;
+  }
+  emit(fd, line);
+  ::close(fd);
+}
+
+void fatal_line(std::string_view msg) {
+  write(Level::error, msg);
+  if (!g_opts.file.empty()) emit(STDERR_FILENO, std::string(msg) + "\n");
+}
+
+}  // namespace brig::log

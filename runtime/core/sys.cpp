@@ -1,0 +1,225 @@
+#include "runtime/core/sys.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <ctime>
+#include <filesystem>
+
+namespace brig::sys {
+
+Result<Fd> open(const std::string& path, int flags, mode_t mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return fail_errno("open {}", path);
+  return Fd(fd);
+}
+
+Result<Fd> openat(BorrowedFd dir, const std::string& path, int flags, mode_t mode) {
+  int fd = ::openat(dir.get(), path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return fail_errno("open {}", path);
+  return Fd(fd);
+}
+
+Result<Fd> openat2(BorrowedFd dir, const std::string& path, uint64_t flags, uint64_t resolve,
+                   mode_t mode) {
+  struct open_how how {};
+  how.flags = flags | O_CLOEXEC;
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = resolve;
+  long fd;
+  do {
+    fd = ::syscall(SYS_openat2, dir.get(), path.c_str(), &how, sizeof how);
+  } while (fd < 0 && errno == EAGAIN);
+  if (fd < 0) return fail_errno("open {}", path);
+  return Fd(static_cast<int>(fd));
+}
+
+Result<std::string> read_all(BorrowedFd fd) {
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("read");
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  TRY(Fd fd, open(path, O_RDONLY));
+  auto r = read_all(fd);
+  if (!r) return fail(std::move(r.error()).context(path));
+  return r;
+}
+
+Result<void> write_all(BorrowedFd fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd.get(), data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("write");
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+Result<void> write_file(const std::string& path, std::string_view data) {
+  TRY(Fd fd, open(path, O_WRONLY));
+  ssize_t n = ::write(fd.get(), data.data(), data.size());
+  if (n < 0) return fail_errno("write {}", path);
+  return {};
+}
+
+Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  {
+    TRY(Fd fd, open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
+    auto w = write_all(fd, data);
+    if (!w) {
+      ::unlink(tmp.c_str());
+      return fail(std::move(w.error()).context(tmp));
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) < 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return fail_err(e, fmt::format("rename {} to {}", tmp, path));
+  }
+  return {};
+}
+
+Result<void> mkdir_p(const std::string& path, mode_t mode) {
+  std::string cur;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    cur = path.substr(0, j);
+    i = j + 1;
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), mode) < 0 && errno != EEXIST) return fail_errno("mkdir {}", cur);
+  }
+  return {};
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+void close_fds_except(int from, std::span<const int> keep) {
+  std::vector<int> k(keep.begin(), keep.end());
+  std::sort(k.begin(), k.end());
+  unsigned lo = static_cast<unsigned>(from);
+  for (int f : k) {
+    if (f < from) continue;
+    if (static_cast<unsigned>(f) > lo) ::syscall(SYS_close_range, lo, static_cast<unsigned>(f - 1), 0);
+    lo = static_cast<unsigned>(f) + 1;
+  }
+  ::syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+Result<Fd> dup_above(BorrowedFd fd, int min_fd) {
+  int n = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, min_fd);
+  if (n < 0) return fail_errno("dup fd {}", fd.get());
+  return Fd(n);
+}
+
+Result<Fd> pidfd_open(pid_t pid) {
+  long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return fail_errno("pidfd_open {}", pid);
+  return Fd(static_cast<int>(fd));
+}
+
+Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig) {
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) < 0)
+    return fail_errno("send signal {}", sig);
+  return {};
+}
+
+namespace {
+// Fields of /proc/PID/stat after the "(comm)" part; index 0 is field 3 (state).
+std::optional<std::vector<std::string>> stat_fields(pid_t pid) {
+  auto s = read_file(fmt::format("/proc/{}/stat", pid));
+  if (!s) return std::nullopt;
+  auto p = s->rfind(')');
+  if (p == std::string::npos) return std::nullopt;
+  std::vector<std::string> f;
+  size_t i = p + 2;
+  while (i < s->size()) {
+    size_t j = s->find(' ', i);
+    if (j == std::string::npos) j = s->size();
+    f.push_back(s->substr(i, j - i));
+    i = j + 1;
+  }
+  return f;
+}
+}  // namespace
+
+std::optional<uint64_t> process_start_time(pid_t pid) {
+  auto f = stat_fields(pid);
+  if (!f || f->size() < 20) return std::nullopt;
+  return std::stoull((*f)[19]);
+}
+
+char process_state(pid_t pid) {
+  auto f = stat_fields(pid);
+  if (!f || f->empty() || (*f)[0].empty()) return 0;
+  return (*f)[0][0];
+}
+
+std::string now_rfc3339_nano() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  ::gmtime_r(&ts.tv_sec, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:09}Z", buf, ts.tv_nsec);
+}
+
+std::string rfc3339_seconds() {
+  time_t t = ::time(nullptr);
+  struct tm tm;
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string user_name(uid_t uid) {
+  struct passwd pw, *res = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) return pw.pw_name;
+  return fmt::format("#{}", uid);
+}
+
+std::string clean_path(const std::string& path) {
+  return std::filesystem::path(path).lexically_normal().string();
+}
+
+std::string abs_path(const std::string& path) {
+  std::string p = path;
+  if (p.empty() || p[0] != '/') {
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd)) p = std::string(cwd) + "/" + p;
+  }
+  p = clean_path(p);
+  if (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+}  // namespace brig::sys

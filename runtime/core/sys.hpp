@@ -1,0 +1,62 @@
+// Thin, checked wrappers around the system calls brig uses everywhere.
+// Each returns Result<> with an error naming the call and the path.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
+
+namespace brig::sys {
+
+Result<Fd> open(const std::string& path, int flags, mode_t mode = 0);
+Result<Fd> openat(BorrowedFd dir, const std::string& path, int flags, mode_t mode = 0);
+// openat2 with RESOLVE_* flags; `resolve` as in struct open_how.
+Result<Fd> openat2(BorrowedFd dir, const std::string& path, uint64_t flags, uint64_t resolve,
+                   mode_t mode = 0);
+
+Result<std::string> read_all(BorrowedFd fd);
+Result<std::string> read_file(const std::string& path);
+Result<void> write_all(BorrowedFd fd, std::string_view data);
+// Writes `data` to an existing file (cgroup, /proc knobs): open O_WRONLY, one write.
+Result<void> write_file(const std::string& path, std::string_view data);
+// Writes a new file atomically: temp file in the same dir, fsync-free rename.
+Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0600);
+
+Result<void> mkdir_p(const std::string& path, mode_t mode = 0755);
+bool exists(const std::string& path);
+
+// close every fd >= `from` except those listed (close_range over the gaps).
+void close_fds_except(int from, std::span<const int> keep);
+// Duplicates fd to a number >= min_fd, O_CLOEXEC.
+Result<Fd> dup_above(BorrowedFd fd, int min_fd);
+
+// pidfd helpers.
+Result<Fd> pidfd_open(pid_t pid);
+Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig);
+
+// Field 22 of /proc/PID/stat (start time in clock ticks): identifies a process
+// across pid reuse. nullopt when the process does not exist (or is a zombie
+// that was already reaped).
+std::optional<uint64_t> process_start_time(pid_t pid);
+// State letter from /proc/PID/stat ('Z' for zombie), or 0 if gone.
+char process_state(pid_t pid);
+
+// RFC 3339 UTC with nanoseconds, as runc writes "created".
+std::string now_rfc3339_nano();
+std::string rfc3339_seconds();  // "2026-11-21T21:48:09Z", for log lines
+
+// User name for a uid from the host's passwd database (runc's "owner").
+std::string user_name(uid_t uid);
+
+std::string abs_path(const std::string& path);  // absolute, lexically cleaned
+std::string clean_path(const std::string& path);  // lexical clean ("a//b/../c" -> "a/c")
+
+}  // namespace brig::sys

@@ -1,0 +1,46 @@
+// The backend interface: how a container's init comes to exist. The
+// namespace executor clones it on this kernel; the microVM executor (later,
+// runtime/vm/) boots a guest that runs it. Chosen per container.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cgroup/manager.hpp"
+#include "runtime/container.hpp"
+#include "runtime/core/fd.hpp"
+#include "runtime/core/rollback.hpp"
+#include "spec/config.hpp"
+
+namespace brig::runtime {
+
+struct SpawnRequest {
+  const spec::Config& cfg;
+  std::string id, bundle, rootfs;
+  const CreateOptions& opts;
+  std::string fifo_path;   // init waits on it for `start`
+  cgroup::Manager& cgroup;
+};
+
+struct Spawned {
+  pid_t pid = 0;
+  uint64_t pid_start = 0;
+  Fd pidfd;
+  bool own_pidns = false;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Brings up init, set up and waiting on the fifo. Undo steps go on `rb`.
+  virtual Result<Spawned> spawn(const SpawnRequest& rq, Rollback& rb) = 0;
+};
+
+std::unique_ptr<Executor> namespace_executor();
+// Picks the backend the config asks for.
+Result<std::unique_ptr<Executor>> executor_for(const spec::Config& cfg);
+
+}  // namespace brig::runtime

@@ -1,0 +1,283 @@
+// create / start / run / state / kill / delete / list.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup/manager.hpp"
+#include "runtime/container.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/core/rollback.hpp"
+#include "runtime/core/sys.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/state.hpp"
+#include "spec/config.hpp"
+
+namespace brig::runtime {
+namespace {
+
+constexpr const char* kOciVersion = "1.3.0";
+
+spec::State to_oci(const Store& store, const Record& r) {
+  spec::State s;
+  s.ociVersion = kOciVersion;
+  s.id = r.id;
+  s.status = status_of(store, r);
+  s.pid = s.status == "stopped" ? 0 : r.pid;
+  s.bundle = r.bundle;
+  s.rootfs = r.rootfs;
+  s.created = r.created;
+  s.annotations = r.annotations;
+  return s;
+}
+
+struct Loaded {
+  spec::Config cfg;
+  std::string bundle, rootfs;
+};
+
+Result<Loaded> load_bundle(const std::string& bundle_arg) {
+  Loaded l;
+  l.bundle = sys::abs_path(bundle_arg.empty() ? "." : bundle_arg);
+  struct stat st;
+  if (::stat(l.bundle.c_str(), &st) < 0) return fail_errno("bundle {}", l.bundle);
+  if (!S_ISDIR(st.st_mode)) return fail_err(ENOTDIR, fmt::format("bundle {}", l.bundle));
+  std::string path = l.bundle + "/config.json";
+  auto text = sys::read_file(path);
+  if (!text) return fail(std::move(text.error()));
+  auto cfg = spec::parse_config(*text);
+  if (!cfg) return fail(std::move(cfg.error()).context(path));
+  l.cfg = std::move(*cfg);
+  if (!l.cfg.process) return fail_msg("{}: process: must be set to create a container", path);
+  const std::string& rp = l.cfg.root.path;
+  l.rootfs = sys::clean_path(!rp.empty() && rp[0] == '/' ? rp : l.bundle + "/" + rp);
+  if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("rootfs {}", l.rootfs);
+  return l;
+}
+
+Result<void> write_pid_file(const std::string& path, pid_t pid) {
+  if (path.empty()) return {};
+  return sys::write_file_atomic(sys::abs_path(path), std::to_string(pid), 0644);
+}
+
+// Waits (up to `ms`) for a pidfd to say its process is gone.
+bool wait_gone(BorrowedFd pidfd, int ms) {
+  struct pollfd p {pidfd.get(), POLLIN, 0};
+  return ::poll(&p, 1, ms) > 0;
+}
+
+// The result of a create that `run` carries on with.
+struct Created {
+  Record rec;
+  Fd pidfd;
+};
+
+Result<Created> do_create(const Globals& g, const CreateOptions& o) {
+  TRY_VOID(validate_id(o.id));
+  if (g.cgroup_manager != "cgroupfs")
+    return fail_msg("cgroup manager \"{}\" is not supported yet: use cgroupfs", g.cgroup_manager);
+  TRY(Loaded l, load_bundle(o.bundle));
+  TRY(auto exec, executor_for(l.cfg));
+
+  Store store(g.root);
+  TRY(Store::Lock lock, store.create(o.id));
+  std::unique_ptr<cgroup::Manager> cg;
+  Rollback rb;  // after what its steps refer to, so it unwinds first
+  rb.push([&] { (void)store.remove(o.id); });
+
+  Record rec;
+  rec.id = o.id;
+  rec.phase = "creating";
+  rec.bundle = l.bundle;
+  rec.rootfs = l.rootfs;
+  rec.created = sys::now_rfc3339_nano();
+  rec.annotations = l.cfg.annotations;
+  rec.config = l.cfg.raw;
+  rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
+  TRY_VOID(store.save(rec));
+
+  std::string fifo = store.fifo(o.id);
+  if (::mkfifo(fifo.c_str(), 0622) < 0) return fail_errno("mkfifo {}", fifo);
+
+  TRY(cg, cgroup::open_fs(rec.cgroup_path));
+  TRY_VOID(cg->create());
+  rb.push([&] { (void)cg->destroy(); });
+
+  SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, o, fifo, *cg};
+  TRY(Spawned sp, exec->spawn(rq, rb));
+
+  rec.pid = sp.pid;
+  rec.pid_start = sp.pid_start;
+  rec.own_pidns = sp.own_pidns;
+  rec.phase = "created";
+  TRY_VOID(store.save(rec));
+  TRY_VOID(write_pid_file(o.pid_file, sp.pid));
+  rb.commit();
+  return Created{std::move(rec), std::move(sp.pidfd)};
+}
+
+Result<void> do_start(const Store& store, const Record& rec) {
+  std::string st = status_of(store, rec);
+  if (st == "stopped") return fail_msg("cannot start a container that has stopped");
+  if (st != "created") return fail_msg("cannot start an already {} container", st);
+  std::string fifo = store.fifo(rec.id);
+  int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENXIO) return fail_msg("cannot start a container that has stopped");
+    return fail_errno("open exec fifo {}", fifo);
+  }
+  Fd f(fd);
+  // Gone from the state dir first, so nobody sees "created" once init runs.
+  ::unlink(fifo.c_str());
+  TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
+  return {};
+}
+
+// Kills what is left and removes the cgroup and the state dir.
+Result<void> destroy(const Store& store, const Record& rec) {
+  auto cg = cgroup::open_fs(rec.cgroup_path);
+  if (process_alive(rec)) {
+    auto pfd = sys::pidfd_open(rec.pid);
+    if (pfd && process_alive(rec)) {
+      (void)sys::pidfd_send_signal(*pfd, SIGKILL);
+      if (!wait_gone(*pfd, 10000)) return fail_msg("container init {} did not die", rec.pid);
+    }
+  }
+  if (cg) {
+    // Without its own pid namespace the container's other processes outlive init.
+    (void)(*cg)->signal_all(SIGKILL);
+    TRY_VOID((*cg)->destroy());
+  }
+  return store.remove(rec.id);
+}
+
+}  // namespace
+
+Result<void> create(const Globals& g, const CreateOptions& o) {
+  TRY(auto c, do_create(g, o));
+  return {};
+}
+
+Result<void> start(const Globals& g, const std::string& id) {
+  Store store(g.root);
+  TRY(auto lock, store.open(id));
+  TRY(Record rec, store.load(lock, id));
+  return do_start(store, rec);
+}
+
+Result<int> run(const Globals& g, const RunOptions& o) {
+  Store store(g.root);
+  if (!o.detach && !o.no_subreaper) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  // Signals we forward to the container while we wait for it; blocked before
+  // init exists so not even its SIGCHLD can slip by (init unblocks its own).
+  sigset_t fwd;
+  sigemptyset(&fwd);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD, SIGCONT, SIGTSTP})
+    sigaddset(&fwd, s);
+  if (!o.detach) ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
+  TRY(Created c, do_create(g, o.create));
+
+  {
+    TRY(auto lock, store.open(o.create.id));
+    auto st = do_start(store, c.rec);
+    if (!st) {
+      (void)destroy(store, c.rec);
+      return fail(std::move(st.error()));
+    }
+  }
+  if (o.detach) return 0;
+
+  int sfd = ::signalfd(-1, &fwd, SFD_CLOEXEC);
+  if (sfd < 0) return fail_errno("signalfd");
+  Fd sig(sfd);
+  int code = 0;
+  for (bool done = false; !done;) {
+    struct signalfd_siginfo si;
+    ssize_t n = ::read(sig.get(), &si, sizeof si);
+    if (n != sizeof si) {
+      if (n < 0 && errno == EINTR) continue;
+      return fail_errno("read signalfd");
+    }
+    if (si.ssi_signo != SIGCHLD) {
+      (void)sys::pidfd_send_signal(c.pidfd, static_cast<int>(si.ssi_signo));
+      continue;
+    }
+    // Reap everything that ended (we are the subreaper); stop at init.
+    for (;;) {
+      int status;
+      pid_t p = ::waitpid(-1, &status, WNOHANG);
+      if (p <= 0) break;
+      if (p == c.rec.pid) {
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        done = true;
+      }
+    }
+  }
+  if (!o.keep) {
+    TRY(auto lock, store.open(o.create.id));
+    TRY_VOID(destroy(store, c.rec));
+  }
+  return code;
+}
+
+Result<spec::State> state(const Globals& g, const std::string& id) {
+  Store store(g.root);
+  TRY(Record rec, store.load_unlocked(id));
+  return to_oci(store, rec);
+}
+
+Result<void> kill(const Globals& g, const std::string& id, int sig, bool all) {
+  Store store(g.root);
+  TRY(auto lock, store.open(id));
+  TRY(Record rec, store.load(lock, id));
+  std::string st = status_of(store, rec);
+  if (st == "stopped" || st == "creating") return fail_msg("container not running");
+  if (all) {
+    TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+    return cg->signal_all(sig);
+  }
+  TRY(Fd pfd, sys::pidfd_open(rec.pid));
+  // The pidfd pins the process: check it is still our init, then signal.
+  if (!process_alive(rec)) return fail_msg("container not running");
+  return sys::pidfd_send_signal(pfd, sig);
+}
+
+Result<void> remove(const Globals& g, const std::string& id, bool force) {
+  Store store(g.root);
+  auto lock = store.open(id);
+  if (!lock) {
+    if (force && lock.error().msg == "container does not exist") return {};
+    return fail(std::move(lock.error()));
+  }
+  auto rec = store.load(*lock, id);
+  if (!rec) {
+    // A state dir without a record: a create that died half-way.
+    if (force) return store.remove(id);
+    return fail(std::move(rec.error()));
+  }
+  std::string st = status_of(store, *rec);
+  if (st != "stopped" && st != "created" && !force)
+    return fail_msg("cannot delete container {} that is not stopped: {}", id, st);
+  return destroy(store, *rec);
+}
+
+std::vector<ListEntry> list(const Globals& g) {
+  Store store(g.root);
+  std::vector<ListEntry> out;
+  for (const auto& id : store.ids()) {
+    auto rec = store.load_unlocked(id);
+    if (!rec) continue;
+    ListEntry e;
+    e.state = to_oci(store, *rec);
+    struct stat st;
+    e.owner = ::stat(store.dir(id).c_str(), &st) == 0 ? sys::user_name(st.st_uid) : "";
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace brig::runtime

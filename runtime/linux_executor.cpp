@@ -1,0 +1,118 @@
+// The namespace executor: init is a clone3 child of this process, in new or
+// joined namespaces, set up by runtime/init.cpp.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "namespaces/namespaces.hpp"
+#include "rootfs/plan.hpp"
+#include "runtime/core/sys.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/init.hpp"
+#include "runtime/sync.hpp"
+
+namespace brig::runtime {
+namespace {
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
+  return "ended";
+}
+
+class NamespaceExecutor final : public Executor {
+ public:
+  Result<Spawned> spawn(const SpawnRequest& rq, Rollback& rb) override {
+    const spec::Config& cfg = rq.cfg;
+    static const std::vector<spec::Namespace> none;
+    TRY(ns::Plan nsp, ns::plan(cfg.linux ? cfg.linux->namespaces : none));
+    if (!nsp.has("mount")) return fail_msg("linux.namespaces: a mount namespace is required");
+
+    rootfs::Context fctx;
+    fctx.bundle = rq.bundle;
+    fctx.cgroups = rq.cgroup.hierarchies();
+    fctx.cgroup_path = rq.cgroup.path();
+    fctx.cgroupns = nsp.creates("cgroup");
+    fctx.userns = nsp.has("user");
+    TRY(rootfs::Plan fsp, rootfs::plan(cfg, fctx));
+
+    TRY(auto joins, ns::open_joins(nsp));
+    TRY(auto sync, make_sync_pair());
+    TRY(Fd fifo, sys::open(rq.fifo_path, O_RDONLY | O_NONBLOCK));
+
+    // A joined pid (or time) namespace applies to children only: enter it
+    // here, around the clone, and come back after.
+    Fd own_pidns;
+    for (auto& j : joins) {
+      if (j.join.type != "pid" && j.join.type != "time") continue;
+      std::string self = fmt::format("/proc/self/ns/{}_for_children", ns::proc_name_of(j.join.type));
+      if (!own_pidns && j.join.type == "pid") {
+        TRY(own_pidns, sys::open(self, O_RDONLY));
+      }
+      if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
+        return fail_errno("setns {} namespace {}", j.join.type, j.join.path);
+    }
+
+    InitContext ic;
+    ic.cfg = &cfg;
+    ic.ns = &nsp;
+    ic.joins = &joins;
+    ic.fs = &fsp;
+    ic.rootfs = rq.rootfs;
+    ic.no_pivot = rq.opts.no_pivot;
+    ic.preserve_fds = rq.opts.preserve_fds;
+    ic.sync_fd = sync.child.get();
+    ic.fifo_fd = fifo.get();
+
+    int pidfd = -1;
+    auto cl = ns::clone_child(nsp.clone_flags, &pidfd);
+    if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
+    if (!cl) return fail(std::move(cl.error()));
+    pid_t pid = *cl;
+    if (pid == 0) init_main(ic);
+
+    Spawned out;
+    out.pid = pid;
+    out.pidfd = Fd(pidfd);
+    out.own_pidns = nsp.creates("pid");
+    rb.push([pid] {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    });
+    sync.child.reset();
+    fifo.reset();
+
+    if (nsp.new_user() && cfg.linux) {
+      TRY_CTX_VOID(ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false),
+                   "user namespace of init {}", pid);
+    }
+    TRY_VOID(rq.cgroup.add(pid));
+    TRY_VOID(send(sync.parent, Msg::go));
+
+    auto m = receive(sync.parent);
+    if (!m) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      return fail_msg("unable to start container process: init {}", describe_exit(status));
+    }
+    if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
+    if (m->type != Msg::ready) return fail_msg("sync: unexpected message from init");
+    auto st = sys::process_start_time(pid);
+    if (!st) return fail_msg("unable to start container process: init {} is gone", pid);
+    out.pid_start = *st;
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> namespace_executor() { return std::make_unique<NamespaceExecutor>(); }
+
+Result<std::unique_ptr<Executor>> executor_for(const spec::Config& cfg) {
+  if (cfg.vm) return fail_msg("vm: the microVM backend is not available in this build");
+  return namespace_executor();
+}
+
+}  // namespace brig::runtime

@@ -1,0 +1,154 @@
+#include "runtime/state.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "runtime/core/sys.hpp"
+
+namespace brig::runtime {
+
+nlohmann::json to_json(const Record& r) {
+  return {{"id", r.id},
+          {"pid", r.pid},
+          {"pidStart", r.pid_start},
+          {"phase", r.phase},
+          {"bundle", r.bundle},
+          {"rootfs", r.rootfs},
+          {"created", r.created},
+          {"annotations", r.annotations},
+          {"cgroupPath", r.cgroup_path},
+          {"ownPidns", r.own_pidns},
+          {"config", r.config}};
+}
+
+Result<Record> record_from_json(const nlohmann::json& j) {
+  try {
+    Record r;
+    r.id = j.at("id").get<std::string>();
+    r.pid = j.at("pid").get<pid_t>();
+    r.pid_start = j.at("pidStart").get<uint64_t>();
+    r.phase = j.at("phase").get<std::string>();
+    r.bundle = j.at("bundle").get<std::string>();
+    r.rootfs = j.at("rootfs").get<std::string>();
+    r.created = j.at("created").get<std::string>();
+    r.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
+    r.cgroup_path = j.at("cgroupPath").get<std::string>();
+    r.own_pidns = j.at("ownPidns").get<bool>();
+    r.config = j.at("config");
+    return r;
+  } catch (const std::exception& e) {
+    return fail_msg("corrupt state: {}", e.what());
+  }
+}
+
+Result<void> validate_id(const std::string& id) {
+  bool ok = !id.empty() && id != "." && id != ".." && id.size() <= 1024 &&
+            std::all_of(id.begin(), id.end(), [](unsigned char c) {
+              return std::isalnum(c) || c == '_' || c == '+' || c == '-' || c == '.';
+            });
+  if (!ok) return fail_msg("invalid container ID format");
+  return {};
+}
+
+namespace {
+Result<void> lock(const Fd& fd, const std::string& path) {
+  while (::flock(fd.get(), LOCK_EX) < 0) {
+    if (errno == EINTR) continue;
+    return fail_errno("lock {}", path);
+  }
+  return {};
+}
+}  // namespace
+
+Result<Store::Lock> Store::create(const std::string& id) const {
+  TRY_VOID(validate_id(id));
+  if (::mkdir(root_.c_str(), 0700) < 0 && errno != EEXIST) {
+    if (errno != ENOENT) return fail_errno("mkdir {}", root_);
+    TRY_VOID(sys::mkdir_p(root_, 0700));
+  }
+  std::string d = dir(id);
+  if (::mkdir(d.c_str(), 0711) < 0) {
+    if (errno == EEXIST) return fail_msg("container with given ID already exists");
+    return fail_errno("mkdir {}", d);
+  }
+  TRY(Fd fd, sys::open(d, O_RDONLY | O_DIRECTORY));
+  TRY_VOID(lock(fd, d));
+  return Lock{std::move(fd)};
+}
+
+Result<Store::Lock> Store::open(const std::string& id) const {
+  TRY_VOID(validate_id(id));
+  std::string d = dir(id);
+  int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fail_msg("container does not exist");
+    return fail_errno("open {}", d);
+  }
+  Fd f(fd);
+  TRY_VOID(lock(f, d));
+  // Removed while we waited for the lock?
+  struct stat st;
+  if (::fstat(f.get(), &st) < 0 || st.st_nlink == 0) return fail_msg("container does not exist");
+  return Lock{std::move(f)};
+}
+
+Result<Record> Store::load_unlocked(const std::string& id) const {
+  TRY_VOID(validate_id(id));
+  auto text = sys::read_file(dir(id) + "/state.json");
+  if (!text) {
+    if (text.error().err == ENOENT) return fail_msg("container does not exist");
+    return fail(std::move(text.error()));
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return fail_msg("{}/state.json: corrupt state", dir(id));
+  return record_from_json(j);
+}
+
+Result<Record> Store::load(const Lock&, const std::string& id) const { return load_unlocked(id); }
+
+Result<void> Store::save(const Record& r) const {
+  return sys::write_file_atomic(dir(r.id) + "/state.json", to_json(r).dump());
+}
+
+Result<void> Store::remove(const std::string& id) const {
+  std::error_code ec;
+  std::filesystem::remove_all(dir(id), ec);
+  if (ec) return fail_err(ec.value(), fmt::format("remove {}", dir(id)));
+  return {};
+}
+
+std::vector<std::string> Store::ids() const {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(root_.c_str());
+  if (!d) return out;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == ".." || !validate_id(n)) continue;
+    if (sys::exists(root_ + "/" + n + "/state.json")) out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool process_alive(const Record& r) {
+  if (r.pid <= 0) return false;
+  auto st = sys::process_start_time(r.pid);
+  if (!st || *st != r.pid_start) return false;
+  return sys::process_state(r.pid) != 'Z';
+}
+
+std::string status_of(const Store& store, const Record& r) {
+  if (r.phase == "creating") return process_alive(r) || r.pid == 0 ? "creating" : "stopped";
+  if (!process_alive(r)) return "stopped";
+  if (sys::exists(store.fifo(r.id))) return "created";
+  return "running";
+}
+
+}  // namespace brig::runtime

@@ -1,0 +1,73 @@
+// The state store: ROOT/ID/ holds brig's record of one container
+// (state.json, written atomically) and its exec fifo. The directory itself is
+// the lock: commands on one ID serialize on flock(ROOT/ID), different IDs run
+// in parallel.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
+#include "spec/state.hpp"
+
+namespace brig::runtime {
+
+// What brig remembers about a container (a superset of the OCI state).
+struct Record {
+  std::string id;
+  pid_t pid = 0;
+  uint64_t pid_start = 0;   // /proc/PID/stat start time, against pid reuse
+  std::string phase;        // "creating" while create runs, then "created"
+  std::string bundle, rootfs, created;
+  std::map<std::string, std::string> annotations;
+  std::string cgroup_path;  // relative cgroup path in every hierarchy
+  bool own_pidns = false;   // killing init kills the whole container
+  nlohmann::json config;    // config.json as it was at create time
+};
+
+nlohmann::json to_json(const Record& r);
+Result<Record> record_from_json(const nlohmann::json& j);
+
+// Validates a container ID as runc does (^[\w+-\.]+$, not "." or "..").
+Result<void> validate_id(const std::string& id);
+
+class Store {
+ public:
+  explicit Store(std::string root) : root_(std::move(root)) {}
+  const std::string& root() const { return root_; }
+  std::string dir(const std::string& id) const { return root_ + "/" + id; }
+  std::string fifo(const std::string& id) const { return dir(id) + "/exec.fifo"; }
+
+  // A held lock on one container's directory.
+  struct Lock {
+    Fd dirfd;
+  };
+  // Makes ROOT/ID (refusing an existing one) and locks it.
+  Result<Lock> create(const std::string& id) const;
+  // Locks an existing ROOT/ID; "container does not exist" otherwise.
+  Result<Lock> open(const std::string& id) const;
+  Result<Record> load(const Lock& l, const std::string& id) const;
+  Result<Record> load_unlocked(const std::string& id) const;
+  Result<void> save(const Record& r) const;
+  // Removes ROOT/ID and everything in it.
+  Result<void> remove(const std::string& id) const;
+  // IDs of every container (directories with a state.json).
+  std::vector<std::string> ids() const;
+
+ private:
+  std::string root_;
+};
+
+// Status as runc reports it: creating, created, running, paused, stopped.
+std::string status_of(const Store& store, const Record& r);
+bool process_alive(const Record& r);
+
+}  // namespace brig::runtime

@@ -1,0 +1,31 @@
+// The parent <-> init channel: a SOCK_SEQPACKET socketpair carrying one-byte
+// typed messages with an optional text payload. The child never throws: it
+// reports an error as a message and _exits.
+#pragma once
+
+#include <string>
+
+#include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
+
+namespace brig::runtime {
+
+enum class Msg : char {
+  go = 'G',      // parent -> init: cgroups joined, id maps written; go on
+  ready = 'R',   // init -> parent: set up, waiting for start
+  error = 'E',   // init -> parent: setup failed (payload: message)
+};
+
+struct SyncPair {
+  Fd parent, child;
+};
+Result<SyncPair> make_sync_pair();
+Result<void> send(BorrowedFd fd, Msg m, const std::string& payload = {});
+struct Received {
+  Msg type;
+  std::string payload;
+};
+// Fails with "unexpected EOF" style error if the peer went away.
+Result<Received> receive(BorrowedFd fd);
+
+}  // namespace brig::runtime
