@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what brig needs to build, test and demo on Debian 12 (as root).
+# Sourced by quickstart.sh and test.sh; safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(build-essential cmake pkg-config git
+      libseccomp-dev nlohmann-json3-dev libcap-dev libmnl-dev libfmt-dev catch2
+      busybox-static jq)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(python3 python3-pytest iproute2 util-linux)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

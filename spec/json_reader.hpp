@@ -1,0 +1,171 @@
+// Internal to spec/: a small typed JSON reader that knows the JSON path of what
+// it reads, so every type error names the field ("linux.devices[2].major: must
+// be a 64-bit integer"). It throws ReadError internally; the public functions
+// catch it and return Result. JSON null counts as absent (as in Go's decoder).
+#pragma once
+
+#include <cctype>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/error.hpp"
+
+namespace brig::spec::jr {
+
+using json = nlohmann::json;
+
+struct ReadError {
+  std::string msg;
+};
+
+[[noreturn]] inline void fail_at(std::string_view path, std::string_view why) {
+  throw ReadError{path.empty() ? std::string(why) : fmt::format("{}: {}", path, why)};
+}
+
+// "a.b" / "a[3]" / a["key.with.dots"]
+inline std::string member(std::string_view base, std::string_view key) {
+  bool plain = !key.empty();
+  for (char c : key)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) plain = false;
+  if (!plain) return fmt::format("{}[{}]", base, json(std::string(key)).dump());
+  return base.empty() ? std::string(key) : fmt::format("{}.{}", base, key);
+}
+inline std::string index(std::string_view base, size_t i) { return fmt::format("{}[{}]", base, i); }
+
+// ---- scalars -------------------------------------------------------------
+
+inline void read(const json& j, const std::string& p, std::string& out) {
+  if (!j.is_string()) fail_at(p, "must be a string");
+  out = j.get_ref<const std::string&>();
+}
+inline void read(const json& j, const std::string& p, bool& out) {
+  if (!j.is_boolean()) fail_at(p, "must be a boolean");
+  out = j.get<bool>();
+}
+
+template <class T>
+inline const char* int_name() {
+  if constexpr (std::is_same_v<T, uint64_t>) return "an unsigned 64-bit integer";
+  else if constexpr (std::is_same_v<T, uint32_t>) return "an unsigned 32-bit integer";
+  else if constexpr (std::is_same_v<T, uint16_t>) return "an unsigned 16-bit integer";
+  else if constexpr (std::is_same_v<T, uint8_t>) return "an unsigned 8-bit integer";
+  else if constexpr (std::is_same_v<T, int64_t>) return "a 64-bit integer";
+  else return "a 32-bit integer";
+}
+
+template <class T>
+  requires std::is_integral_v<T> && (!std::is_same_v<T, bool>)
+inline void read(const json& j, const std::string& p, T& out) {
+  bool ok = false;
+  if (j.is_number_unsigned()) {
+    uint64_t v = j.get<uint64_t>();
+    ok = v <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    if (ok) out = static_cast<T>(v);
+  } else if (j.is_number_integer()) {
+    int64_t v = j.get<int64_t>();
+    if constexpr (std::is_signed_v<T>)
+      ok = v >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+           v <= static_cast<int64_t>(std::numeric_limits<T>::max());
+    else
+      ok = v >= 0 && static_cast<uint64_t>(v) <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    if (ok) out = static_cast<T>(v);
+  }
+  if (!ok) fail_at(p, fmt::format("must be {}", int_name<T>()));
+}
+
+// ---- containers ----------------------------------------------------------
+
+template <class T>
+void read(const json& j, const std::string& p, std::vector<T>& out);
+template <class T>
+void read(const json& j, const std::string& p, std::map<std::string, T>& out);
+template <class T>
+void read(const json& j, const std::string& p, std::optional<T>& out);
+
+template <class T>
+void read(const json& j, const std::string& p, std::vector<T>& out) {
+  if (!j.is_array()) fail_at(p, "must be an array");
+  out.clear();
+  out.resize(j.size());
+  for (size_t i = 0; i < j.size(); ++i) read(j[i], index(p, i), out[i]);
+}
+template <class T>
+void read(const json& j, const std::string& p, std::map<std::string, T>& out) {
+  if (!j.is_object()) fail_at(p, "must be an object");
+  out.clear();
+  for (auto it = j.begin(); it != j.end(); ++it) read(it.value(), member(p, it.key()), out[it.key()]);
+}
+template <class T>
+void read(const json& j, const std::string& p, std::optional<T>& out) {
+  T v{};
+  read(j, p, v);
+  out = std::move(v);
+}
+
+// An object being read: o.req("path", x) / o.opt("umask", y).
+struct Obj {
+  const json& j;
+  std::string path;
+
+  Obj(const json& doc, std::string p) : j(doc), path(std::move(p)) {
+    if (!j.is_object()) fail_at(path.empty() ? "document" : path, "must be an object");
+  }
+  const json* find(std::string_view key) const {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+  std::string at(std::string_view key) const { return member(path, key); }
+
+  template <class T>
+  void req(std::string_view key, T& out) const {
+    const json* v = find(key);
+    if (!v) fail_at(at(key), "must be set");
+    read(*v, at(key), out);
+  }
+  template <class T>
+  void opt(std::string_view key, T& out) const {
+    if (const json* v = find(key)) read(*v, at(key), out);
+  }
+};
+
+// Runs a reader body, turning ReadError / nlohmann errors into Result.
+template <class F>
+auto guarded(F&& f) -> Result<decltype(f())> {
+  try {
+    if constexpr (std::is_void_v<decltype(f())>) {
+      f();
+      return {};
+    } else {
+      return f();
+    }
+  } catch (const ReadError& e) {
+    return fail(Error::plain(e.msg));
+  } catch (const std::exception& e) {
+    return fail(Error::plain(e.what()));
+  }
+}
+
+// Parse text, or "invalid JSON: <reason>".
+template <class J = json>
+inline Result<J> parse_text(std::string_view text) {
+  try {
+    return J::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string w = e.what();
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> drop the tag.
+    if (auto pos = w.find("] "); pos != std::string::npos) w = w.substr(pos + 2);
+    return fail(Error::plain(fmt::format("invalid JSON: {}", w)));
+  }
+}
+
+}  // namespace brig::spec::jr

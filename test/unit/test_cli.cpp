@@ -1,0 +1,93 @@
+#include <catch2/catch.hpp>
+
+#include "cmd/cli.hpp"
+
+using brig::cli::Flag;
+using brig::cli::parse;
+
+namespace {
+const std::vector<Flag> kFlags = {
+    {{"bundle", "b"}, true, "bundle", ""},
+    {{"detach", "d"}, false, "detach", ""},
+    {{"env", "e"}, true, "env", "", true},
+};
+std::vector<std::string> v(std::initializer_list<const char*> l) { return {l.begin(), l.end()}; }
+}  // namespace
+
+TEST_CASE("flags take one or two dashes, =value or a separate value", "[cli]") {
+  for (auto args : {v({"-b", "/x", "id"}), v({"--bundle", "/x", "id"}), v({"--bundle=/x", "id"}), v({"-b=/x", "id"})}) {
+    auto p = parse(kFlags, args, true);
+    REQUIRE(p);
+    CHECK(p->get("bundle") == "/x");
+    CHECK(p->args == v({"id"}));
+  }
+}
+
+TEST_CASE("flags after positional arguments are reordered like urfave/cli", "[cli]") {
+  auto p = parse(kFlags, v({"id", "-d", "--bundle", "/b"}), true);
+  REQUIRE(p);
+  CHECK(p->flag("detach"));
+  CHECK(p->get("bundle") == "/b");
+  CHECK(p->args == v({"id"}));
+}
+
+TEST_CASE("pass-through commands stop at the first positional argument", "[cli]") {
+  auto p = parse(kFlags, v({"-d", "id", "sh", "-c", "echo -d"}), false);
+  REQUIRE(p);
+  CHECK(p->flag("detach"));
+  CHECK(p->args == v({"id", "sh", "-c", "echo -d"}));
+}
+
+TEST_CASE("-- ends the flags", "[cli]") {
+  auto p = parse(kFlags, v({"id", "--", "-d"}), true);
+  REQUIRE(p);
+  CHECK_FALSE(p->flag("detach"));
+  CHECK(p->args == v({"id", "-d"}));
+}
+
+TEST_CASE("boolean flags accept =true/=false", "[cli]") {
+  auto p = parse(kFlags, v({"--detach=false"}), true);
+  REQUIRE(p);
+  CHECK(p->has("detach"));
+  CHECK_FALSE(p->flag("detach"));
+  auto bad = parse(kFlags, v({"--detach=maybe"}), true);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().msg == "invalid boolean value \"maybe\" for -detach");
+}
+
+TEST_CASE("repeatable flags keep every value; others keep the last", "[cli]") {
+  auto p = parse(kFlags, v({"-e", "A=1", "--env", "B=2", "-b", "x", "-b", "y"}), true);
+  REQUIRE(p);
+  CHECK(p->all("env") == v({"A=1", "B=2"}));
+  CHECK(p->get("bundle") == "y");
+}
+
+TEST_CASE("unknown flags and missing values are errors worded as Go's flag package", "[cli]") {
+  auto u = parse(kFlags, v({"--bogus"}), true);
+  REQUIRE_FALSE(u);
+  CHECK(u.error().msg == "flag provided but not defined: -bogus");
+  auto m = parse(kFlags, v({"id", "--bundle"}), true);
+  REQUIRE_FALSE(m);
+  CHECK(m.error().msg == "flag needs an argument: -bundle");
+}
+
+TEST_CASE("arity messages match runc's", "[cli]") {
+  brig::cli::Command exact{.name = "run", .min_args = 1, .max_args = 1};
+  CHECK(*brig::cli::check_arity(exact, 0) == "\"run\" requires exactly 1 argument(s)");
+  CHECK_FALSE(brig::cli::check_arity(exact, 1));
+  brig::cli::Command range{.name = "kill", .min_args = 1, .max_args = 2};
+  CHECK(*brig::cli::check_arity(range, 0) == "\"kill\" requires a minimum of 1 argument(s)");
+  CHECK(*brig::cli::check_arity(range, 3) == "\"kill\" requires a maximum of 2 argument(s)");
+  brig::cli::Command none{.name = "list", .min_args = 0, .max_args = 0};
+  CHECK(*brig::cli::check_arity(none, 1) == "\"list\" requires exactly 0 argument(s)");
+}
+
+TEST_CASE("every runc command of the skeleton is registered with help", "[cli]") {
+  for (const char* name : {"create", "start", "run", "kill", "delete", "state", "list", "spec"}) {
+    auto& all = brig::cli::commands();
+    auto it = std::find_if(all.begin(), all.end(), [&](auto& c) { return c.name == name; });
+    REQUIRE(it != all.end());
+    std::string h = brig::cli::command_help(*it);
+    CHECK(h.find(std::string("brig ") + name) != std::string::npos);
+  }
+}

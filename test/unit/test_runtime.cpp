@@ -1,0 +1,116 @@
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "cgroup/manager.hpp"
+#include "namespaces/namespaces.hpp"
+#include "runtime/container.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/state.hpp"
+
+using namespace brig;
+
+TEST_CASE("signals parse by name, SIG name, number, RT offsets", "[signals]") {
+  CHECK(*runtime::parse_signal("KILL") == SIGKILL);
+  CHECK(*runtime::parse_signal("SIGTERM") == SIGTERM);
+  CHECK(*runtime::parse_signal("sigusr1") == SIGUSR1);
+  CHECK(*runtime::parse_signal("9") == 9);
+  CHECK(*runtime::parse_signal("RTMIN+2") == SIGRTMIN + 2);
+  CHECK(*runtime::parse_signal("SIGRTMAX-1") == SIGRTMAX - 1);
+  for (const char* bad : {"FOO", "0", "-1", "999", "", "RTMIN+99"}) {
+    auto r = runtime::parse_signal(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().msg == fmt::format("unknown signal \"{}\"", bad));
+  }
+}
+
+TEST_CASE("container IDs are validated as runc does", "[state]") {
+  for (const char* ok : {"a", "abc-DEF_1.2+3", "x.y"}) CHECK(runtime::validate_id(ok));
+  for (const char* bad : {"", ".", "..", "a/b", "../x", "a b", "a\nb", "é"}) {
+    auto r = runtime::validate_id(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().msg == "invalid container ID format");
+  }
+}
+
+TEST_CASE("the state record round-trips through JSON", "[state]") {
+  runtime::Record r;
+  r.id = "c";
+  r.pid = 42;
+  r.pid_start = 777;
+  r.phase = "created";
+  r.bundle = "/b";
+  r.rootfs = "/b/rootfs";
+  r.created = "2026-01-01T00:00:00.000000001Z";
+  r.annotations = {{"k", "v"}};
+  r.cgroup_path = "/brig/c";
+  r.own_pidns = true;
+  r.config = {{"ociVersion", "1.3.0"}};
+  auto back = runtime::record_from_json(runtime::to_json(r));
+  REQUIRE(back);
+  CHECK(back->pid == 42);
+  CHECK(back->pid_start == 777);
+  CHECK(back->annotations.at("k") == "v");
+  CHECK(back->config["ociVersion"] == "1.3.0");
+  auto bad = runtime::record_from_json(nlohmann::json{{"id", "x"}});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().msg.rfind("corrupt state", 0) == 0);
+}
+
+TEST_CASE("namespace plan: create vs join, unknown and duplicate types", "[namespaces]") {
+  std::vector<spec::Namespace> nss = {{"mount", std::nullopt}, {"network", "/run/netns/x"},
+                                      {"user", std::nullopt},  {"pid", "/proc/1/ns/pid"},
+                                      {"uts", ""}};
+  auto p = ns::plan(nss);
+  REQUIRE(p);
+  CHECK(p->clone_flags == (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWUTS));
+  REQUIRE(p->joins.size() == 2);
+  CHECK(p->joins[0].type == "pid");  // joins in kernel-friendly order
+  CHECK(p->joins[1].type == "network");
+  CHECK(p->has("network"));
+  CHECK_FALSE(p->creates("network"));
+  CHECK(p->new_user());
+  CHECK_FALSE(p->new_pid());
+
+  auto unknown = ns::plan({{"mount", std::nullopt}, {"foo", std::nullopt}});
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().msg == "linux.namespaces[1].type: unknown namespace \"foo\"");
+  auto dup = ns::plan({{"pid", std::nullopt}, {"pid", std::nullopt}});
+  REQUIRE_FALSE(dup);
+  CHECK(dup.error().msg == "linux.namespaces[1].type: duplicate namespace \"pid\"");
+}
+
+TEST_CASE("id maps are formatted one mapping a line", "[namespaces]") {
+  CHECK(ns::format_id_map({{0, 100000, 65536}, {65536, 1000, 1}}) == "0 100000 65536\n65536 1000 1\n");
+}
+
+TEST_CASE("cgroup hierarchies come from mountinfo", "[cgroup]") {
+  const std::string mi =
+      "30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+      "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
+      "32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+      "33 25 0:29 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
+      "34 25 0:28 /sub /mnt/again rw - cgroup cgroup rw,memory\n"
+      "35 25 0:30 / /proc rw - proc proc rw\n";
+  auto hs = cgroup::parse_mountinfo(mi);
+  REQUIRE(hs.size() == 4);
+  CHECK(hs[0].v2);
+  CHECK(hs[1].controllers == std::vector<std::string>{"cpu", "cpuacct"});
+  CHECK(hs[2].mountpoint == "/sys/fs/cgroup/memory");
+  CHECK(hs[3].controllers == std::vector<std::string>{"name=systemd"});
+  CHECK(cgroup::layout_of(hs) == cgroup::Layout::hybrid);
+  CHECK(cgroup::layout_of({hs[0]}) == cgroup::Layout::v2);
+  CHECK(cgroup::layout_of({hs[2]}) == cgroup::Layout::v1);
+}
+
+TEST_CASE("cgroup path: absent, relative and absolute cgroupsPath", "[cgroup]") {
+  CHECK(cgroup::resolve_path(std::nullopt, "c1") == "/brig/c1");
+  CHECK(cgroup::resolve_path(std::string(""), "c1") == "/brig/c1");
+  CHECK(cgroup::resolve_path(std::string("pod/c1"), "c1") == "/brig/pod/c1");
+  CHECK(cgroup::resolve_path(std::string("/kubepods//x/"), "c1") == "/kubepods/x/");
+}
+
+TEST_CASE("log text quoting follows Go's strconv.Quote", "[log]") {
+  CHECK(log::quote("a \"b\"\n") == "\"a \\\"b\\\"\\n\"");
+  CHECK(log::quote("tab\there") == "\"tab\\there\"");
+}
