@@ -35,6 +35,7 @@ std::string fs_log(int fsfd) {
     buf[n] = 0;
     std::string m(buf, static_cast<size_t>(n));
     if (m.size() > 2 && m[1] == ' ') m = m.substr(2);
+    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
     if (!out.empty()) out += "; ";
     out += m;
   }

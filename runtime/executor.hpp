@@ -23,6 +23,7 @@ struct SpawnRequest {
   const CreateOptions& opts;
   std::string fifo_path;   // init waits on it for `start`
   cgroup::Manager& cgroup;
+  int console_fd = -1;     // connected socket that gets the pty master, or -1
 };
 
 struct Spawned {

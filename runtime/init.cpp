@@ -14,8 +14,10 @@
 #include <sstream>
 
 #include "rootfs/apply.hpp"
+#include "runtime/caps.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/sync.hpp"
+#include "runtime/tty.hpp"
 
 namespace brig::runtime {
 
@@ -151,6 +153,10 @@ Result<void> setup(const InitContext& c, std::string& exe) {
     TRY_VOID(rootfs::enter_root(root, c.no_pivot));
     TRY_VOID(rootfs::finalize(*c.fs));
   }
+  if (c.console_fd >= 0) {
+    TRY_VOID(setup_console(c.console_fd, proc, c.ns->has("mount")));
+    ::close(c.console_fd);
+  }
 
   if (cfg.hostname && !cfg.hostname->empty()) {
     if (!c.ns->has("uts")) return fail_msg("unable to set hostname without a private UTS namespace");
@@ -167,7 +173,11 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   if (proc.noNewPrivileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return fail_errno("set no_new_privs");
 
+  // Without a capabilities section the process keeps none, as with runc.
+  TRY(CapSets caps, resolve_caps(proc.capabilities.value_or(spec::Capabilities{}), kernel_last_cap()));
+  TRY_VOID(caps_before_user(caps));
   TRY_VOID(set_user(proc.user, c.ns->has("user")));
+  TRY_VOID(caps_after_user(caps));
   ::umask(proc.user.umask.value_or(022));
   std::string cwd = proc.cwd.empty() ? "/" : proc.cwd;
   if (::chdir(cwd.c_str()) < 0) return fail_errno("chdir to cwd (\"{}\") set in config.json", cwd);
@@ -200,7 +210,7 @@ void init_main(const InitContext& c) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // Keep stdio, the preserved fds, and our own few; drop the rest (the
   // parent's lock on the state dir among them).
-  std::vector<int> keep = {c.sync_fd, c.fifo_fd};
+  std::vector<int> keep = {c.sync_fd, c.fifo_fd, c.console_fd};
   for (auto& j : *c.joins) keep.push_back(j.fd.get());
   sys::close_fds_except(3 + c.preserve_fds, keep);
 

@@ -22,6 +22,7 @@ struct InitContext {
   int preserve_fds = 0;
   int sync_fd = -1;
   int fifo_fd = -1;
+  int console_fd = -1;
 };
 
 [[noreturn]] void init_main(const InitContext& ctx);

@@ -3,7 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +15,7 @@
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/state.hpp"
+#include "runtime/tty.hpp"
 #include "spec/config.hpp"
 
 namespace brig::runtime {
@@ -74,9 +75,12 @@ bool wait_gone(BorrowedFd pidfd, int ms) {
 struct Created {
   Record rec;
   Fd pidfd;
+  Fd console;  // pty master, when `run` proxies the terminal itself
 };
 
-Result<Created> do_create(const Globals& g, const CreateOptions& o) {
+// `foreground`: the caller stays attached (run without -d), so a terminal
+// can be proxied without a console socket.
+Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foreground) {
   TRY_VOID(validate_id(o.id));
   if (g.cgroup_manager != "cgroupfs")
     return fail_msg("cgroup manager \"{}\" is not supported yet: use cgroupfs", g.cgroup_manager);
@@ -107,8 +111,30 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o) {
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
 
-  SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, o, fifo, *cg};
+  // The terminal: the master goes to --console-socket, or to us for `run`.
+  Fd console, console_peer;
+  if (l.cfg.process->terminal) {
+    if (!o.console_socket.empty()) {
+      TRY(console_peer, connect_console_socket(o.console_socket));
+    } else if (foreground) {
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fail_errno("socketpair");
+      console = Fd(sv[0]);
+      console_peer = Fd(sv[1]);
+    } else {
+      return fail_msg("cannot allocate tty if brig will detach without setting console socket");
+    }
+  } else if (!o.console_socket.empty()) {
+    return fail_msg("cannot use console socket if brig will not detach or allocate tty");
+  }
+
+  SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, o, fifo, *cg, console_peer.get()};
   TRY(Spawned sp, exec->spawn(rq, rb));
+  console_peer.reset();
+  Fd master;
+  if (console) {
+    TRY(master, receive_fd(console));
+  }
 
   rec.pid = sp.pid;
   rec.pid_start = sp.pid_start;
@@ -117,7 +143,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o) {
   TRY_VOID(store.save(rec));
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
-  return Created{std::move(rec), std::move(sp.pidfd)};
+  return Created{std::move(rec), std::move(sp.pidfd), std::move(master)};
 }
 
 Result<void> do_start(const Store& store, const Record& rec) {
@@ -158,7 +184,7 @@ Result<void> destroy(const Store& store, const Record& rec) {
 }  // namespace
 
 Result<void> create(const Globals& g, const CreateOptions& o) {
-  TRY(auto c, do_create(g, o));
+  TRY(auto c, do_create(g, o, false));
   return {};
 }
 
@@ -179,7 +205,7 @@ Result<int> run(const Globals& g, const RunOptions& o) {
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD, SIGCONT, SIGTSTP})
     sigaddset(&fwd, s);
   if (!o.detach) ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
-  TRY(Created c, do_create(g, o.create));
+  TRY(Created c, do_create(g, o.create, !o.detach));
 
   {
     TRY(auto lock, store.open(o.create.id));
@@ -191,32 +217,8 @@ Result<int> run(const Globals& g, const RunOptions& o) {
   }
   if (o.detach) return 0;
 
-  int sfd = ::signalfd(-1, &fwd, SFD_CLOEXEC);
-  if (sfd < 0) return fail_errno("signalfd");
-  Fd sig(sfd);
-  int code = 0;
-  for (bool done = false; !done;) {
-    struct signalfd_siginfo si;
-    ssize_t n = ::read(sig.get(), &si, sizeof si);
-    if (n != sizeof si) {
-      if (n < 0 && errno == EINTR) continue;
-      return fail_errno("read signalfd");
-    }
-    if (si.ssi_signo != SIGCHLD) {
-      (void)sys::pidfd_send_signal(c.pidfd, static_cast<int>(si.ssi_signo));
-      continue;
-    }
-    // Reap everything that ended (we are the subreaper); stop at init.
-    for (;;) {
-      int status;
-      pid_t p = ::waitpid(-1, &status, WNOHANG);
-      if (p <= 0) break;
-      if (p == c.rec.pid) {
-        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        done = true;
-      }
-    }
-  }
+  TRY(int status, wait_foreground(c.rec.pid, c.pidfd, fwd, c.console ? &c.console : nullptr));
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (!o.keep) {
     TRY(auto lock, store.open(o.create.id));
     TRY_VOID(destroy(store, c.rec));

@@ -65,6 +65,7 @@ class NamespaceExecutor final : public Executor {
     ic.preserve_fds = rq.opts.preserve_fds;
     ic.sync_fd = sync.child.get();
     ic.fifo_fd = fifo.get();
+    ic.console_fd = rq.console_fd;
 
     int pidfd = -1;
     auto cl = ns::clone_child(nsp.clone_flags, &pidfd);

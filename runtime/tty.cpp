@@ -1,0 +1,187 @@
+#include "runtime/tty.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+
+#include "rootfs/paths.hpp"
+#include "runtime/core/sys.hpp"
+
+namespace brig::runtime {
+
+Result<Fd> connect_console_socket(const std::string& path) {
+  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return fail_errno("socket");
+  Fd fd(s);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail_msg("console socket {}: path too long", path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    return fail_errno("connect to console socket {}", path);
+  return fd;
+}
+
+Result<void> send_fd(BorrowedFd sock, BorrowedFd fd, const std::string& name) {
+  struct msghdr msg {};
+  struct iovec iov;
+  iov.iov_base = const_cast<char*>(name.data());
+  iov.iov_len = name.size();
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = buf;
+  msg.msg_controllen = sizeof buf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int f = fd.get();
+  std::memcpy(CMSG_DATA(c), &f, sizeof f);
+  if (::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) < 0) return fail_errno("send console fd");
+  return {};
+}
+
+Result<Fd> receive_fd(BorrowedFd sock) {
+  struct msghdr msg {};
+  char name[4096];
+  struct iovec iov {name, sizeof name};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = buf;
+  msg.msg_controllen = sizeof buf;
+  if (::recvmsg(sock.get(), &msg, MSG_CMSG_CLOEXEC) < 0) return fail_errno("receive console fd");
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return fail_msg("receive console fd: no fd in message");
+  int f;
+  std::memcpy(&f, CMSG_DATA(c), sizeof f);
+  return Fd(f);
+}
+
+Result<void> setup_console(BorrowedFd sock, const spec::Process& proc, bool mount_console) {
+  int m = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) return fail_errno("open /dev/ptmx");
+  Fd master(m);
+  int unlock = 0;
+  if (::ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) return fail_errno("unlock pty");
+  int s = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) return fail_errno("open pty slave");
+  Fd slave(s);
+  unsigned n = 0;
+  if (::ioctl(master.get(), TIOCGPTN, &n) < 0) return fail_errno("pty number");
+  if (proc.consoleSize) {
+    struct winsize ws {};
+    ws.ws_row = static_cast<unsigned short>(proc.consoleSize->height);
+    ws.ws_col = static_cast<unsigned short>(proc.consoleSize->width);
+    if (::ioctl(slave.get(), TIOCSWINSZ, &ws) < 0) return fail_errno("set console size");
+  }
+  // The slave lives in the container's own devpts: owning it is the user's.
+  if (::fchown(slave.get(), proc.user.uid, proc.user.gid) < 0) return fail_errno("chown pty slave");
+  if (mount_console) {
+    TRY(Fd root, sys::open("/", O_PATH | O_DIRECTORY));
+    TRY(Fd target, rootfs::ensure_target(root, "/dev/console", true));
+    int t = ::open_tree(slave.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (t < 0) return fail_errno("bind pty to /dev/console");
+    Fd tree(t);
+    if (::move_mount(tree.get(), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      return fail_errno("bind pty to /dev/console");
+  }
+  for (int i = 0; i < 3; i++)
+    if (::dup2(slave.get(), i) < 0) return fail_errno("dup pty slave to fd {}", i);
+  if (::ioctl(0, TIOCSCTTY, 0) < 0) return fail_errno("set controlling terminal");
+  TRY_VOID(send_fd(sock, master, fmt::format("/dev/pts/{}", n)));
+  return {};
+}
+
+namespace {
+struct RawMode {
+  int fd = -1;
+  struct termios saved {};
+  ~RawMode() {
+    if (fd >= 0) ::tcsetattr(fd, TCSANOW, &saved);
+  }
+};
+
+void copy_size(int from, int to) {
+  struct winsize ws;
+  if (::ioctl(from, TIOCGWINSZ, &ws) == 0) ::ioctl(to, TIOCSWINSZ, &ws);
+}
+
+// Moves what is readable on `from` to `to`; false on EOF/EIO.
+bool pump(int from, int to) {
+  char buf[16384];
+  ssize_t n = ::read(from, buf, sizeof buf);
+  if (n <= 0) return n < 0 && (errno == EINTR || errno == EAGAIN);
+  return static_cast<bool>(sys::write_all(to, std::string_view(buf, static_cast<size_t>(n))));
+}
+}  // namespace
+
+Result<int> wait_foreground(pid_t child, BorrowedFd pidfd, const sigset_t& fwd, const Fd* master) {
+  RawMode raw;
+  int m = master ? master->get() : -1;
+  if (m >= 0 && ::isatty(STDIN_FILENO)) {
+    if (::tcgetattr(STDIN_FILENO, &raw.saved) == 0) {
+      struct termios t = raw.saved;
+      ::cfmakeraw(&t);
+      if (::tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) raw.fd = STDIN_FILENO;
+    }
+    copy_size(STDIN_FILENO, m);
+  }
+  int sfd = ::signalfd(-1, &fwd, SFD_CLOEXEC);
+  if (sfd < 0) return fail_errno("signalfd");
+  Fd sig(sfd);
+
+  bool in_open = m >= 0, out_open = m >= 0;
+  std::optional<int> status;
+  for (;;) {
+    struct pollfd p[3] = {{sig.get(), POLLIN, 0},
+                          {in_open ? STDIN_FILENO : -1, POLLIN, 0},
+                          {out_open ? m : -1, POLLIN, 0}};
+    if (::poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("poll");
+    }
+    if (p[1].revents) in_open = pump(STDIN_FILENO, m);
+    if (p[2].revents) out_open = pump(m, STDOUT_FILENO);
+    if (p[0].revents) {
+      struct signalfd_siginfo si;
+      if (::read(sig.get(), &si, sizeof si) != sizeof si) continue;
+      int signo = static_cast<int>(si.ssi_signo);
+      if (signo == SIGWINCH && raw.fd >= 0) {
+        copy_size(STDIN_FILENO, m);
+      } else if (signo != SIGCHLD) {
+        (void)sys::pidfd_send_signal(pidfd, signo);
+      } else {
+        for (;;) {
+          int st;
+          pid_t r = ::waitpid(-1, &st, WNOHANG);
+          if (r <= 0) break;
+          if (r == child) status = st;
+        }
+      }
+    }
+    if (status) {
+      // The process ended: drain what it wrote to the terminal, then report.
+      while (out_open) {
+        struct pollfd q {m, POLLIN, 0};
+        if (::poll(&q, 1, 50) <= 0) break;
+        out_open = pump(m, STDOUT_FILENO);
+      }
+      return *status;
+    }
+  }
+}
+
+}  // namespace brig::runtime
