@@ -115,6 +115,8 @@ cli::Register spec_cmd({
     .action =
         [](cli::Context& c) {
           std::string dir = c.p.get("bundle", ".");
+          struct stat st;
+          if (::stat(dir.c_str(), &st) < 0) return cli::fail_command(Error::sys(errno, "chdir " + dir).msg);
           std::string path = dir + "/config.json";
           if (sys::exists(path)) return cli::fail_command("File config.json exists. Remove it first");
           std::string text = spec::default_config_ordered(c.p.flag("rootless"), ::getuid(), ::getgid()).dump(1, '\t');

@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   }
   if (auto e = cli::check_arity(*cmd, p->args.size())) {
     print_out("Incorrect Usage.\n\n" + cli::command_help(*cmd));
-    return cli::fail_command("brig: " + *e);
+    return cli::fail_command(std::string(argv[0]) + ": " + *e);
   }
   cli::Context ctx{*cmd, std::move(*p)};
   return cmd->action(ctx);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -14,6 +15,7 @@
 #include <sstream>
 
 #include "rootfs/apply.hpp"
+#include "rootfs/paths.hpp"
 #include "runtime/caps.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/sync.hpp"
@@ -144,6 +146,7 @@ Result<void> setup(const InitContext& c, std::string& exe) {
     if (::setresuid(0, 0, 0) < 0) return fail_errno("setuid 0 in user namespace");
   }
   TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
+  if (c.ns->creates("cgroup") && ::unshare(CLONE_NEWCGROUP) < 0) return fail_errno("unshare cgroup namespace");
   if (::setsid() < 0) return fail_errno("setsid");
 
   ::umask(0);
@@ -173,6 +176,12 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   if (proc.noNewPrivileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return fail_errno("set no_new_privs");
 
+  // The cwd is made if missing (as root, inside the root: we are pivoted).
+  if (!proc.cwd.empty()) {
+    TRY(Fd root, sys::open("/", O_PATH | O_DIRECTORY));
+    TRY_CTX_VOID(rootfs::mkdir_all_in_root(root, proc.cwd), "create cwd {}", proc.cwd);
+  }
+
   // Without a capabilities section the process keeps none, as with runc.
   TRY(CapSets caps, resolve_caps(proc.capabilities.value_or(spec::Capabilities{}), kernel_last_cap()));
   TRY_VOID(caps_before_user(caps));
@@ -192,7 +201,7 @@ Result<std::string> find_executable(const std::string& name, const std::vector<s
   int err = 0;
   if (name.find('/') != std::string::npos) {
     if (is_executable_file(name, &err)) return name;
-    return fail_msg("exec: \"{}\": stat {}: {}", name, name, std::strerror(err));
+    return fail_msg("exec: \"{}\": stat {}: {}", name, name, Error::errno_text(err));
   }
   std::string path = env_has(env, "PATH") ? env_get(env, "PATH")
                                           : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

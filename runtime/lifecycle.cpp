@@ -45,18 +45,21 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   Loaded l;
   l.bundle = sys::abs_path(bundle_arg.empty() ? "." : bundle_arg);
   struct stat st;
-  if (::stat(l.bundle.c_str(), &st) < 0) return fail_errno("bundle {}", l.bundle);
-  if (!S_ISDIR(st.st_mode)) return fail_err(ENOTDIR, fmt::format("bundle {}", l.bundle));
+  if (::stat(l.bundle.c_str(), &st) < 0) return fail_errno("chdir {}", l.bundle);
+  if (!S_ISDIR(st.st_mode)) return fail_err(ENOTDIR, fmt::format("chdir {}", l.bundle));
   std::string path = l.bundle + "/config.json";
   auto text = sys::read_file(path);
-  if (!text) return fail(std::move(text.error()));
+  if (!text) {
+    if (text.error().err == ENOENT) return fail_msg("JSON specification file config.json not found");
+    return fail(std::move(text.error()));
+  }
   auto cfg = spec::parse_config(*text);
-  if (!cfg) return fail(std::move(cfg.error()).context(path));
+  if (!cfg) return fail(std::move(cfg.error()));
   l.cfg = std::move(*cfg);
-  if (!l.cfg.process) return fail_msg("{}: process: must be set to create a container", path);
+  if (!l.cfg.process) return fail_msg("process: must be set to create a container");
   const std::string& rp = l.cfg.root.path;
   l.rootfs = sys::clean_path(!rp.empty() && rp[0] == '/' ? rp : l.bundle + "/" + rp);
-  if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("rootfs {}", l.rootfs);
+  if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
   return l;
 }
 

@@ -68,7 +68,9 @@ class NamespaceExecutor final : public Executor {
     ic.console_fd = rq.console_fd;
 
     int pidfd = -1;
-    auto cl = ns::clone_child(nsp.clone_flags, &pidfd);
+    // The cgroup namespace must be rooted at the container's cgroup, which
+    // init joins only after the clone: init unshares it after the join.
+    auto cl = ns::clone_child(nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP), &pidfd);
     if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;

@@ -48,7 +48,8 @@ Result<Record> record_from_json(const nlohmann::json& j) {
 }
 
 Result<void> validate_id(const std::string& id) {
-  bool ok = !id.empty() && id != "." && id != ".." && id.size() <= 1024 &&
+  if (id.empty()) return fail_msg("container id cannot be empty");
+  bool ok = id != "." && id != ".." && id.size() <= 1024 &&
             std::all_of(id.begin(), id.end(), [](unsigned char c) {
               return std::isalnum(c) || c == '_' || c == '+' || c == '-' || c == '.';
             });

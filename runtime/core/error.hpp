@@ -21,12 +21,19 @@ struct Error {
   int err = 0;          // errno of the failing call, 0 if none
   std::string msg;      // full text, context chain included, errno text appended
 
-  // "what: strerror(err)" (or "what" alone when err == 0).
+  // "what: errno text" (or "what" alone when err == 0). The errno text is
+  // written the way runc (Go) writes it: "no such file or directory".
   static Error sys(int e, std::string_view what) {
     Error x;
     x.err = e;
-    x.msg = e ? fmt::format("{}: {}", what, std::strerror(e)) : std::string(what);
+    x.msg = e ? fmt::format("{}: {}", what, errno_text(e)) : std::string(what);
     return x;
+  }
+  static std::string errno_text(int e) {
+    std::string t = std::strerror(e);
+    if (!t.empty() && t[0] >= 'A' && t[0] <= 'Z' && !(t.size() > 1 && t[1] >= 'A' && t[1] <= 'Z'))
+      t[0] = static_cast<char>(t[0] - 'A' + 'a');
+    return t;
   }
   static Error plain(std::string_view what) { return sys(0, what); }
 

@@ -1,0 +1,41 @@
+# bash completion for brig
+_brig() {
+  local cur prev cmd i
+  cur=${COMP_WORDS[COMP_CWORD]}
+  prev=${COMP_WORDS[COMP_CWORD-1]}
+  local commands="create delete help kill list run spec start state"
+  local globals="--debug --log --log-format --root --systemd-cgroup --cgroup-manager --help --version"
+  cmd=""
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case ${COMP_WORDS[i]} in
+      --root|--log|--log-format|--cgroup-manager|--criu|--rootless) ((i++)) ;;
+      -*) ;;
+      *) cmd=${COMP_WORDS[i]}; break ;;
+    esac
+  done
+  case $prev in
+    --root|--bundle|-b) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    --log|--pid-file|--console-socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+    --format|-f) [ "$cmd" = list ] && { COMPREPLY=($(compgen -W "table json" -- "$cur")); return; } ;;
+  esac
+  if [ -z "$cmd" ]; then
+    COMPREPLY=($(compgen -W "$commands $globals" -- "$cur"))
+    return
+  fi
+  local flags=""
+  case $cmd in
+    create) flags="--bundle --console-socket --pid-file --no-pivot --no-new-keyring --preserve-fds" ;;
+    run) flags="--bundle --console-socket --detach --keep --pid-file --no-subreaper --no-pivot --no-new-keyring --preserve-fds" ;;
+    delete) flags="--force" ;;
+    kill) flags="--all" ;;
+    list) flags="--format --quiet" ;;
+    spec) flags="--bundle --rootless" ;;
+  esac
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "$flags --help" -- "$cur"))
+  elif [ "$cmd" != spec ] && [ "$cmd" != list ]; then
+    COMPREPLY=($(compgen -W "$(brig list -q 2>/dev/null)" -- "$cur"))
+  fi
+}
+complete -F _brig brig

@@ -1,0 +1,92 @@
+"""Cgroups: placement, limits written, removal on delete."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import IS_RUNC, RUNC_CGROUP_PARENT, brig_only, proc_cgroups, wait_for
+
+# linux.resources is the cgroups issue (#5); strict, so the marker must go when it lands.
+resources_pending = pytest.mark.xfail(not IS_RUNC, strict=True,
+                                      reason="linux.resources not applied yet (issue #5)")
+
+V1 = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"]
+
+
+def _v1_lines(pid):
+    out = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        out[ctrls] = path
+    return out
+
+
+def start_detached(runtime, bundle):
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    return runtime.state(bundle.id)["pid"]
+
+
+def test_explicit_cgroups_path(runtime, bundle):
+    path = f"/{RUNC_CGROUP_PARENT}/{bundle.id}"
+    bundle.config(args=["sleep", "60"],
+                  fn=lambda c: c["linux"].update(cgroupsPath=path))
+    pid = start_detached(runtime, bundle)
+    lines = _v1_lines(pid)
+    for ctrl in V1:
+        assert lines.get(ctrl) == path, (ctrl, lines)
+    assert lines.get("name=systemd") == path, lines
+    assert lines.get("") == path, lines  # the unified hierarchy of a hybrid host
+    dirs = [Path(m) / p.lstrip("/") for m, p in proc_cgroups(pid).items()]
+    assert all(d.is_dir() for d in dirs), dirs
+    runtime.run("delete", "-f", bundle.id, check=True)
+    assert wait_for(lambda: not any(d.exists() for d in dirs), 5), \
+        [d for d in dirs if d.exists()]
+
+
+@resources_pending
+def test_resource_limits_written(runtime, bundle):
+    path = f"/{RUNC_CGROUP_PARENT}/{bundle.id}"
+
+    def res(c):
+        c["linux"]["cgroupsPath"] = path
+        c["linux"]["resources"].update({
+            "pids": {"limit": 42},
+            "memory": {"limit": 64 * 1024 * 1024},
+            "cpu": {"shares": 512},
+        })
+    bundle.config(args=["sleep", "60"], fn=res)
+    start_detached(runtime, bundle)
+    base = Path("/sys/fs/cgroup")
+    assert (base / "pids" / path.lstrip("/") / "pids.max").read_text().strip() == "42"
+    assert (base / "memory" / path.lstrip("/") / "memory.limit_in_bytes").read_text().strip() \
+        == str(64 * 1024 * 1024)
+    assert (base / "cpu" / path.lstrip("/") / "cpu.shares").read_text().strip() == "512"
+    # the default spec denies all devices except runc's default allow list
+    devs = (base / "devices" / path.lstrip("/") / "devices.list").read_text().split("\n")
+    assert "a *:* rwm" not in devs, devs
+    assert "c 1:3 rwm" in devs, devs  # /dev/null
+
+
+@resources_pending
+def test_pids_limit_enforced(runtime, bundle):
+    bundle.config(
+        args=["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo all-forked"],
+        fn=lambda c: c["linux"]["resources"].update({"pids": {"limit": 4}}))
+    res = runtime.run("run", "--bundle", bundle, bundle.id, timeout=30)
+    assert res.returncode == 2, res
+    assert "can't fork: Resource temporarily unavailable" in res.stderr, res
+    assert "all-forked" not in res.stdout
+
+
+@brig_only
+def test_default_cgroup_placement_is_brig_id(runtime, bundle):
+    bundle.config(args=["sleep", "60"], fn=lambda c: c["linux"].pop("cgroupsPath", None))
+    pid = start_detached(runtime, bundle)
+    lines = _v1_lines(pid)
+    want = f"/brig/{bundle.id}"
+    for ctrl in V1:
+        assert lines.get(ctrl) == want, (ctrl, lines)
+    dirs = [Path(m) / p.lstrip("/") for m, p in proc_cgroups(pid).items()]
+    runtime.run("delete", "-f", bundle.id, check=True)
+    assert wait_for(lambda: not any(d.exists() for d in dirs), 5), \
+        [d for d in dirs if d.exists()]

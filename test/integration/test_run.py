@@ -1,0 +1,186 @@
+"""`run` in the foreground and detached: what the process sees and what `run` returns."""
+
+import os
+import time
+
+from conftest import proc_alive, wait_for
+
+
+def run_fg(runtime, bundle, *args, input=None, check=True, **kw):
+    res = runtime.run("run", "--bundle", bundle, *args, bundle.id, input=input, **kw)
+    if check:
+        assert res.returncode == 0, f"run failed:\n{res}"
+    return res
+
+
+def test_hostname(runtime, bundle):
+    bundle.config(args=["hostname"], hostname="itest-host")
+    res = run_fg(runtime, bundle)
+    assert res.stdout == "itest-host\n", res
+
+
+def test_pid_one_in_new_pid_namespace(runtime, bundle):
+    bundle.config(args=["sh", "-c", "echo $$"])
+    res = run_fg(runtime, bundle)
+    assert res.stdout == "1\n", res
+
+
+def _mountinfo(text):
+    out = {}
+    for line in text.splitlines():
+        pre, _, post = line.partition(" - ")
+        f = pre.split()
+        fstype, source, sopts = post.split(" ", 2)
+        out[f[4]] = {"root": f[3], "opts": f[5].split(","), "fstype": fstype,
+                     "source": source, "sopts": sopts.split(",")}
+    return out
+
+
+def test_mounts_inside(runtime, bundle):
+    bundle.config(args=["cat", "/proc/self/mountinfo"])
+    res = run_fg(runtime, bundle)
+    mi = _mountinfo(res.stdout)
+    assert "/" in mi, res.stdout
+    # The container's root mount: read-only (root.readonly is true by default)
+    assert "ro" in mi["/"]["opts"], mi["/"]
+    expect = {"/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts",
+              "/dev/shm": "tmpfs", "/dev/mqueue": "mqueue", "/sys": "sysfs"}
+    for mp, fstype in expect.items():
+        assert mp in mi, f"{mp} not mounted:\n{res.stdout}"
+        assert mi[mp]["fstype"] == fstype, (mp, mi[mp])
+    assert "ro" in mi["/sys"]["opts"], mi["/sys"]
+    for mp in ("/dev/shm", "/dev/mqueue", "/dev/pts"):
+        assert "nosuid" in mi[mp]["opts"] and "noexec" in mi[mp]["opts"], (mp, mi[mp])
+    # nothing of the host's mount table shows through (e.g. the host's /tmp bundle)
+    assert not any(str(bundle.path) in mp for mp in mi), res.stdout
+
+
+def test_exit_status_propagated(runtime, bundle):
+    bundle.config(args=["sh", "-c", "exit 7"])
+    res = run_fg(runtime, bundle, check=False)
+    assert res.returncode == 7, res
+    assert res.stderr == "", res
+    bundle.config(args=["false"])
+    res = run_fg(runtime, bundle, check=False)
+    assert res.returncode == 1, res
+
+
+def test_killed_by_signal_gives_128_plus_n(runtime, bundle):
+    # Without a pid namespace the process is not a namespace init, so it can
+    # kill itself; `run` then exits 128+SIGKILL.
+    bundle.config(args=["sh", "-c", "kill -9 $$"], drop_ns=["pid"])
+    res = run_fg(runtime, bundle, check=False)
+    assert res.returncode == 137, res
+
+
+def test_killed_from_outside_while_in_foreground(runtime, bundle):
+    bundle.config(args=["sleep", "60"])
+    p = runtime.popen("run", "--bundle", bundle, bundle.id)
+    try:
+        assert runtime.wait_status(bundle.id, "running"), "container never ran"
+        st = runtime.state(bundle.id)
+        runtime.record_pid(bundle.id, st["pid"])
+        runtime.run("kill", bundle.id, "KILL", check=True)
+        rc = p.wait(timeout=15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == 137
+    # without --keep, a foreground run removes the container when it ends
+    assert runtime.run("state", bundle.id).returncode == 1
+
+
+def test_stdin_passed_through(runtime, bundle):
+    bundle.config(args=["cat"])
+    data = "hello from stdin\nsecond line\n"
+    res = run_fg(runtime, bundle, input=data)
+    assert res.stdout == data, res
+
+
+def test_env(runtime, bundle):
+    bundle.config(args=["env"], env=["PATH=/bin", "FOO=bar baz", "EMPTY="])
+    res = run_fg(runtime, bundle)
+    lines = res.stdout.splitlines()
+    assert "FOO=bar baz" in lines, res
+    assert "EMPTY=" in lines, res
+    assert "PATH=/bin" in lines, res
+    # runc adds HOME from /etc/passwd when the config has none
+    assert "HOME=/root" in lines, res
+
+
+def test_cwd(runtime, bundle):
+    bundle.config(args=["pwd"], cwd="/tmp")
+    assert run_fg(runtime, bundle).stdout == "/tmp\n"
+
+
+def test_cwd_created_if_missing(runtime, bundle):
+    bundle.config(args=["pwd"], cwd="/does/not/exist", readonly=False)
+    assert run_fg(runtime, bundle).stdout == "/does/not/exist\n"
+
+
+def test_user(runtime, bundle):
+    bundle.config(args=["id"], user={"uid": 1000, "gid": 1000, "additionalGids": [2000]})
+    res = run_fg(runtime, bundle)
+    # the supplementary groups are exactly additionalGids (not the primary gid)
+    assert res.stdout == "uid=1000(user) gid=1000(user) groups=2000(extra)\n", res
+
+
+def test_user_home_env(runtime, bundle):
+    bundle.config(args=["sh", "-c", "echo $HOME"], user={"uid": 1000, "gid": 1000})
+    assert run_fg(runtime, bundle).stdout == "/tmp\n"
+
+
+def test_keep(runtime, bundle):
+    bundle.config(args=["true"])
+    res = run_fg(runtime, bundle, "--keep")
+    assert res.stdout == "", res
+    st = runtime.state(bundle.id)
+    assert st["status"] == "stopped"
+    assert os.path.isdir(os.path.join(runtime.root, bundle.id))
+    runtime.run("delete", bundle.id, check=True)
+    assert runtime.run("state", bundle.id).returncode == 1
+    assert not os.path.exists(os.path.join(runtime.root, bundle.id))
+
+
+def test_no_keep_removes_state(runtime, bundle):
+    bundle.config(args=["true"])
+    run_fg(runtime, bundle)
+    assert not os.path.exists(os.path.join(runtime.root, bundle.id))
+    res = runtime.run("list", "-q", check=True)
+    assert res.stdout == ""
+
+
+def test_detached(runtime, bundle):
+    bundle.config(args=["sleep", "60"])
+    t0 = time.monotonic()
+    res = runtime.run("run", "-d", "--bundle", bundle, bundle.id, timeout=20)
+    assert res.returncode == 0, res
+    assert time.monotonic() - t0 < 10
+    assert res.stdout == "" and res.stderr == "", res
+    st = runtime.state(bundle.id)
+    assert st["status"] == "running"
+    pid = st["pid"]
+    assert proc_alive(pid, None)
+    assert os.readlink(f"/proc/{pid}/exe").endswith("busybox")
+    runtime.run("kill", bundle.id, "KILL", check=True)
+    assert runtime.wait_status(bundle.id, "stopped")
+    runtime.run("delete", bundle.id, check=True)
+    assert wait_for(lambda: not proc_alive(pid, None), 5)
+    assert runtime.run("list", "-q", check=True).stdout == ""
+
+
+def test_detached_pid_file(runtime, bundle, tmp_path):
+    bundle.config(args=["sleep", "60"])
+    pidfile = tmp_path / "run.pid"
+    runtime.run("run", "-d", "--pid-file", pidfile, "--bundle", bundle, bundle.id,
+                check=True)
+    st = runtime.state(bundle.id)
+    assert pidfile.read_text() == str(st["pid"])
+
+
+def test_bundle_defaults_to_cwd(runtime, bundle):
+    bundle.config(args=["true"])
+    res = runtime.run("run", "--keep", bundle.id, cwd=bundle.path)
+    assert res.returncode == 0, res
+    assert runtime.state(bundle.id)["bundle"] == str(bundle.path)
