@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "cgroup/manager.hpp"
+#include "cgroup/resources.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 
 namespace brig::cgroup {
@@ -155,7 +157,225 @@ class FsManager final : public Manager {
   // Directories above the container's leaf that brig itself owns (/brig) are
   // shared by all containers and stay.
 
+  bool unified() const override {
+    return std::none_of(hs_.begin(), hs_.end(), [](auto& h) { return !h.v2; });
+  }
+
+  std::optional<std::string> dir_of(std::string_view controller) const override {
+    for (auto& h : hs_) {
+      if (h.v2) {
+        if (controller.empty()) return h.mountpoint + path_;
+        if (!unified()) continue;
+        auto c = sys::read_file(h.mountpoint + path_ + "/cgroup.controllers");
+        if (!c) c = sys::read_file(parent_of(h.mountpoint + path_) + "/cgroup.subtree_control");
+        if (c && has_word(*c, controller)) return h.mountpoint + path_;
+        continue;
+      }
+      if (std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end())
+        return h.mountpoint + path_;
+    }
+    return std::nullopt;
+  }
+
+  Result<void> apply(const spec::Resources& r) override {
+    Probe probe(*this);
+    if (!unified()) {
+      TRY(auto plan, plan_v1(r, probe));
+      return run_plan(plan);
+    }
+    enable_controllers();
+    TRY(auto plan, plan_v2(r, probe));
+    TRY_VOID(run_plan(plan));
+    auto dir = dir_of("");
+    if (dir) TRY_VOID(attach_device_program(*dir, r.devices));
+    return {};
+  }
+
+  Freezer freezer_state() const override {
+    if (!unified()) {
+      auto d = dir_of("freezer");
+      if (!d) return Freezer::thawed;
+      auto s = sys::read_file(*d + "/freezer.state");
+      if (!s) return Freezer::thawed;
+      if (s->rfind("FROZEN", 0) == 0) return Freezer::frozen;
+      if (s->rfind("FREEZING", 0) == 0) return Freezer::freezing;
+      return Freezer::thawed;
+    }
+    auto d = dir_of("");
+    if (!d) return Freezer::thawed;
+    auto want = sys::read_file(*d + "/cgroup.freeze");
+    auto ev = sys::read_file(*d + "/cgroup.events");
+    bool is = ev && ev->find("frozen 1") != std::string::npos;
+    if (is) return Freezer::frozen;
+    return want && want->rfind("1", 0) == 0 ? Freezer::freezing : Freezer::thawed;
+  }
+
+  Result<void> freeze(bool frozen) override {
+    if (!unified()) {
+      auto d = dir_of("freezer");
+      if (!d) return fail_msg("freezer cgroup: controller freezer is not mounted");
+      std::string f = *d + "/freezer.state";
+      const char* want = frozen ? "FROZEN" : "THAWED";
+      // Freezing can get stuck in FREEZING (a task in an uninterruptible
+      // sleep): thaw and try again now and then, give up after ~2 s.
+      for (int i = 0; i < 2000; ++i) {
+        if (i % 50 == 0) {
+          if (frozen && i > 0) (void)sys::write_file(f, "THAWED");
+          TRY_CTX_VOID(sys::write_file(f, want), "{} cgroup {}", frozen ? "freeze" : "thaw", *d);
+        }
+        auto s = sys::read_file(f);
+        if (!s) return fail(std::move(s.error()));
+        if (s->rfind(want, 0) == 0) return {};
+        sleep_ms(1);
+      }
+      if (frozen) (void)sys::write_file(f, "THAWED");
+      return fail_msg("unable to {} cgroup {}: state did not settle", frozen ? "freeze" : "thaw", *d);
+    }
+    TRY(std::string d, opt(dir_of(""), "cgroup.freeze"));
+    TRY_CTX_VOID(sys::write_file(d + "/cgroup.freeze", frozen ? "1" : "0"), "{} cgroup {}",
+                 frozen ? "freeze" : "thaw", d);
+    for (int i = 0; i < 2000; ++i) {
+      auto ev = sys::read_file(d + "/cgroup.events");
+      if (!ev) return fail(std::move(ev.error()));
+      if ((ev->find("frozen 1") != std::string::npos) == frozen) return {};
+      sleep_ms(1);
+    }
+    if (frozen) (void)sys::write_file(d + "/cgroup.freeze", "0");
+    return fail_msg("unable to {} cgroup {}: state did not settle", frozen ? "freeze" : "thaw", d);
+  }
+
+  Result<void> ensure_thawed() override {
+    if (freezer_state() == Freezer::thawed) return {};
+    if (!unified()) {
+      auto d = dir_of("freezer");
+      auto self = sys::read_file(*d + "/freezer.self_freezing");
+      auto parent = sys::read_file(*d + "/freezer.parent_freezing");
+      if (parent && parent->rfind("1", 0) == 0)
+        return fail_msg("cgroup {} is frozen by a parent cgroup: a container cannot start in it", *d);
+      (void)self;
+      return freeze(false);
+    }
+    auto d = dir_of("");
+    auto want = sys::read_file(*d + "/cgroup.freeze");
+    if (want && want->rfind("0", 0) == 0)
+      return fail_msg("cgroup {} is frozen by a parent cgroup: a container cannot start in it", *d);
+    return freeze(false);
+  }
+
  private:
+  static void sleep_ms(int ms) {
+    struct timespec ts {0, ms * 1'000'000L};
+    ::nanosleep(&ts, nullptr);
+  }
+  static Result<std::string> opt(std::optional<std::string> v, std::string_view what) {
+    if (!v) return fail_msg("{}: no cgroup v2 directory", what);
+    return *v;
+  }
+  static std::string parent_of(const std::string& d) { return d.substr(0, d.rfind('/')); }
+  static bool has_word(const std::string& text, std::string_view w) {
+    std::istringstream in(text);
+    std::string x;
+    while (in >> x)
+      if (x == w) return true;
+    return false;
+  }
+
+  // The planner's view of this cgroup.
+  class Probe final : public cgroup::Probe {
+   public:
+    explicit Probe(const FsManager& m) : m_(m) {}
+    bool mounted(std::string_view c) const override { return m_.dir_of(c).has_value(); }
+    bool has_file(std::string_view c, std::string_view f) const override {
+      auto d = m_.dir_of(c);
+      return d && ::access((*d + "/" + std::string(f)).c_str(), F_OK) == 0;
+    }
+    std::optional<std::string> read(std::string_view c, std::string_view f) const override {
+      auto d = m_.dir_of(c);
+      if (!d) return std::nullopt;
+      auto s = sys::read_file(*d + "/" + std::string(f));
+      if (!s) return std::nullopt;
+      while (!s->empty() && (s->back() == '\n' || s->back() == ' ')) s->pop_back();
+      return *s;
+    }
+
+   private:
+    const FsManager& m_;
+  };
+
+  // v2: controllers must be enabled in every ancestor's subtree_control.
+  void enable_controllers() {
+    for (auto& h : hs_) {
+      if (!h.v2) continue;
+      std::string cur = h.mountpoint;
+      size_t i = 1;
+      while (i <= path_.size()) {
+        auto avail = sys::read_file(cur + "/cgroup.controllers");
+        auto on = sys::read_file(cur + "/cgroup.subtree_control");
+        if (avail && on) {
+          std::istringstream in(*avail);
+          std::string c;
+          while (in >> c)
+            if (!has_word(*on, c)) (void)sys::write_file(cur + "/cgroup.subtree_control", "+" + c);
+        }
+        size_t j = path_.find('/', i);
+        if (j == std::string::npos) break;
+        cur = h.mountpoint + path_.substr(0, j);
+        i = j + 1;
+      }
+    }
+  }
+
+  Result<void> write_one(const Write& w) {
+    auto d = dir_of(unified() ? std::string_view() : std::string_view(w.controller));
+    if (!d) return fail_msg("{}: cgroup controller {} is not mounted", w.field, w.controller);
+    std::string f = *d + "/" + w.file;
+    log::debug(fmt::format("cgroup: {} <- {}", f, w.value));
+    auto r = sys::write_file(f, w.value);
+    if (r) {
+      if (w.check == Write::Check::cpu_shares) {
+        auto back = sys::read_file(f);
+        if (back) {
+          uint64_t want = std::stoull(w.value), got = std::strtoull(back->c_str(), nullptr, 10);
+          if (want > got) return fail_msg("the maximum allowed cpu-shares is {}", got);
+          if (want < got) return fail_msg("the minimum allowed cpu-shares is {}", got);
+        }
+      }
+      return {};
+    }
+    int e = r.error().err;
+    if (w.check == Write::Check::memory_limit && e == EBUSY) {
+      auto rd = [&](const char* v1, const char* v2) {
+        auto s = sys::read_file(*d + "/" + (unified() ? v2 : v1));
+        return s ? std::strtoull(s->c_str(), nullptr, 10) : 0ULL;
+      };
+      return fail_msg("unable to set memory limit to {} (current usage: {}, peak usage: {})", w.value,
+                      rd("memory.usage_in_bytes", "memory.current"), rd("memory.max_usage_in_bytes", "memory.peak"));
+    }
+    Error err = Error::sys(e, fmt::format("write {}", f));
+    err.context(w.field);
+    return fail(std::move(err));
+  }
+
+  Result<void> run_plan(const std::vector<Write>& plan) {
+    std::optional<Write> retry;
+    for (const auto& w : plan) {
+      auto r = write_one(w);
+      if (!r) {
+        if (w.check == Write::Check::retry_einval && r.error().err == EINVAL) {
+          retry = w;
+          continue;
+        }
+        return r;
+      }
+      if (retry) {
+        TRY_VOID(write_one(*retry));
+        retry.reset();
+      }
+    }
+    if (retry) TRY_VOID(write_one(*retry));
+    return {};
+  }
+
   static bool is_cpuset(const Hierarchy& h) {
     return !h.v2 && std::find(h.controllers.begin(), h.controllers.end(), "cpuset") != h.controllers.end();
   }

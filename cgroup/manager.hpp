@@ -12,9 +12,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
+#include "spec/config.hpp"
 
 namespace brig::cgroup {
 
@@ -30,6 +35,8 @@ enum class Layout { v1, hybrid, v2 };
 // Parses /proc/self/mountinfo text into cgroup hierarchies (pure).
 std::vector<Hierarchy> parse_mountinfo(const std::string& mountinfo);
 Layout layout_of(const std::vector<Hierarchy>& hs);
+
+enum class Freezer { thawed, freezing, frozen };
 
 // Where the container's cgroup goes: cgroupsPath absolute → as is; relative →
 // under /brig; absent → /brig/<id>. Never under the caller's own cgroup.
@@ -52,9 +59,45 @@ class Manager {
   virtual std::vector<std::string> dirs() const = 0;
   virtual const std::vector<Hierarchy>& hierarchies() const = 0;
   virtual const std::string& path() const = 0;  // the relative cgroup path
+
+  // The directory holding `controller`'s files (v1: its hierarchy; v2: the
+  // one directory when the controller is enabled there); "" = the unified dir.
+  virtual std::optional<std::string> dir_of(std::string_view controller) const = 0;
+  virtual bool unified() const = 0;  // pure v2: every controller in one tree
+
+  // Writes linux.resources (devices included: v1 lists, v2 an eBPF program).
+  virtual Result<void> apply(const spec::Resources& r) = 0;
+  // Freezes or thaws every process, waiting until the state settles.
+  virtual Result<void> freeze(bool frozen) = 0;
+  virtual Freezer freezer_state() const = 0;
+  // Before processes go in: thaws the container's own frozen cgroup, and
+  // fails (instead of hanging) when a parent cgroup keeps it frozen.
+  virtual Result<void> ensure_thawed() = 0;
 };
 
 // The cgroupfs backend for v1, hybrid and v2 hosts.
 Result<std::unique_ptr<Manager>> open_fs(const std::string& path);
+
+// runc's `events --stats` data object ({"cpu":..,"memory":..,"pids":..,...}).
+nlohmann::ordered_json stats(const Manager& m, pid_t init_pid);
+
+// Notices OOM kills inside the cgroup (v1 memory.oom_control eventfd, v2
+// memory.events oom_kill through inotify). fd() becomes readable on news;
+// check() then says how many new OOM kills there were (consuming the news).
+class OomWatch {
+ public:
+  static Result<OomWatch> open(const Manager& m);
+  int fd() const { return fd_.get(); }
+  int check();
+ private:
+  Fd fd_, target_;
+  bool v2_ = false;
+  std::string events_;
+  uint64_t seen_ = 0;
+};
+
+// v2 devices: a BPF_PROG_TYPE_CGROUP_DEVICE program for `rules`, attached to
+// dir (replacing brig's earlier one).
+Result<void> attach_device_program(const std::string& dir, const std::vector<spec::DeviceCgroup>& rules);
 
 }  // namespace brig::cgroup

@@ -4,6 +4,8 @@
 #include "cmd/cli.hpp"
 #include "cmd/globals.hpp"
 #include "runtime/container.hpp"
+#include "runtime/core/sys.hpp"
+#include "runtime/process.hpp"
 
 namespace brig::cmd {
 namespace {
@@ -43,6 +45,7 @@ Result<runtime::CreateOptions> create_options(const cli::Context& c) {
   auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), o.preserve_fds);
   if (ec != std::errc() || ptr != n.data() + n.size() || o.preserve_fds < 0)
     return fail_msg("invalid value \"{}\" for flag -preserve-fds", n);
+  sys::reserve_fds(3, 3 + runtime::listen_fds() + o.preserve_fds);
   return o;
 }
 

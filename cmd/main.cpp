@@ -7,6 +7,7 @@
 #include "cmd/cli.hpp"
 #include "cmd/globals.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/core/sys.hpp"
 
 using namespace brig;
 
@@ -27,6 +28,8 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdio slot must not be taken by the first fd brig opens.
+  sys::reserve_fds(0, 3);
   std::vector<std::string> args(argv + 1, argv + argc);
   const auto& gflags = cmd::global_flags();
   auto gp = cli::parse(gflags, args, /*reorder=*/false);

@@ -1,13 +1,19 @@
 #include "rootfs/apply.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <memory>
+
+#include "rootfs/idmap.hpp"
 #include "rootfs/paths.hpp"
 #include "runtime/core/sys.hpp"
 
@@ -66,8 +72,111 @@ Result<void> after_attach(const Op& op, int mfd) {
   return {};
 }
 
+// Files inside /proc a non-proc mount may cover (lxcfs and the like), as runc allows.
+bool proc_file_allowed(const std::string& t) {
+  static const char* const ok[] = {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                                   "/proc/swaps",   "/proc/uptime",    "/proc/loadavg", "/proc/slabinfo",
+                                   "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"};
+  for (const char* x : ok)
+    if (t == x) return true;
+  return false;
+}
+
+bool same_inode(int a, int b) {
+  struct stat x, y;
+  return ::fstat(a, &x) == 0 && ::fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+// The target of a mount, resolved (and made if missing) inside the root, with
+// the checks no symlink may get around: never the root itself, never a file
+// of the container's /proc (but the few allowed ones), and proc or sysfs only
+// on an ordinary directory reached without a symlink.
+Result<Fd> mount_target(const Op& op, BorrowedFd root, bool file) {
+  TRY(Fd t, ensure_target(root, op.target, file));
+  if (same_inode(t.get(), root.get()))
+    return fail_msg("destination {} resolves to the container's root", op.target);
+  bool special = op.kind == Op::Kind::fs && (op.fstype == "proc" || op.fstype == "sysfs");
+  if (special) {
+    auto direct = open_in_root_nofollow(root, op.target, O_PATH);
+    struct stat st;
+    if (!direct || ::fstat(direct->get(), &st) < 0 || !S_ISDIR(st.st_mode))
+      return fail_msg("filesystem \"{}\" must be mounted on ordinary directory", op.fstype);
+  }
+  struct statfs sf;
+  if (::fstatfs(t.get(), &sf) < 0) return fail_errno("statfs {}", op.target);
+  if (sf.f_type == PROC_SUPER_MAGIC && !(op.kind == Op::Kind::fs && op.fstype == "proc") &&
+      !proc_file_allowed(op.target))
+    return fail_msg("\"{}\" cannot be mounted because it is inside /proc", op.target);
+  return t;
+}
+
+bool selinux_enabled() {
+  struct statfs sf;
+  return ::statfs("/sys/fs/selinux", &sf) == 0 && sf.f_type == SELINUX_MAGIC;
+}
+
+// tmpcopyup: what the directory under a new tmpfs held is copied into it
+// (files, directories, symlinks as links, nodes, with owner and mode). Both
+// sides are walked by fd, one name at a time, never following a symlink.
+Result<void> copy_tree(int from, int to, const std::string& where) {
+  int dfd = ::openat(from, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return fail_errno("open {}", where);
+  DIR* d = ::fdopendir(dfd);
+  if (!d) {
+    ::close(dfd);
+    return fail_errno("read {}", where);
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(d, ::closedir);
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = where + "/" + name;
+    struct stat st;
+    if (::fstatat(from, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return fail_errno("stat {}", path);
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdirat(to, name.c_str(), st.st_mode & 07777) < 0) return fail_errno("copy {}", path);
+      int a = ::openat(from, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (a < 0) return fail_errno("open {}", path);
+      Fd af(a);
+      int b = ::openat(to, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (b < 0) return fail_errno("open copy of {}", path);
+      Fd bf(b);
+      TRY_VOID(copy_tree(af.get(), bf.get(), path));
+    } else if (S_ISLNK(st.st_mode)) {
+      std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+      ssize_t n = ::readlinkat(from, name.c_str(), target.data(), target.size());
+      if (n < 0) return fail_errno("readlink {}", path);
+      target.resize(static_cast<size_t>(n));
+      if (::symlinkat(target.c_str(), to, name.c_str()) < 0) return fail_errno("copy {}", path);
+    } else if (S_ISREG(st.st_mode)) {
+      int a = ::openat(from, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (a < 0) return fail_errno("open {}", path);
+      Fd af(a);
+      int b = ::openat(to, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);
+      if (b < 0) return fail_errno("copy {}", path);
+      Fd bf(b);
+      char buf[65536];
+      for (;;) {
+        ssize_t n = ::read(af.get(), buf, sizeof buf);
+        if (n < 0) return fail_errno("read {}", path);
+        if (n == 0) break;
+        TRY_VOID(sys::write_all(bf, std::string_view(buf, static_cast<size_t>(n))));
+      }
+    } else {
+      if (::mknodat(to, name.c_str(), st.st_mode, st.st_rdev) < 0) return fail_errno("copy {}", path);
+    }
+    if (::fchownat(to, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+      return fail_errno("chown copy of {}", path);
+    if (!S_ISLNK(st.st_mode) && ::fchmodat(to, name.c_str(), st.st_mode & 07777, 0) < 0)
+      return fail_errno("chmod copy of {}", path);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    (void)::utimensat(to, name.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  }
+  return {};
+}
+
 Result<void> mount_fs(const Op& op, BorrowedFd root) {
-  TRY(Fd target, ensure_target(root, op.target, false));
+  TRY(Fd target, mount_target(op, root, false));
   int fsfd = ::fsopen(op.fstype.c_str(), FSOPEN_CLOEXEC);
   if (fsfd < 0) return fail_errno("fsopen {}", op.fstype);
   Fd fs(fsfd);
@@ -93,25 +202,40 @@ Result<void> mount_fs(const Op& op, BorrowedFd root) {
     else
       TRY_VOID(cfg(FSCONFIG_SET_STRING, k, &v));
   }
+  // linux.mountLabel: only with SELinux enabled, as runc (ignored otherwise).
+  if (!op.label.empty() && selinux_enabled()) TRY_VOID(cfg(FSCONFIG_SET_STRING, "context", &op.label));
   TRY_VOID(cfg(FSCONFIG_CMD_CREATE, "", nullptr));
   unsigned attrs = static_cast<unsigned>(op.flags.attr_set);
-  int mfd = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attrs);
+  int mfd = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attrs & ~MOUNT_ATTR_RDONLY);
   if (mfd < 0) return fail_errno("fsmount");
   Fd m(mfd);
+  if (op.flags.tmpcopyup) {
+    auto dir = open_in_root(root, op.target, O_RDONLY | O_DIRECTORY);
+    if (!dir) return fail(std::move(dir.error()).context("tmpcopyup"));
+    TRY_CTX_VOID(copy_tree(dir->get(), m.get(), op.target), "tmpcopyup");
+  }
+  if (attrs & MOUNT_ATTR_RDONLY) TRY_VOID(setattr(m.get(), MOUNT_ATTR_RDONLY, 0, false));
   TRY_VOID(attach(m.get(), target.get()));
   return after_attach(op, m.get());
 }
 
 Result<void> mount_bind(const Op& op, BorrowedFd root) {
-  if (op.flags.idmap)
-    return fail_msg("idmapped mounts are not supported yet");
   struct stat st;
   if (::stat(op.source.c_str(), &st) < 0) return fail_errno("stat {}", op.source);
-  TRY(Fd target, ensure_target(root, op.target, !S_ISDIR(st.st_mode)));
+  TRY(Fd target, mount_target(op, root, !S_ISDIR(st.st_mode)));
   unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (op.flags.rbind ? AT_RECURSIVE : 0);
   int tfd = ::open_tree(AT_FDCWD, op.source.c_str(), flags);
   if (tfd < 0) return fail_errno("open_tree {}", op.source);
   Fd t(tfd);
+  if (op.flags.idmap) {
+    // Only a detached mount can be idmapped: before the attach.
+    TRY(Fd userns, idmap_userns(op.uidMappings, op.gidMappings));
+    struct mount_attr a {};
+    a.attr_set = MOUNT_ATTR_IDMAP;
+    a.userns_fd = static_cast<uint64_t>(userns.get());
+    unsigned f = AT_EMPTY_PATH | (op.flags.ridmap ? AT_RECURSIVE : 0);
+    if (::mount_setattr(t.get(), "", f, &a, sizeof a) < 0) return fail_errno("idmap {}", op.source);
+  }
   TRY_VOID(setattr(t.get(), op.flags.attr_set, op.flags.attr_clr, false));
   TRY_VOID(attach(t.get(), target.get()));
   return after_attach(op, t.get());
@@ -141,16 +265,39 @@ Result<void> make_symlink(const Op& op, BorrowedFd root) {
   return {};
 }
 
+// "remount" (and the cgroup tree made read-only): the mount already at the
+// target gets the attributes, propagation and filesystem options of the op.
+Result<void> remount(const Op& op, BorrowedFd root) {
+  TRY(Fd t, open_in_root(root, op.target, O_PATH));
+  struct statx sx {};
+  if (::statx(t.get(), "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) < 0) return fail_errno("statx {}", op.target);
+  if (!(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+    return fail_msg("remount {}: not a mount point", op.target);
+  if (!op.flags.data.empty() || !op.flags.sb_flags.empty()) {
+    int fs = ::fspick(t.get(), "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC);
+    if (fs < 0) return fail_errno("fspick {}", op.target);
+    Fd f(fs);
+    for (const auto& [k, v] : op.flags.data) {
+      int r = v.empty() ? ::fsconfig(f.get(), FSCONFIG_SET_FLAG, k.c_str(), nullptr, 0)
+                        : ::fsconfig(f.get(), FSCONFIG_SET_STRING, k.c_str(), v.c_str(), 0);
+      if (r < 0) return fail_errno("option {}", v.empty() ? k : k + "=" + v);
+    }
+    for (const auto& k : op.flags.sb_flags)
+      if (::fsconfig(f.get(), FSCONFIG_SET_FLAG, k.c_str(), nullptr, 0) < 0) return fail_errno("option {}", k);
+    if (::fsconfig(f.get(), FSCONFIG_CMD_RECONFIGURE, nullptr, nullptr, 0) < 0)
+      return fail_errno("reconfigure {}", op.target);
+  }
+  TRY_VOID(setattr(t.get(), op.flags.attr_set, op.flags.attr_clr, false));
+  return after_attach(op, t.get());
+}
+
 Result<void> apply_one(const Op& op, BorrowedFd root) {
   switch (op.kind) {
     case Op::Kind::bind: return mount_bind(op, root);
     case Op::Kind::fs: return mount_fs(op, root);
     case Op::Kind::symlink: return make_symlink(op, root);
     case Op::Kind::device: return make_device(op, root);
-    case Op::Kind::setattr: {
-      TRY(Fd t, open_in_root(root, op.target, O_PATH | O_DIRECTORY));
-      return setattr(t.get(), op.flags.attr_set, op.flags.attr_clr, false);
-    }
+    case Op::Kind::setattr: return remount(op, root);
   }
   return {};
 }
@@ -208,8 +355,11 @@ Result<void> make_readonly(const std::string& path) {
 }  // namespace
 
 Result<Fd> prepare_root(const Plan& plan, const std::string& rootfs) {
-  if (::mount(nullptr, "/", nullptr, plan.root_propagation, nullptr) < 0)
-    return fail_errno("set propagation of /");
+  // Until the root is entered "/" is a slave (or private) tree: a shared one
+  // would carry the rootfs bind back to the host, and pivot_root refuses
+  // shared mounts. rootfsPropagation itself is applied at the end (finalize).
+  uint64_t first = (plan.root_propagation & (MS_PRIVATE | MS_UNBINDABLE)) ? MS_PRIVATE : MS_SLAVE;
+  if (::mount(nullptr, "/", nullptr, first | MS_REC, nullptr) < 0) return fail_errno("set propagation of /");
   int t = ::open_tree(AT_FDCWD, rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
   if (t < 0) return fail_errno("bind rootfs {}", rootfs);
   Fd tree(t);
@@ -232,10 +382,14 @@ Result<void> enter_root(BorrowedFd root, bool no_pivot) {
     if (::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0) return fail_errno("move rootfs to /");
     if (::chroot(".") < 0) return fail_errno("chroot");
   } else {
+    // The old root, held by fd: after the pivot "." names the new root to
+    // mount(2) (only umount follows the mount stacked on it), and making the
+    // new root's tree rslave would undo the propagation the config asked for.
+    TRY(Fd old_root, sys::open("/", O_PATH | O_DIRECTORY));
     if (::syscall(SYS_pivot_root, ".", ".") < 0) return fail_errno("pivot_root");
     // The old root now sits on top of the new one: cut it loose without
     // letting the unmount propagate anywhere.
-    if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) return fail_errno("make old root rslave");
+    TRY_CTX_VOID(setattr(old_root.get(), 0, 0, true, MS_SLAVE), "make old root rslave");
     if (::umount2(".", MNT_DETACH) < 0) return fail_errno("unmount old root");
   }
   if (::chdir("/") < 0) return fail_errno("chdir /");
@@ -243,6 +397,8 @@ Result<void> enter_root(BorrowedFd root, bool no_pivot) {
 }
 
 Result<void> finalize(const Plan& plan) {
+  // Sysctls go through the container's /proc/sys before it is made read-only.
+  TRY_VOID(write_sysctls(plan.sysctl));
   for (const auto& p : plan.readonly) TRY_CTX_VOID(make_readonly(p), "readonly path {}", p);
   for (const auto& p : plan.masked) TRY_CTX_VOID(mask(p), "masked path {}", p);
   if (plan.readonly_root) {
@@ -250,6 +406,9 @@ Result<void> finalize(const Plan& plan) {
     a.attr_set = MOUNT_ATTR_RDONLY;
     if (::mount_setattr(AT_FDCWD, "/", 0, &a, sizeof a) < 0) return fail_errno("make root read-only");
   }
+  // Last: an unbindable tree could not have been cloned for the steps above.
+  if (plan.root_propagation && ::mount(nullptr, "/", nullptr, plan.root_propagation, nullptr) < 0)
+    return fail_errno("set rootfsPropagation of /");
   return {};
 }
 

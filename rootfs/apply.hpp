@@ -17,7 +17,7 @@ Result<void> apply_ops(const Plan& plan, BorrowedFd root);
 // pivot_root (or, with no_pivot, MS_MOVE + chroot) into the root; leaves no
 // trace of the old root.
 Result<void> enter_root(BorrowedFd root, bool no_pivot);
-// After the pivot: masked paths, read-only paths, read-only root.
+// After the pivot: sysctls, read-only paths, masked paths, read-only root.
 Result<void> finalize(const Plan& plan);
 
 }  // namespace brig::rootfs

@@ -27,6 +27,10 @@ Result<Fd> open_in_root(BorrowedFd root, const std::string& path, int flags) {
   return sys::openat2(root, rel(path), static_cast<uint64_t>(flags), kResolve);
 }
 
+Result<Fd> open_in_root_nofollow(BorrowedFd root, const std::string& path, int flags) {
+  return sys::openat2(root, rel(path), static_cast<uint64_t>(flags), kResolve | RESOLVE_NO_SYMLINKS);
+}
+
 Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode) {
   TRY(Fd cur, sys::openat2(root, ".", O_PATH | O_DIRECTORY, kResolve));
   std::string prefix;

@@ -12,6 +12,8 @@ namespace brig::rootfs {
 
 // Opens `path` (absolute inside the root) relative to `root`.
 Result<Fd> open_in_root(BorrowedFd root, const std::string& path, int flags);
+// Same, but no symlink at all may be on the way (ELOOP if one is).
+Result<Fd> open_in_root_nofollow(BorrowedFd root, const std::string& path, int flags);
 // Makes every missing directory of `path` inside the root; returns an O_PATH
 // fd of the last one.
 Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode = 0755);

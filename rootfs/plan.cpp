@@ -26,9 +26,12 @@ const std::map<std::string, AttrOpt, std::less<>> kAttr = {
     {"noatime", {MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME}},
     {"relatime", {MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME}},
     {"strictatime", {MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME}},
-    {"atime", {0, 0}},          // "not noatime": the default
-    {"norelatime", {0, 0}},     // clears relatime: no flag to set with the new API
-    {"nostrictatime", {0, 0}},  // the default
+    // "atime" and "nostrictatime" undo noatime/strictatime: back to the kernel's
+    // default, relatime (MOUNT_ATTR_RELATIME is 0). "norelatime" only clears
+    // relatime, after which the kernel applies relatime again: nothing to do.
+    {"atime", {MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME}},
+    {"norelatime", {0, 0}},
+    {"nostrictatime", {MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME}},
     {"nodiratime", {MOUNT_ATTR_NODIRATIME, 0}},
     {"diratime", {0, MOUNT_ATTR_NODIRATIME}},
     {"nosymfollow", {MOUNT_ATTR_NOSYMFOLLOW, 0}},
@@ -92,8 +95,10 @@ Result<MountFlags> parse_options(const std::vector<std::string>& options) {
       f.idmap = true;
     } else if (o == "ridmap") {
       f.idmap = f.ridmap = true;
-    } else if (o == "tmpcopyup" || o == "defaults") {
-      // runc's tmpcopyup is not supported yet; "defaults" means nothing.
+    } else if (o == "tmpcopyup") {
+      f.tmpcopyup = true;
+    } else if (o == "defaults") {
+      // mount(8)'s "defaults" means nothing here.
     } else if (std::find(std::begin(kSbFlags), std::end(kSbFlags), o) != std::end(kSbFlags)) {
       f.sb_flags.push_back(o);
     } else {
@@ -206,12 +211,11 @@ void plan_cgroup(Plan& p, const spec::Mount& m, const std::string& target, const
 Result<Plan> plan(const spec::Config& cfg, const Context& ctx) {
   Plan p;
   p.readonly_root = cfg.root.readonly;
-  p.root_propagation = MS_SLAVE | MS_REC;
   if (cfg.linux && cfg.linux->rootfsPropagation) {
     auto it = kProp.find(*cfg.linux->rootfsPropagation);
     if (it == kProp.end())
       return fail_msg("linux.rootfsPropagation: unknown propagation \"{}\"", *cfg.linux->rootfsPropagation);
-    p.root_propagation = it->second.flag | MS_REC;
+    p.root_propagation = it->second.flag | (it->second.rec ? MS_REC : 0);
   }
 
   bool dev_is_bound = false;
@@ -232,19 +236,44 @@ Result<Plan> plan(const spec::Config& cfg, const Context& ctx) {
     op.flags = fl;
     op.uidMappings = m.uidMappings;
     op.gidMappings = m.gidMappings;
-    if (fl.bind || type == "bind") {
+    if (fl.remount) {
+      // "remount": change the mount already at the destination (attributes,
+      // propagation, filesystem options), made by an earlier entry or the rootfs.
+      if (fl.idmap) return fail_msg("{}.options: idmap cannot be changed by a remount", origin);
+      op.kind = Op::Kind::setattr;
+      op.fstype = type;
+    } else if (fl.bind || type == "bind") {
       op.kind = Op::Kind::bind;
       op.flags.bind = true;
       std::string src = m.source.value_or("");
       if (src.empty()) return fail_msg("{}.source: a bind mount needs a source", origin);
       op.source = is_abs(src) ? sys::clean_path(src) : sys::clean_path(ctx.bundle + "/" + src);
       if (target == "/dev") dev_is_bound = true;
+      if (!m.uidMappings.empty() || !m.gidMappings.empty()) op.flags.idmap = true;  // implied
+      if (op.flags.idmap) {
+        if (m.uidMappings.empty() != m.gidMappings.empty())
+          return fail_msg("{}: uidMappings and gidMappings must be given together", origin);
+        if (m.uidMappings.empty()) {
+          // No mappings of its own: the container's, if it has a user namespace.
+          if (!ctx.userns || !cfg.linux || cfg.linux->uidMappings.empty())
+            return fail_msg("{}.options: idmap needs uidMappings and gidMappings, or a user namespace", origin);
+          op.uidMappings = cfg.linux->uidMappings;
+          op.gidMappings = cfg.linux->gidMappings;
+        }
+      }
     } else {
       if (type.empty()) return fail_msg("{}.type: must be set for a non-bind mount", origin);
-      if (fl.idmap) return fail_msg("{}.options: idmap is only for bind mounts", origin);
+      if (fl.idmap || !m.uidMappings.empty() || !m.gidMappings.empty())
+        return fail_msg("{}.options: idmap is only for bind mounts", origin);
+      if (fl.tmpcopyup && type != "tmpfs") return fail_msg("{}.options: tmpcopyup is only for tmpfs mounts", origin);
       op.kind = Op::Kind::fs;
       op.fstype = type;
       op.source = m.source.value_or(type);
+      // runc labels every filesystem but these (and binds) with linux.mountLabel.
+      static const char* const unlabeled[] = {"proc", "sysfs", "mqueue"};
+      if (cfg.linux && cfg.linux->mountLabel &&
+          std::find(std::begin(unlabeled), std::end(unlabeled), type) == std::end(unlabeled))
+        op.label = *cfg.linux->mountLabel;
     }
     p.ops.push_back(std::move(op));
   }
@@ -297,6 +326,7 @@ Result<Plan> plan(const spec::Config& cfg, const Context& ctx) {
     for (const auto& m : cfg.linux->maskedPaths) p.masked.push_back(container_path(m));
     for (const auto& r : cfg.linux->readonlyPaths) p.readonly.push_back(container_path(r));
   }
+  TRY(p.sysctl, plan_sysctls(cfg, ctx.ns));
   return p;
 }
 

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "cgroup/manager.hpp"
+#include "namespaces/namespaces.hpp"
+#include "rootfs/sysctl.hpp"
 #include "runtime/core/error.hpp"
 #include "spec/config.hpp"
 
@@ -23,7 +25,8 @@ struct MountFlags {
   uint64_t propagation = 0;               // MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE or 0
   bool propagation_rec = false;
   bool bind = false, rbind = false;
-  bool remount = false;
+  bool remount = false;                   // change the mount already at the target
+  bool tmpcopyup = false;                 // tmpfs: copy the directory's contents into it
   bool idmap = false, ridmap = false;
   std::vector<std::string> sb_flags;      // superblock flags: sync, dirsync, mand, ...
   std::vector<std::pair<std::string, std::string>> data;  // filesystem options (value "" = flag)
@@ -31,6 +34,8 @@ struct MountFlags {
 Result<MountFlags> parse_options(const std::vector<std::string>& options);
 
 struct Op {
+  // setattr: change an existing mount (the "remount" option, the cgroup tree
+  // made read-only): attributes, propagation, and filesystem data if any.
   enum class Kind { bind, fs, symlink, device, setattr };
   Kind kind = Kind::fs;
   std::string source;   // bind: host path; fs: source name; symlink: link text
@@ -38,6 +43,7 @@ struct Op {
   std::string fstype;
   MountFlags flags;
   std::vector<spec::IdMapping> uidMappings, gidMappings;  // idmapped mounts
+  std::string label;    // linux.mountLabel, for filesystems that take a context= (SELinux only)
   // device
   char dev_type = 'c';
   uint32_t major = 0, minor = 0;
@@ -53,14 +59,18 @@ struct Context {
   std::string cgroup_path;                     // the container's cgroup (relative path)
   bool cgroupns = false;                       // container has its own cgroup namespace
   bool userns = false;                         // devices are bind-mounted, not made
+  ns::Plan ns;                                 // the container's namespaces (sysctl checks)
 };
 
 struct Plan {
   std::vector<Op> ops;                  // in order, before pivot
-  uint64_t root_propagation = 0;        // MS_* | MS_REC for "/" of the new mount ns
+  // linux.rootfsPropagation (MS_* [| MS_REC]) for "/" once entered; 0 when
+  // unset: "/" stays the rslave tree it was made before the mounts.
+  uint64_t root_propagation = 0;
   bool readonly_root = false;
   std::vector<std::string> masked;      // after pivot
   std::vector<std::string> readonly;    // after pivot
+  std::vector<Sysctl> sysctl;           // after pivot, before the read-only paths
 };
 
 Result<Plan> plan(const spec::Config& cfg, const Context& ctx);

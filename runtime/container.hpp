@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/core/error.hpp"
 #include "spec/state.hpp"
 
@@ -33,7 +35,19 @@ struct RunOptions {
   bool no_subreaper = false;
 };
 
+struct ExecOptions {
+  std::string id;
+  std::string process_file;            // --process: a process.json
+  std::vector<std::string> args;       // or the command line
+  bool tty = false, detach = false, no_new_privs = false, ignore_paused = false;
+  std::string console_socket, pid_file, cwd, user, apparmor, process_label;
+  std::vector<std::string> env, additional_gids, caps, cgroups;
+  int preserve_fds = 0;
+};
+
 Result<void> create(const Globals& g, const CreateOptions& o);
+// Returns the exit status of the process (0 at once with detach).
+Result<int> exec(const Globals& g, const ExecOptions& o);
 Result<void> start(const Globals& g, const std::string& id);
 // Returns the exit status to leave with: the container's, or 128+N on signal N.
 Result<int> run(const Globals& g, const RunOptions& o);
@@ -48,5 +62,15 @@ std::vector<ListEntry> list(const Globals& g);
 
 // Signal names as runc takes them: "KILL", "SIGKILL", "9".
 Result<int> parse_signal(const std::string& s);
+
+// cgroup commands (runtime/cgroup_ops.cpp).
+// `resources`: a linux.resources JSON object with the fields to change.
+Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources);
+Result<void> pause(const Globals& g, const std::string& id);
+Result<void> resume(const Globals& g, const std::string& id);
+// Prints runc's event JSON lines; `stats_only` prints one stats event.
+Result<void> events(const Globals& g, const std::string& id, int interval_ms, bool stats_only);
+// `ps_args` empty: -ef. json: the pids as a JSON array.
+Result<void> ps(const Globals& g, const std::string& id, bool json, const std::vector<std::string>& ps_args);
 
 }  // namespace brig::runtime

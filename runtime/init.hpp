@@ -9,8 +9,13 @@
 #include "namespaces/namespaces.hpp"
 #include "rootfs/plan.hpp"
 #include "spec/config.hpp"
+#include "spec/state.hpp"
 
 namespace brig::runtime {
+
+namespace seccomp {
+struct Program;
+}
 
 struct InitContext {
   const spec::Config* cfg = nullptr;
@@ -23,15 +28,11 @@ struct InitContext {
   int sync_fd = -1;
   int fifo_fd = -1;
   int console_fd = -1;
+  const seccomp::Program* seccomp = nullptr;  // linux.seccomp, compiled; null without one
+  spec::State state;  // id, bundle, annotations: what hooks read (status and pid set per phase)
 };
 
 [[noreturn]] void init_main(const InitContext& ctx);
 
-// PATH lookup of args[0] the way runc reports it ("exec: \"x\": executable
-// file not found in $PATH"), against the filesystem the caller sees.
-Result<std::string> find_executable(const std::string& name, const std::vector<std::string>& env);
-
-// setrlimit resource number of "RLIMIT_NOFILE" etc., or -1.
-int rlimit_resource(const std::string& name);
 
 }  // namespace brig::runtime

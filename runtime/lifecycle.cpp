@@ -9,11 +9,14 @@
 #include <unistd.h>
 
 #include "cgroup/manager.hpp"
+#include "cgroup/resources.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/hooks.hpp"
+#include "runtime/process.hpp"
 #include "runtime/state.hpp"
 #include "runtime/tty.hpp"
 #include "spec/config.hpp"
@@ -34,6 +37,14 @@ spec::State to_oci(const Store& store, const Record& r) {
   s.created = r.created;
   s.annotations = r.annotations;
   return s;
+}
+
+// The OCI state a hook reads on stdin, with the status the spec names for its phase.
+std::string hook_state(const Store& store, const Record& rec, const char* status) {
+  spec::State s = to_oci(store, rec);
+  s.status = status;
+  s.pid = rec.pid;
+  return spec::to_json(s).dump();
 }
 
 struct Loaded {
@@ -113,6 +124,8 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
+  TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
+  TRY_VOID(cg->ensure_thawed());
 
   // The terminal: the master goes to --console-socket, or to us for `run`.
   Fd console, console_peer;
@@ -131,7 +144,14 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     return fail_msg("cannot use console socket if brig will not detach or allocate tty");
   }
 
-  SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, o, fifo, *cg, console_peer.get()};
+  // Socket activation fds go first (3..), then --preserve-fds more.
+  CreateOptions opts = o;
+  if (int n = listen_fds(); n > 0) {
+    l.cfg.process->env.push_back(fmt::format("LISTEN_FDS={}", n));
+    l.cfg.process->env.push_back("LISTEN_PID=1");
+    opts.preserve_fds += n;
+  }
+  SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
   TRY(Spawned sp, exec->spawn(rq, rb));
   console_peer.reset();
   Fd master;
@@ -163,6 +183,18 @@ Result<void> do_start(const Store& store, const Record& rec) {
   // Gone from the state dir first, so nobody sees "created" once init runs.
   ::unlink(fifo.c_str());
   TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
+  TRY(spec::Config cfg, spec::parse_config(rec.config));
+  if (cfg.hooks && !cfg.hooks->poststart.empty()) {
+    // A failing poststart hook fails start and stops the container (runtime.md).
+    auto h = run_hooks(cfg.hooks->poststart, "poststart", hook_state(store, rec, "running"));
+    if (!h) {
+      if (auto pfd = sys::pidfd_open(rec.pid); pfd && process_alive(rec)) {
+        (void)sys::pidfd_send_signal(*pfd, SIGKILL);
+        (void)wait_gone(*pfd, 10000);
+      }
+      return fail(std::move(h.error()));
+    }
+  }
   return {};
 }
 
@@ -173,13 +205,21 @@ Result<void> destroy(const Store& store, const Record& rec) {
     auto pfd = sys::pidfd_open(rec.pid);
     if (pfd && process_alive(rec)) {
       (void)sys::pidfd_send_signal(*pfd, SIGKILL);
+      // A paused container: v1 delivers the kill only once thawed.
+      if (cg && (*cg)->freezer_state() != cgroup::Freezer::thawed) (void)(*cg)->freeze(false);
       if (!wait_gone(*pfd, 10000)) return fail_msg("container init {} did not die", rec.pid);
     }
   }
   if (cg) {
     // Without its own pid namespace the container's other processes outlive init.
     (void)(*cg)->signal_all(SIGKILL);
+    if ((*cg)->freezer_state() != cgroup::Freezer::thawed) (void)(*cg)->freeze(false);
     TRY_VOID((*cg)->destroy());
+  }
+  // poststop: after the container is gone; a failure only warns (runtime.md).
+  if (auto cfg = spec::parse_config(rec.config); cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
+    auto h = run_hooks(cfg->hooks->poststop, "poststop", hook_state(store, rec, "stopped"));
+    if (!h) log::warn(h.error().msg);
   }
   return store.remove(rec.id);
 }
@@ -241,14 +281,23 @@ Result<void> kill(const Globals& g, const std::string& id, int sig, bool all) {
   TRY(Record rec, store.load(lock, id));
   std::string st = status_of(store, rec);
   if (st == "stopped" || st == "creating") return fail_msg("container not running");
+  // A paused container gets SIGKILL delivered by thawing it afterwards (as runc).
+  auto thaw_after_kill = [&] {
+    if (st != "paused" || sig != SIGKILL) return;
+    if (auto cg = cgroup::open_fs(rec.cgroup_path)) (void)(*cg)->freeze(false);
+  };
   if (all) {
     TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
-    return cg->signal_all(sig);
+    TRY_VOID(cg->signal_all(sig));
+    thaw_after_kill();
+    return {};
   }
   TRY(Fd pfd, sys::pidfd_open(rec.pid));
   // The pidfd pins the process: check it is still our init, then signal.
   if (!process_alive(rec)) return fail_msg("container not running");
-  return sys::pidfd_send_signal(pfd, sig);
+  TRY_VOID(sys::pidfd_send_signal(pfd, sig));
+  thaw_after_kill();
+  return {};
 }
 
 Result<void> remove(const Globals& g, const std::string& id, bool force) {

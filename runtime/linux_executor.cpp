@@ -10,7 +10,9 @@
 #include "rootfs/plan.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/hooks.hpp"
 #include "runtime/init.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/sync.hpp"
 
 namespace brig::runtime {
@@ -36,8 +38,10 @@ class NamespaceExecutor final : public Executor {
     fctx.cgroup_path = rq.cgroup.path();
     fctx.cgroupns = nsp.creates("cgroup");
     fctx.userns = nsp.has("user");
+    fctx.ns = nsp;
     TRY(rootfs::Plan fsp, rootfs::plan(cfg, fctx));
 
+    TRY(auto seccomp_prog, seccomp::prepare(cfg));
     TRY(auto joins, ns::open_joins(nsp));
     TRY(auto sync, make_sync_pair());
     TRY(Fd fifo, sys::open(rq.fifo_path, O_RDONLY | O_NONBLOCK));
@@ -66,6 +70,11 @@ class NamespaceExecutor final : public Executor {
     ic.sync_fd = sync.child.get();
     ic.fifo_fd = fifo.get();
     ic.console_fd = rq.console_fd;
+    ic.state.ociVersion = "1.3.0";
+    ic.state.id = rq.id;
+    ic.state.bundle = rq.bundle;
+    ic.state.annotations = cfg.annotations;
+    ic.seccomp = seccomp_prog ? &*seccomp_prog : nullptr;
 
     int pidfd = -1;
     // The cgroup namespace must be rooted at the container's cgroup, which
@@ -95,6 +104,23 @@ class NamespaceExecutor final : public Executor {
     TRY_VOID(send(sync.parent, Msg::go));
 
     auto m = receive(sync.parent);
+    // Before it is ready, init may hand over a notify filter's listener fd,
+    // and asks for the runtime-namespace create hooks once its mounts are done.
+    while (m && (m->type == Msg::seccomp_fd || m->type == Msg::hooks)) {
+      if (m->type == Msg::hooks) {
+        spec::State s = ic.state;
+        s.status = "creating";
+        s.pid = pid;
+        std::string st = spec::to_json(s).dump();
+        TRY_VOID(run_hooks(cfg.hooks->prestart, "prestart", st));
+        TRY_VOID(run_hooks(cfg.hooks->createRuntime, "createRuntime", st));
+        TRY_VOID(send(sync.parent, Msg::go));
+      } else {
+        if (!m->fd) return fail_msg("sync: seccomp listener message without an fd");
+        TRY_CTX_VOID(seccomp::hand_to_listener(cfg, rq.id, rq.bundle, pid, m->fd), "unable to start container process");
+      }
+      m = receive(sync.parent);
+    }
     if (!m) {
       int status = 0;
       ::waitpid(pid, &status, 0);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "cgroup/manager.hpp"
 #include "runtime/core/sys.hpp"
 
 namespace brig::runtime {
@@ -148,6 +149,9 @@ bool process_alive(const Record& r) {
 std::string status_of(const Store& store, const Record& r) {
   if (r.phase == "creating") return process_alive(r) || r.pid == 0 ? "creating" : "stopped";
   if (!process_alive(r)) return "stopped";
+  // A frozen container is paused, never running (runc checks the freezer first).
+  if (auto cg = cgroup::open_fs(r.cgroup_path); cg && (*cg)->freezer_state() == cgroup::Freezer::frozen)
+    return "paused";
   if (sys::exists(store.fifo(r.id))) return "created";
   return "running";
 }

@@ -1,6 +1,10 @@
 #include "runtime/sync.hpp"
 
+#include "runtime/core/sys.hpp"
+
 #include <sys/socket.h>
+
+#include <cstring>
 
 namespace brig::runtime {
 
@@ -21,15 +25,19 @@ Result<void> send(BorrowedFd fd, Msg m, const std::string& payload) {
   return {};
 }
 
+Result<void> send_with_fd(BorrowedFd sock, Msg m, BorrowedFd fd) {
+  char type = static_cast<char>(m);
+  auto r = sys::send_with_fd(sock, std::string_view(&type, 1), fd);
+  if (!r) return fail(std::move(r.error()).context("sync: send"));
+  return {};
+}
+
 Result<Received> receive(BorrowedFd fd) {
   char buf[8192];
-  ssize_t n;
-  do {
-    n = ::recv(fd.get(), buf, sizeof buf, 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return fail_errno("sync: receive");
-  if (n == 0) return fail_err(0, "sync: init exited before it was ready");
-  return Received{static_cast<Msg>(buf[0]), std::string(buf + 1, static_cast<size_t>(n - 1))};
+  auto r = sys::recv_with_fd(fd, buf, sizeof buf);
+  if (!r) return fail(std::move(r.error()).context("sync: receive"));
+  if (r->size == 0) return fail_err(0, "sync: init exited before it was ready");
+  return Received{static_cast<Msg>(buf[0]), std::string(buf + 1, r->size - 1), std::move(r->fd)};
 }
 
 }  // namespace brig::runtime

@@ -14,6 +14,8 @@ enum class Msg : char {
   go = 'G',      // parent -> init: cgroups joined, id maps written; go on
   ready = 'R',   // init -> parent: set up, waiting for start
   error = 'E',   // init -> parent: setup failed (payload: message)
+  seccomp_fd = 'S',  // init -> parent: the seccomp listener fd (SCM_RIGHTS), before ready
+  hooks = 'H',   // init -> parent: mounts done, run prestart/createRuntime; parent answers go
 };
 
 struct SyncPair {
@@ -21,9 +23,12 @@ struct SyncPair {
 };
 Result<SyncPair> make_sync_pair();
 Result<void> send(BorrowedFd fd, Msg m, const std::string& payload = {});
+// A message carrying one fd with SCM_RIGHTS.
+Result<void> send_with_fd(BorrowedFd sock, Msg m, BorrowedFd fd);
 struct Received {
   Msg type;
   std::string payload;
+  Fd fd;  // the fd that came with the message, if any
 };
 // Fails with "unexpected EOF" style error if the peer went away.
 Result<Received> receive(BorrowedFd fd);

@@ -21,53 +21,23 @@
 namespace brig::runtime {
 
 Result<Fd> connect_console_socket(const std::string& path) {
-  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return fail_errno("socket");
-  Fd fd(s);
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return fail_msg("console socket {}: path too long", path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-    return fail_errno("connect to console socket {}", path);
+  auto fd = sys::connect_unix(path);
+  if (!fd) return fail(std::move(fd.error()).context("console socket"));
   return fd;
 }
 
 Result<void> send_fd(BorrowedFd sock, BorrowedFd fd, const std::string& name) {
-  struct msghdr msg {};
-  struct iovec iov;
-  iov.iov_base = const_cast<char*>(name.data());
-  iov.iov_len = name.size();
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = buf;
-  msg.msg_controllen = sizeof buf;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  int f = fd.get();
-  std::memcpy(CMSG_DATA(c), &f, sizeof f);
-  if (::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) < 0) return fail_errno("send console fd");
+  auto r = sys::send_with_fd(sock, name, fd);
+  if (!r) return fail(std::move(r.error()).context("send console fd"));
   return {};
 }
 
 Result<Fd> receive_fd(BorrowedFd sock) {
-  struct msghdr msg {};
   char name[4096];
-  struct iovec iov {name, sizeof name};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = buf;
-  msg.msg_controllen = sizeof buf;
-  if (::recvmsg(sock.get(), &msg, MSG_CMSG_CLOEXEC) < 0) return fail_errno("receive console fd");
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_type != SCM_RIGHTS) return fail_msg("receive console fd: no fd in message");
-  int f;
-  std::memcpy(&f, CMSG_DATA(c), sizeof f);
-  return Fd(f);
+  auto r = sys::recv_with_fd(sock, name, sizeof name);
+  if (!r) return fail(std::move(r.error()).context("receive console fd"));
+  if (!r->fd) return fail_msg("receive console fd: no fd in message");
+  return std::move(r->fd);
 }
 
 Result<void> setup_console(BorrowedFd sock, const spec::Process& proc, bool mount_console) {

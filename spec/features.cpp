@@ -215,7 +215,7 @@ Features make_features(const FeatureSupport& s) {
   Features f;
   f.ociVersionMin = "1.0.0";
   f.ociVersionMax = "1.3.0";
-  f.hooks = {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
+  f.hooks = s.hooks;
   f.mountOptions = s.mountOptions;
   LinuxFeatures l;
   l.namespaces = s.namespaces;

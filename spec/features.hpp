@@ -73,6 +73,8 @@ const std::vector<std::string>& known_seccomp_flags();
 // fills in what it detects (cgroup versions, apparmor/selinux, seccomp flags
 // the kernel accepts, libseccomp version annotation...).
 struct FeatureSupport {
+  std::vector<std::string> hooks = {"prestart",       "createRuntime", "createContainer",
+                                    "startContainer", "poststart",     "poststop"};
   std::vector<std::string> namespaces = {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"};
   std::vector<std::string> capabilities = known_capabilities();
   std::vector<std::string> mountOptions = known_mount_options();

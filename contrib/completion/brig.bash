@@ -3,7 +3,7 @@ _brig() {
   local cur prev cmd i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
-  local commands="create delete help kill list run spec start state"
+  local commands="create delete events help kill list pause ps resume run spec start state update"
   local globals="--debug --log --log-format --root --systemd-cgroup --cgroup-manager --help --version"
   cmd=""
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -17,7 +17,8 @@ _brig() {
     --root|--bundle|-b) COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --log|--pid-file|--console-socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
-    --format|-f) [ "$cmd" = list ] && { COMPREPLY=($(compgen -W "table json" -- "$cur")); return; } ;;
+    --resources|-r) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --format|-f) [ "$cmd" = list ] || [ "$cmd" = ps ] && { COMPREPLY=($(compgen -W "table json" -- "$cur")); return; } ;;
   esac
   if [ -z "$cmd" ]; then
     COMPREPLY=($(compgen -W "$commands $globals" -- "$cur"))
@@ -29,6 +30,9 @@ _brig() {
     run) flags="--bundle --console-socket --detach --keep --pid-file --no-subreaper --no-pivot --no-new-keyring --preserve-fds" ;;
     delete) flags="--force" ;;
     kill) flags="--all" ;;
+    update) flags="--resources --blkio-weight --cpu-period --cpu-quota --cpu-share --cpu-rt-period --cpu-rt-runtime --cpuset-cpus --cpuset-mems --memory --memory-reservation --memory-swap --pids-limit --l3-cache-schema --mem-bw-schema" ;;
+    events) flags="--interval --stats" ;;
+    ps) flags="--format" ;;
     list) flags="--format --quiet" ;;
     spec) flags="--bundle --rootless" ;;
   esac

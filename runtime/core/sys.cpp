@@ -4,12 +4,15 @@
 #include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <climits>
 #include <ctime>
 #include <filesystem>
@@ -132,10 +135,82 @@ void close_fds_except(int from, std::span<const int> keep) {
   ::syscall(SYS_close_range, lo, ~0U, 0);
 }
 
+void reserve_fds(int from, int to) {
+  for (int fd = from; fd < to; fd++) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    int n = ::open("/dev/null", O_RDWR);
+    if (n < 0) return;
+    if (n != fd) {
+      ::dup2(n, fd);
+      ::close(n);
+    }
+  }
+}
+
 Result<Fd> dup_above(BorrowedFd fd, int min_fd) {
   int n = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, min_fd);
   if (n < 0) return fail_errno("dup fd {}", fd.get());
   return Fd(n);
+}
+
+Result<Fd> connect_unix(const std::string& path) {
+  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return fail_errno("socket");
+  Fd fd(s);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail_err(ENAMETOOLONG, fmt::format("connect to {}", path));
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    return fail_errno("connect to {}", path);
+  return fd;
+}
+
+Result<size_t> send_with_fd(BorrowedFd sock, std::string_view data, BorrowedFd fd) {
+  struct iovec iov {const_cast<char*>(data.data()), data.size()};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int f = fd.get();
+  std::memcpy(CMSG_DATA(c), &f, sizeof f);
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock.get(), &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_errno("sendmsg");
+  return static_cast<size_t>(n);
+}
+
+Result<Received> recv_with_fd(BorrowedFd sock, char* buf, size_t len) {
+  struct iovec iov {buf, len};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock.get(), &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_errno("recvmsg");
+  Received r;
+  r.size = static_cast<size_t>(n);
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int f;
+      std::memcpy(&f, CMSG_DATA(c), sizeof f);
+      r.fd.reset(f);
+    }
+  }
+  return r;
 }
 
 Result<Fd> pidfd_open(pid_t pid) {

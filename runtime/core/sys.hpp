@@ -35,8 +35,21 @@ bool exists(const std::string& path);
 
 // close every fd >= `from` except those listed (close_range over the gaps).
 void close_fds_except(int from, std::span<const int> keep);
+// Fills every closed fd in [from, to) with /dev/null, so that fds brig opens
+// later never land in slots that belong to the caller (stdio, preserved fds).
+void reserve_fds(int from, int to);
 // Duplicates fd to a number >= min_fd, O_CLOEXEC.
 Result<Fd> dup_above(BorrowedFd fd, int min_fd);
+
+// Unix sockets: connect to a path; send data with one fd (SCM_RIGHTS) riding
+// on it (returns the bytes sent); receive into `buf`, with the fd if one came.
+Result<Fd> connect_unix(const std::string& path);
+Result<size_t> send_with_fd(BorrowedFd sock, std::string_view data, BorrowedFd fd);
+struct Received {
+  size_t size = 0;
+  Fd fd;
+};
+Result<Received> recv_with_fd(BorrowedFd sock, char* buf, size_t len);
 
 // pidfd helpers.
 Result<Fd> pidfd_open(pid_t pid);

@@ -6,10 +6,6 @@ import pytest
 
 from conftest import IS_RUNC, RUNC_CGROUP_PARENT, brig_only, proc_cgroups, wait_for
 
-# linux.resources is the cgroups issue (#5); strict, so the marker must go when it lands.
-resources_pending = pytest.mark.xfail(not IS_RUNC, strict=True,
-                                      reason="linux.resources not applied yet (issue #5)")
-
 V1 = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"]
 
 
@@ -43,7 +39,6 @@ def test_explicit_cgroups_path(runtime, bundle):
         [d for d in dirs if d.exists()]
 
 
-@resources_pending
 def test_resource_limits_written(runtime, bundle):
     path = f"/{RUNC_CGROUP_PARENT}/{bundle.id}"
 
@@ -67,7 +62,6 @@ def test_resource_limits_written(runtime, bundle):
     assert "c 1:3 rwm" in devs, devs  # /dev/null
 
 
-@resources_pending
 def test_pids_limit_enforced(runtime, bundle):
     bundle.config(
         args=["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo all-forked"],

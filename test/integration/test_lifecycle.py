@@ -318,10 +318,10 @@ COMMAND_FLAGS = {
 }
 
 
-# Commands brig does not have yet: exec (issue #4), ps/pause/resume/events/update
+# Commands brig does not have yet: ps/pause/resume/events/update
 # (issue #5). strict: the test starts failing once a command lands, so the
 # marker has to go.
-PENDING = {"exec", "ps", "pause", "resume", "events", "update"}
+PENDING = set()
 
 
 @pytest.mark.parametrize("cmd", [

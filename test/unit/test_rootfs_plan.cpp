@@ -193,14 +193,105 @@ TEST_CASE("plan: root propagation, readonly root, masked and readonly paths", "[
   c.linux->readonlyPaths = {"/proc/sys"};
   auto p = rootfs::plan(c, ctx());
   REQUIRE(p);
-  CHECK(p->root_propagation == (MS_SLAVE | MS_REC));
+  CHECK(p->root_propagation == 0);  // unset: "/" stays rslave
   CHECK(p->readonly_root);
   CHECK(p->masked == std::vector<std::string>{"/proc/kcore", "/proc/keys"});
   CHECK(p->readonly == std::vector<std::string>{"/proc/sys"});
   c.linux->rootfsPropagation = "shared";
-  CHECK(rootfs::plan(c, ctx())->root_propagation == (MS_SHARED | MS_REC));
+  CHECK(rootfs::plan(c, ctx())->root_propagation == MS_SHARED);
+  c.linux->rootfsPropagation = "rslave";
+  CHECK(rootfs::plan(c, ctx())->root_propagation == (MS_SLAVE | MS_REC));
+  c.linux->rootfsPropagation = "runbindable";
+  CHECK(rootfs::plan(c, ctx())->root_propagation == (MS_UNBINDABLE | MS_REC));
   c.linux->rootfsPropagation = "sideways";
   auto bad = rootfs::plan(c, ctx());
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg == "linux.rootfsPropagation: unknown propagation \"sideways\"");
+}
+
+TEST_CASE("atime options: atime and nostrictatime go back to relatime, last one wins", "[rootfs]") {
+  auto f = rootfs::parse_options({"noatime", "atime"});
+  REQUIRE(f);
+  CHECK((f->attr_set & MOUNT_ATTR__ATIME) == MOUNT_ATTR_RELATIME);
+  CHECK((f->attr_clr & MOUNT_ATTR__ATIME) == MOUNT_ATTR__ATIME);
+  f = rootfs::parse_options({"strictatime", "nostrictatime", "nodiratime"});
+  REQUIRE(f);
+  CHECK((f->attr_set & MOUNT_ATTR__ATIME) == MOUNT_ATTR_RELATIME);
+  CHECK((f->attr_set & MOUNT_ATTR_NODIRATIME) != 0);
+  f = rootfs::parse_options({"noatime", "norelatime"});
+  REQUIRE(f);
+  CHECK((f->attr_set & MOUNT_ATTR__ATIME) == MOUNT_ATTR_NOATIME);
+  f = rootfs::parse_options({"rnostrictatime", "rnosymfollow", "ratime"});
+  REQUIRE(f);
+  CHECK((f->rattr_set & MOUNT_ATTR_NOSYMFOLLOW) != 0);
+  CHECK(f->attr_set == 0);
+}
+
+TEST_CASE("plan: remount changes the mount already at the destination", "[rootfs]") {
+  auto p = rootfs::plan(config_with({{"/data", std::nullopt, std::nullopt, {"remount", "ro", "size=3m"}, {}, {}}}),
+                        ctx());
+  REQUIRE(p);
+  REQUIRE(p->ops[0].kind == Op::Kind::setattr);
+  CHECK(p->ops[0].target == "/data");
+  CHECK((p->ops[0].flags.attr_set & MOUNT_ATTR_RDONLY) != 0);
+  CHECK(p->ops[0].flags.data == std::vector<std::pair<std::string, std::string>>{{"size", "3m"}});
+}
+
+TEST_CASE("plan: tmpcopyup only on tmpfs", "[rootfs]") {
+  auto p = rootfs::plan(config_with({{"/etc", "tmpfs", "tmpfs", {"tmpcopyup"}, {}, {}}}), ctx());
+  REQUIRE(p);
+  CHECK(p->ops[0].flags.tmpcopyup);
+  auto q = rootfs::plan(config_with({{"/x", "proc", "proc", {"tmpcopyup"}, {}, {}}}), ctx());
+  REQUIRE_FALSE(q);
+  CHECK(q.error().msg == "mounts[0].options: tmpcopyup is only for tmpfs mounts");
+}
+
+TEST_CASE("plan: idmapped binds carry their mappings", "[rootfs]") {
+  std::vector<spec::IdMapping> m = {{0, 1000, 10}};
+  auto p = rootfs::plan(config_with({{"/a", "bind", "/src", {"rbind", "ridmap"}, m, m},
+                                     {"/b", "bind", "/src", {"bind"}, m, m}}),
+                        ctx());
+  REQUIRE(p);
+  CHECK(p->ops[0].flags.idmap);
+  CHECK(p->ops[0].flags.ridmap);
+  CHECK(p->ops[0].uidMappings.size() == 1);
+  CHECK(p->ops[0].uidMappings[0].hostID == 1000);
+  CHECK(p->ops[1].flags.idmap);  // implied by the mappings
+  CHECK_FALSE(p->ops[1].flags.ridmap);
+
+  // no mappings of its own: the container's, with a user namespace; else an error
+  auto c = config_with({{"/a", "bind", "/src", {"bind", "idmap"}, {}, {}}});
+  c.linux->uidMappings = {{0, 100000, 65536}};
+  c.linux->gidMappings = {{0, 100000, 65536}};
+  auto x = ctx();
+  x.userns = true;
+  auto q = rootfs::plan(c, x);
+  REQUIRE(q);
+  for (auto& o : q->ops)
+    if (o.target == "/a") CHECK(o.uidMappings[0].hostID == 100000);
+  auto r = rootfs::plan(c, ctx());
+  REQUIRE_FALSE(r);
+  CHECK(r.error().msg == "mounts[0].options: idmap needs uidMappings and gidMappings, or a user namespace");
+  auto half = rootfs::plan(config_with({{"/a", "bind", "/src", {"bind", "idmap"}, m, {}}}), ctx());
+  REQUIRE_FALSE(half);
+  CHECK(half.error().msg == "mounts[0]: uidMappings and gidMappings must be given together");
+  auto fs = rootfs::plan(config_with({{"/t", "tmpfs", "tmpfs", {"idmap"}, m, m}}), ctx());
+  REQUIRE_FALSE(fs);
+  CHECK(fs.error().msg == "mounts[0].options: idmap is only for bind mounts");
+}
+
+TEST_CASE("plan: mountLabel goes to the filesystems runc labels", "[rootfs]") {
+  auto c = config_with({{"/proc", "proc", "proc", {}, {}, {}},
+                        {"/t", "tmpfs", "tmpfs", {}, {}, {}},
+                        {"/dev/mqueue", "mqueue", "mqueue", {}, {}, {}},
+                        {"/b", "bind", "/src", {"bind"}, {}, {}}});
+  c.linux->mountLabel = "system_u:object_r:container_file_t:s0";
+  auto p = rootfs::plan(c, ctx());
+  REQUIRE(p);
+  std::map<std::string, std::string> label;
+  for (auto& o : p->ops) label[o.target] = o.label;
+  CHECK(label["/proc"].empty());
+  CHECK(label["/t"] == "system_u:object_r:container_file_t:s0");
+  CHECK(label["/dev/mqueue"].empty());
+  CHECK(label["/b"].empty());
 }

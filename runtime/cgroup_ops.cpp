@@ -1,0 +1,192 @@
+// update / pause / resume / events / ps: the commands that work on a
+// container's cgroup. File names and formats live in cgroup/; this file holds
+// the state checks and the command behaviour (runc's wording and exit codes).
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "cgroup/manager.hpp"
+#include "cgroup/resources.hpp"
+#include "runtime/container.hpp"
+#include "runtime/core/sys.hpp"
+#include "runtime/state.hpp"
+#include "spec/config.hpp"
+
+extern char** environ;
+
+namespace brig::runtime {
+namespace {
+
+void print_line(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+// A linux.resources object through the spec parser (so errors name the JSON path).
+Result<spec::Resources> parse_resources(const nlohmann::json& j) {
+  if (!j.is_object()) return fail_msg("linux.resources: must be an object");
+  nlohmann::json doc = {{"ociVersion", spec::kOciVersion}, {"root", {{"path", "rootfs"}}}, {"linux", {{"resources", j}}}};
+  TRY(auto cfg, spec::parse_config(doc));
+  return cfg.linux && cfg.linux->resources ? *cfg.linux->resources : spec::Resources{};
+}
+
+int64_t now_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1'000'000;
+}
+
+}  // namespace
+
+Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources) {
+  Store store(g.root);
+  TRY(auto lock, store.open(id));
+  TRY(Record rec, store.load(lock, id));
+  std::string st = status_of(store, rec);
+  if (st == "stopped" || st == "creating") return fail_msg("container not running");
+  TRY(spec::Resources upd, parse_resources(resources));
+  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  // Only the fields given are written (0 = unchanged, as runc's update).
+  TRY_VOID(cg->apply(upd));
+  // The state keeps the merged resources, for later updates and `state`.
+  if (!rec.config.is_object()) rec.config = nlohmann::json::object();
+  auto& lin = rec.config["linux"];
+  if (!lin.is_object()) lin = nlohmann::json::object();
+  auto& res = lin["resources"];
+  if (!res.is_object()) res = nlohmann::json::object();
+  res.merge_patch(resources);
+  return store.save(rec);
+}
+
+Result<void> pause(const Globals& g, const std::string& id) {
+  Store store(g.root);
+  TRY(auto lock, store.open(id));
+  TRY(Record rec, store.load(lock, id));
+  std::string st = status_of(store, rec);
+  if (st != "running" && st != "created") return fail_msg("container not running");
+  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  return cg->freeze(true);
+}
+
+Result<void> resume(const Globals& g, const std::string& id) {
+  Store store(g.root);
+  TRY(auto lock, store.open(id));
+  TRY(Record rec, store.load(lock, id));
+  if (status_of(store, rec) != "paused") return fail_msg("container not paused");
+  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  return cg->freeze(false);
+}
+
+Result<void> events(const Globals& g, const std::string& id, int interval_ms, bool stats_only) {
+  Store store(g.root);
+  TRY(Record rec, store.load_unlocked(id));
+  auto not_running = [&] { return fail_msg("container with id {} is not running", id); };
+  if (status_of(store, rec) == "stopped") return not_running();
+  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  auto stats_line = [&] {
+    nlohmann::ordered_json e;
+    e["type"] = "stats";
+    e["id"] = id;
+    e["data"] = cgroup::stats(*cg, rec.pid);
+    print_line(e.dump());
+  };
+  if (stats_only) {
+    stats_line();
+    return {};
+  }
+  // OOM notification when the memory controller offers it.
+  auto oom = cgroup::OomWatch::open(*cg);
+  auto stopped = [&] {
+    auto r = store.load_unlocked(id);
+    return !r || status_of(store, *r) == "stopped";
+  };
+  int64_t next = now_ms() + interval_ms;
+  for (;;) {
+    int64_t wait = std::clamp<int64_t>(next - now_ms(), 0, 250);
+    struct pollfd p {oom ? oom->fd() : -1, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(wait));
+    if (n > 0 && oom) {
+      int kills = oom->check();
+      for (int i = 0; i < kills; ++i) print_line(nlohmann::ordered_json{{"type", "oom"}, {"id", id}}.dump());
+      if (kills < 0) oom = fail_msg("cgroup gone");
+    }
+    // The container is gone: nothing more will happen (runc would loop on errors).
+    if (stopped()) return {};
+    if (now_ms() >= next) {
+      stats_line();
+      next += interval_ms;
+    }
+  }
+}
+
+Result<void> ps(const Globals& g, const std::string& id, bool json, const std::vector<std::string>& ps_args) {
+  Store store(g.root);
+  TRY(Record rec, store.load_unlocked(id));
+  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  std::vector<pid_t> pids = cg->pids();
+  if (json) {
+    print_line(nlohmann::json(pids).dump());
+    return {};
+  }
+  std::vector<std::string> argv = {"ps"};
+  if (ps_args.empty())
+    argv.push_back("-ef");
+  else
+    argv.insert(argv.end(), ps_args.begin(), ps_args.end());
+  int pfd[2];
+  if (::pipe2(pfd, O_CLOEXEC) < 0) return fail_errno("pipe");
+  Fd rd(pfd[0]), wr(pfd[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t child = 0;
+  int rc = ::posix_spawnp(&child, "ps", &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return fail_err(rc, "exec: \"ps\"");
+  wr.reset();
+  auto out = sys::read_all(rd);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!out) return fail(std::move(out.error()));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return fail_msg("ps: exit status {}: {}", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), *out);
+  std::istringstream in(*out);
+  std::string header;
+  std::getline(in, header);
+  std::istringstream hs(header);
+  std::string col;
+  int pid_col = -1;
+  for (int i = 0; hs >> col; ++i)
+    if (col == "PID") {
+      pid_col = i;
+      break;
+    }
+  if (pid_col < 0) return fail_msg("couldn't find PID field in ps output");
+  std::string text = header + "\n";
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string f;
+    for (int i = 0; i <= pid_col && ls >> f; ++i) {
+    }
+    pid_t p = static_cast<pid_t>(std::strtol(f.c_str(), nullptr, 10));
+    if (std::find(pids.begin(), pids.end(), p) != pids.end()) text += line + "\n";
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return {};
+}
+
+}  // namespace brig::runtime

@@ -1,0 +1,259 @@
+// exec: a second process in a running container. The child is a clone of
+// this process that enters every namespace of the container's init, joins
+// its cgroup, takes the process attributes, and execs; we wait for it (or
+// detach) and leave with its status.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "cgroup/manager.hpp"
+#include "namespaces/namespaces.hpp"
+#include "runtime/container.hpp"
+#include "runtime/core/rollback.hpp"
+#include "runtime/core/sys.hpp"
+#include "runtime/process.hpp"
+#include "runtime/seccomp.hpp"
+#include "runtime/state.hpp"
+#include "runtime/sync.hpp"
+#include "runtime/tty.hpp"
+#include "spec/config.hpp"
+
+namespace brig::runtime {
+namespace {
+
+Result<uint32_t> parse_id(const std::string& s, const char* what) {
+  uint32_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return fail_msg("invalid {} \"{}\"", what, s);
+  return v;
+}
+
+// The process to run: --process FILE, or the container's own process with
+// the command line and flags laid over it (runc's rules).
+Result<spec::Process> build_process(const ExecOptions& o, const nlohmann::json& config) {
+  spec::Process p;
+  if (!o.process_file.empty()) {
+    TRY(std::string text, sys::read_file(o.process_file));
+    TRY(p, spec::parse_process(text));
+  } else {
+    TRY(spec::Config cfg, spec::parse_config(config));
+    if (!cfg.process) return fail_msg("process property must not be empty");
+    p = *cfg.process;
+    p.args = o.args;
+    if (p.args.empty()) return fail_msg("process args cannot be empty");
+    p.terminal = o.tty;
+    p.consoleSize.reset();
+  }
+  for (const auto& e : o.env) {
+    if (e.empty() || e.find('=') == 0) return fail_msg("invalid environment variable: \"{}\"", e);
+    std::string key = e.substr(0, e.find('='));
+    std::erase_if(p.env, [&](const std::string& x) { return x.compare(0, key.size() + 1, key + "=") == 0; });
+    p.env.push_back(e);
+  }
+  if (!o.cwd.empty()) p.cwd = o.cwd;
+  if (!o.user.empty()) {
+    auto colon = o.user.find(':');
+    TRY(p.user.uid, parse_id(o.user.substr(0, colon), "user"));
+    if (colon != std::string::npos) {
+      TRY(p.user.gid, parse_id(o.user.substr(colon + 1), "group"));
+    }
+  }
+  for (const auto& g : o.additional_gids) {
+    TRY(uint32_t gid, parse_id(g, "additional gid"));
+    p.user.additionalGids.push_back(gid);
+  }
+  if (o.no_new_privs) p.noNewPrivileges = true;
+  if (!o.caps.empty()) {
+    if (!p.capabilities) p.capabilities.emplace();
+    auto add = [&](std::optional<std::vector<std::string>>& set) {
+      if (!set) set.emplace();
+      for (const auto& c : o.caps)
+        if (std::find(set->begin(), set->end(), c) == set->end()) set->push_back(c);
+    };
+    add(p.capabilities->bounding);
+    add(p.capabilities->effective);
+    add(p.capabilities->permitted);
+  }
+  if (!o.apparmor.empty()) p.apparmorProfile = o.apparmor;
+  if (!o.process_label.empty()) p.selinuxLabel = o.process_label;
+  TRY_VOID(spec::validate(p, "process"));
+  return p;
+}
+
+struct ExecChild {
+  const spec::Process* proc;
+  const seccomp::Program* seccomp;
+  const std::vector<ns::OpenJoin>* joins;
+  bool userns;
+  int sync_fd, console_fd, preserve_fds;
+};
+
+Result<std::string> child_setup(const ExecChild& c) {
+  TRY(auto go, receive(c.sync_fd));
+  if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
+  TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
+  if (::setsid() < 0) return fail_errno("setsid");
+  if (c.console_fd >= 0) {
+    TRY_VOID(setup_console(c.console_fd, *c.proc, /*mount_console=*/false));
+    ::close(c.console_fd);
+  }
+  // The container's seccomp filter, loaded at the same stages as in init.
+  TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_caps, c.sync_fd));
+  TRY(std::string exe, prepare_process(*c.proc, c.userns));
+  TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_ready, c.sync_fd));
+  return exe;
+}
+
+[[noreturn]] void child_main(const ExecChild& c) {
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // Until execve replaces this image, nothing in the container may reach it
+  // through /proc/PID/exe or /proc/PID/fd.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  std::vector<int> keep = {c.sync_fd, c.console_fd};
+  for (auto& j : *c.joins) keep.push_back(j.fd.get());
+  sys::close_fds_except(3 + c.preserve_fds, keep);
+  auto exe = child_setup(c);
+  if (!exe) {
+    (void)send(c.sync_fd, Msg::error, exe.error().msg);
+    ::_exit(1);
+  }
+  std::vector<std::string> env = process_env(*c.proc);
+  // The death signal would outlive execve: a detached process must not die with us.
+  ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  (void)send(c.sync_fd, Msg::ready);
+  if (auto sc = seccomp::install_at(c.seccomp, seccomp::Stage::before_exec, -1); !sc) {
+    (void)send(c.sync_fd, Msg::error, sc.error().msg);
+    ::_exit(1);
+  }
+  exec_process(*exe, c.proc->args, env, c.preserve_fds, c.sync_fd);
+}
+
+}  // namespace
+
+Result<int> exec(const Globals& g, const ExecOptions& o) {
+  Store store(g.root);
+  Record rec;
+  {
+    TRY(auto lock, store.open(o.id));
+    TRY(rec, store.load(lock, o.id));
+  }
+  std::string st = status_of(store, rec);
+  if (st == "stopped" || st == "creating") return fail_msg("cannot exec in a stopped container");
+  if (st == "paused" && !o.ignore_paused)
+    return fail_msg("cannot exec in a paused container (use --ignore-paused to override)");
+  TRY(spec::Process proc, build_process(o, rec.config));
+  if (proc.terminal && o.detach && o.console_socket.empty())
+    return fail_msg("cannot allocate tty if brig will detach without setting console socket");
+
+  // Every namespace the container has, entered through its init.
+  TRY(spec::Config cfg, spec::parse_config(rec.config));
+  static const std::vector<spec::Namespace> none;
+  TRY(ns::Plan cplan, ns::plan(cfg.linux ? cfg.linux->namespaces : none));
+  std::vector<spec::Namespace> targets;
+  for (const char* t : {"user", "pid", "time", "network", "ipc", "uts", "cgroup", "mount"})
+    if (cplan.has(t)) targets.push_back({t, fmt::format("/proc/{}/ns/{}", rec.pid, ns::proc_name_of(t))});
+  TRY(ns::Plan eplan, ns::plan(targets));
+  TRY(auto joins, ns::open_joins(eplan));
+  // The pidfd pins init: check it is still ours now that the ns fds are open.
+  TRY(Fd initfd, sys::pidfd_open(rec.pid));
+  if (!process_alive(rec)) return fail_msg("cannot exec in a stopped container");
+
+  // The filter is the container's, its stage set by this process's attributes.
+  spec::Config fcfg = cfg;
+  fcfg.process = proc;
+  TRY(auto seccomp_prog, seccomp::prepare(fcfg));
+
+  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  TRY(auto sync, make_sync_pair());
+
+  Fd console, console_peer;
+  if (proc.terminal) {
+    if (!o.console_socket.empty()) {
+      TRY(console_peer, connect_console_socket(o.console_socket));
+    } else {
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fail_errno("socketpair");
+      console = Fd(sv[0]);
+      console_peer = Fd(sv[1]);
+    }
+  }
+
+  sigset_t fwd;
+  sigemptyset(&fwd);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD, SIGCONT, SIGTSTP})
+    sigaddset(&fwd, s);
+  if (!o.detach) ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
+
+  // pid and time namespaces apply to children: enter them around the clone.
+  TRY(Fd own_pid, sys::open("/proc/self/ns/pid_for_children", O_RDONLY));
+  for (auto& j : joins)
+    if ((j.join.type == "pid" || j.join.type == "time") && ::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
+      return fail_errno("setns {} namespace of {}", j.join.type, rec.pid);
+
+  ExecChild ec{&proc, seccomp_prog ? &*seccomp_prog : nullptr, &joins, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
+  int pidfd = -1;
+  auto cl = ns::clone_child(0, &pidfd);
+  (void)::setns(own_pid.get(), CLONE_NEWPID);
+  if (!cl) return fail(std::move(cl.error()));
+  pid_t pid = *cl;
+  if (pid == 0) child_main(ec);
+  Fd child_pidfd(pidfd);
+  Rollback rb;
+  rb.push([pid] {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  });
+  sync.child.reset();
+  console_peer.reset();
+
+  TRY_VOID(cg->add(pid));
+  // --cgroup [controller:]sub: a sub-cgroup of the container's, which must exist.
+  for (const auto& spec_ : o.cgroups) {
+    auto colon = spec_.find(':');
+    std::string ctrl = colon == std::string::npos ? "" : spec_.substr(0, colon);
+    std::string sub = colon == std::string::npos ? spec_ : spec_.substr(colon + 1);
+    if (sub.empty() || sub.find("..") != std::string::npos) return fail_msg("invalid --cgroup argument: {}", spec_);
+    bool matched = false;
+    for (const auto& h : cg->hierarchies()) {
+      bool has = ctrl.empty() || std::find(h.controllers.begin(), h.controllers.end(), ctrl) != h.controllers.end();
+      if (!has) continue;
+      matched = true;
+      std::string dir = sys::clean_path(h.mountpoint + cg->path() + "/" + sub);
+      TRY_CTX_VOID(sys::write_file(dir + "/cgroup.procs", std::to_string(pid)), "join sub-cgroup {}", dir);
+    }
+    if (!matched) return fail_msg("invalid --cgroup argument: {}: no such controller", spec_);
+  }
+  TRY_VOID(send(sync.parent, Msg::go));
+  auto m = receive(sync.parent);
+  while (m && m->type == Msg::seccomp_fd) {  // a notify filter's listener fd
+    if (!m->fd) return fail_msg("sync: seccomp listener message without an fd");
+    TRY_CTX_VOID(seccomp::hand_to_listener(fcfg, rec.id, rec.bundle, pid, m->fd), "unable to start container process");
+    m = receive(sync.parent);
+  }
+  if (!m) return fail_msg("unable to start container process: exec child ended before it was ready");
+  if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
+  // The sync socket closes on execve: EOF means the process is running.
+  auto after = receive(sync.parent);
+  if (after && after->type == Msg::error) return fail_msg("unable to start container process: {}", after->payload);
+  Fd master;
+  if (console) {
+    TRY(master, receive_fd(console));
+  }
+  if (!o.pid_file.empty()) TRY_VOID(sys::write_file_atomic(sys::abs_path(o.pid_file), std::to_string(pid), 0644));
+  rb.commit();
+  if (o.detach) return 0;
+  TRY(int status, wait_foreground(pid, child_pidfd, fwd, master ? &master : nullptr));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace brig::runtime

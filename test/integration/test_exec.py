@@ -1,0 +1,199 @@
+"""exec: a second process inside a running container (issue #4)."""
+
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+from conftest import IS_RUNC, NAME, ns_link, wait_for
+
+
+def running(runtime, bundle, **cfg):
+    bundle.config(args=["sleep", "300"], **cfg)
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    return runtime.state(bundle.id)["pid"]
+
+
+def test_exec_output_and_exit_code(runtime, bundle):
+    running(runtime, bundle)
+    res = runtime.run("exec", bundle.id, "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert res.returncode == 7, res
+    assert res.stdout == "out\n"
+    assert "err\n" in res.stderr
+
+
+def test_exec_killed_by_signal(runtime, bundle):
+    running(runtime, bundle)
+    res = runtime.run("exec", bundle.id, "sh", "-c", "kill -KILL $$")
+    assert res.returncode == 137, res
+
+
+def test_exec_joins_every_namespace_and_the_cgroup(runtime, bundle):
+    init = running(runtime, bundle, add_ns=["cgroup"])
+    res = runtime.run("exec", bundle.id, "sh", "-c",
+                      "for n in mnt uts ipc net pid cgroup; do readlink /proc/self/ns/$n; done;"
+                      " cat /proc/self/cgroup; echo pid=$$")
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    for i, n in enumerate(["mnt", "uts", "ipc", "net", "pid", "cgroup"]):
+        assert lines[i] == ns_link(init, n), (n, res.stdout)
+    cg = [l for l in lines if ":memory:" in l]
+    assert cg and cg[0].endswith(":/"), res.stdout   # cgroup ns root = the container's cgroup
+    assert lines[-1] != "pid=1"
+    assert int(lines[-1].split("=")[1]) > 1
+
+
+def test_exec_sees_the_container_root(runtime, bundle):
+    running(runtime, bundle, hostname="inside")
+    res = runtime.run("exec", bundle.id, "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '")
+    assert res.returncode == 0, res
+    assert res.stdout.splitlines() == ["inside", "sleep 300 "]
+
+
+def test_exec_env_cwd_user(runtime, bundle):
+    running(runtime, bundle)
+    res = runtime.run("exec", "--env", "FOO=bar", "--env", "PATH=/bin", "--cwd", "/tmp",
+                      "-u", "1000:1001", "--additional-gids", "5", bundle.id,
+                      "sh", "-c", "echo $FOO; echo $PATH; pwd; id -u; id -g; id -G")
+    assert res.returncode == 0, res
+    assert res.stdout.splitlines() == ["bar", "/bin", "/tmp", "1000", "1001", "1001 5"]
+
+
+@pytest.mark.skipif(IS_RUNC, reason="brig creates a missing cwd for exec too (issue #4); runc fails")
+def test_exec_cwd_created(runtime, bundle):
+    running(runtime, bundle, readonly=False)
+    res = runtime.run("exec", "--cwd", "/new/dir", bundle.id, "pwd")
+    assert res.returncode == 0, res
+    assert res.stdout == "/new/dir\n"
+
+
+def test_exec_capabilities_and_no_new_privs(runtime, bundle):
+    running(runtime, bundle)
+    base = runtime.run("exec", bundle.id, "grep", "-E", "^Cap(Eff|Bnd)|NoNewPrivs", "/proc/self/status",
+                       check=True).stdout
+    assert "CapEff:\t0000000020000420" in base
+    res = runtime.run("exec", "--cap", "CAP_SYS_ADMIN", bundle.id, "grep", "CapEff", "/proc/self/status",
+                      check=True)
+    assert res.stdout.strip() == f"CapEff:\t{(1 << 5) | (1 << 10) | (1 << 29) | (1 << 21):016x}"
+
+
+def test_exec_process_json(runtime, bundle, tmp_path):
+    running(runtime, bundle)
+    proc = {"args": ["sh", "-c", "echo $A; pwd; id -u"], "cwd": "/dev", "env": ["A=from-json", "PATH=/bin"],
+            "user": {"uid": 2, "gid": 2}, "terminal": False}
+    (tmp_path / "process.json").write_text(json.dumps(proc))
+    res = runtime.run("exec", "--process", tmp_path / "process.json", bundle.id)
+    assert res.returncode == 0, res
+    assert res.stdout.splitlines() == ["from-json", "/dev", "2"]
+
+
+def test_exec_detach_and_pid_file(runtime, bundle, tmp_path):
+    running(runtime, bundle)
+    pidfile = tmp_path / "exec.pid"
+    res = runtime.run("exec", "-d", "--pid-file", pidfile, bundle.id, "sleep", "100")
+    assert res.returncode == 0, res
+    pid = int(pidfile.read_text())
+    assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] == "sleep"
+    # in the container's cgroup
+    mem = [l for l in open(f"/proc/{pid}/cgroup").read().splitlines() if ":memory:" in l][0]
+    init_mem = [l for l in open(f"/proc/{runtime.state(bundle.id)['pid']}/cgroup").read().splitlines()
+                if ":memory:" in l][0]
+    assert mem == init_mem
+
+
+def test_exec_stdin(runtime, bundle):
+    running(runtime, bundle)
+    res = runtime.run("exec", bundle.id, "cat", input="piped in\n")
+    assert res.returncode == 0, res
+    assert res.stdout == "piped in\n"
+
+
+def test_exec_missing_executable(runtime, bundle):
+    running(runtime, bundle)
+    res = runtime.run("exec", bundle.id, "nosuch")
+    assert res.returncode == 255, res
+    assert res.error == ('exec failed: unable to start container process: exec: "nosuch": '
+                         'executable file not found in $PATH')
+
+
+def test_exec_no_command(runtime, bundle):
+    running(runtime, bundle)
+    res = runtime.run("exec", bundle.id)
+    assert res.returncode == 255, res
+    assert res.error == "exec failed: process args cannot be empty"
+
+
+def test_exec_nonexistent_container(runtime):
+    res = runtime.run("exec", "nope", "true")
+    assert res.returncode == 255, res
+    assert res.error == "exec failed: container does not exist"
+
+
+def test_exec_stopped_container(runtime, bundle):
+    bundle.config(args=["true"])
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    assert runtime.wait_status(bundle.id, "stopped")
+    res = runtime.run("exec", bundle.id, "true")
+    assert res.returncode == 255, res
+    assert res.error == "exec failed: cannot exec in a stopped container"
+
+
+def test_exec_into_created_container(runtime, bundle):
+    bundle.config(args=["sleep", "300"])
+    runtime.run("create", "--bundle", bundle, bundle.id, check=True)
+    res = runtime.run("exec", bundle.id, "sh", "-c", "cat /proc/1/cmdline | head -c 4")
+    assert res.returncode == 0, res
+
+
+@pytest.mark.skipif(IS_RUNC, reason="brig-specific: runc's exec child is runc init, not a clone")
+def test_exec_child_is_not_dumpable_until_exec(runtime, bundle):
+    """CVE-2019-5736 class: the runtime image must not be reachable through
+    /proc/PID/exe from inside while it sets the process up; once exec'd, exe
+    is the container's own binary."""
+    running(runtime, bundle)
+    res = runtime.run("exec", bundle.id, "sh", "-c", "readlink /proc/self/exe")
+    assert res.returncode == 0, res
+    assert res.stdout.strip() in ("/bin/busybox", "/bin/sh")
+
+
+def test_exec_tty_through_console_socket(runtime, bundle, tmp_path):
+    running(runtime, bundle)
+    path = str(tmp_path / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(20)
+    p = runtime.popen("exec", "-t", "-d", "--console-socket", path, bundle.id, "sh", "-c",
+                      "tty; stty size; echo done")
+    conn, _ = srv.accept()
+    msg, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    assert len(fds) == 1
+    master = fds[0]
+    out = b""
+    while b"done" not in out:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    assert p.wait(timeout=20) == 0
+    text = out.decode()
+    assert "/dev/pts/" in text, text
+    assert "done" in text
+
+
+def test_exec_gets_the_container_seccomp_filter(runtime, bundle):
+    running(runtime, bundle, fn=lambda c: c["linux"].update(seccomp={
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}))
+    res = runtime.run("exec", bundle.id, "sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x")
+    assert res.returncode != 0, res
+    assert "Seccomp:\t2" in res.stdout
+    assert "Permission denied" in res.stderr

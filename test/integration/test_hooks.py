@@ -1,0 +1,99 @@
+"""Hooks (issue #4): all six fire in order, each with the state the spec names
+on stdin and in the namespace the spec names; failure semantics per runtime.md."""
+
+import os
+
+from conftest import IS_RUNC, runc_bug
+
+HOOK = r"""#!/bin/sh
+read -r state
+status=$(echo "$state" | sed 's/.*"status": *"\([a-z]*\)".*/\1/')
+id=$(echo "$state" | sed 's/.*"id": *"\([^"]*\)".*/\1/')
+echo "$1 $status $id $(readlink /proc/self/ns/mnt) $HOOKENV" >> "$2"
+"""
+
+
+def setup_hooks(bundle, tmp_path, fail=None):
+    host_hook = tmp_path / "hook.sh"
+    host_hook.write_text(HOOK)
+    host_hook.chmod(0o755)
+    log = tmp_path / "hooks.log"
+    # startContainer's path resolves in the container: a copy inside the rootfs
+    inner = bundle.path / "rootfs" / "hook.sh"
+    inner.write_text(HOOK)
+    inner.chmod(0o755)
+
+    def hook(phase, path=str(host_hook), logpath=str(log)):
+        h = {"path": path, "args": ["hook.sh", phase, logpath], "env": ["HOOKENV=env-" + phase]}
+        if phase == fail:
+            h = {"path": "/bin/sh", "args": ["sh", "-c", "echo oops >&2; exit 3"]}
+        return h
+
+    hooks = {p: [hook(p)] for p in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
+    hooks["startContainer"] = [hook("startContainer", "/hook.sh", "/tmp/hooks.log")]
+    bundle.config(readonly=False, fn=lambda c: c.update(hooks=hooks))
+    return log, bundle.path / "rootfs" / "tmp" / "hooks.log"
+
+
+def test_all_hooks_in_order_with_state_and_namespace(runtime, bundle, tmp_path):
+    log, inner_log = setup_hooks(bundle, tmp_path)
+    bundle.config(args=["sleep", "0.3"])
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    host_mnt = os.readlink("/proc/self/ns/mnt")
+    lines = [l.split() for l in log.read_text().splitlines()]
+    phases = [l[0] for l in lines]
+    assert phases == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"], lines
+    st = {l[0]: l[1] for l in lines}
+    # runtime.md: poststart sees "running" (runc 1.1.5 passes "created")
+    assert st == {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+                  "poststart": "created" if IS_RUNC else "running", "poststop": "stopped"}, lines
+    assert all(l[2] == bundle.id for l in lines)
+    mnt = {l[0]: l[3] for l in lines}
+    for p in ("prestart", "createRuntime", "poststart", "poststop"):
+        assert mnt[p] == host_mnt, (p, lines)          # runtime namespace
+    assert mnt["createContainer"] != host_mnt, lines    # container namespace
+    assert all(l[4] == "env-" + l[0] for l in lines)    # the hook's own env
+    inner = inner_log.read_text().split()
+    assert inner[0] == "startContainer" and inner[1] == "created", inner
+    assert inner[3] != host_mnt
+
+
+def test_failing_create_runtime_hook_fails_create_and_leaves_nothing(runtime, bundle, tmp_path):
+    setup_hooks(bundle, tmp_path, fail="createRuntime")
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    # brig names the phase; runc says only "error running hook #0"
+    assert ("hook #0" if IS_RUNC else "createRuntime hook #0") in res.error, res
+    assert "exit status 3" in res.error and "stderr: oops" in res.error, res
+    assert runtime.state(bundle.id, check=False) is None
+
+
+def test_failing_create_container_hook_fails_create(runtime, bundle, tmp_path):
+    setup_hooks(bundle, tmp_path, fail="createContainer")
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert ("hook #0" if IS_RUNC else "createContainer hook #0") in res.error, res
+    assert runtime.state(bundle.id, check=False) is None
+
+
+@runc_bug("runc 1.1.5 fails create, not start, when a poststart hook is set to fail")
+def test_failing_poststart_fails_start_and_stops_the_container(runtime, bundle, tmp_path):
+    setup_hooks(bundle, tmp_path, fail="poststart")
+    bundle.config(args=["sleep", "100"])
+    runtime.run("create", "--bundle", bundle, bundle.id, check=True)
+    res = runtime.run("start", bundle.id)
+    assert res.returncode != 0, res
+    assert "poststart hook #0" in res.error, res
+    assert runtime.wait_status(bundle.id, "stopped")
+
+
+def test_failing_poststop_only_warns(runtime, bundle, tmp_path):
+    log, _ = setup_hooks(bundle, tmp_path, fail="poststop")
+    bundle.config(args=["true"])
+    runtime.run("create", "--bundle", bundle, bundle.id, check=True)
+    runtime.run("start", bundle.id, check=True)
+    assert runtime.wait_status(bundle.id, "stopped")
+    res = runtime.run("delete", bundle.id)
+    assert res.returncode == 0, res
+    assert runtime.state(bundle.id, check=False) is None
