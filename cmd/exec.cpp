@@ -28,11 +28,9 @@ int exec_action(cli::Context& c) {
   o.ignore_paused = c.p.flag("ignore-paused");
   o.apparmor = c.p.get("apparmor");
   o.process_label = c.p.get("process-label");
-  std::string n = c.p.get("preserve-fds", "0");
-  auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), o.preserve_fds);
-  if (ec != std::errc() || ptr != n.data() + n.size() || o.preserve_fds < 0)
-    return cli::fail_command(fmt::format("exec failed: invalid value \"{}\" for flag -preserve-fds", n));
-  sys::reserve_fds(3, 3 + o.preserve_fds);
+  auto pf = preserve_fds(c.p);
+  if (!pf) return cli::fail_command("exec failed: " + pf.error().msg);
+  o.preserve_fds = *pf;
   auto r = runtime::exec(globals(), o);
   if (!r) {
     cli::fail_command("exec failed: " + r.error().msg);

@@ -1,6 +1,9 @@
 #include "cmd/globals.hpp"
 
+#include <charconv>
+
 #include "runtime/core/log.hpp"
+#include "runtime/core/sys.hpp"
 
 namespace brig::cmd {
 namespace {
@@ -45,5 +48,15 @@ Result<void> apply_globals(const cli::Parsed& p) {
 }
 
 const runtime::Globals& globals() { return g_globals; }
+
+Result<int> preserve_fds(const cli::Parsed& p, int extra) {
+  std::string n = p.get("preserve-fds", "0");
+  int v = 0;
+  auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), v);
+  if (ec != std::errc() || ptr != n.data() + n.size() || v < 0)
+    return fail_msg("invalid value \"{}\" for flag -preserve-fds", n);
+  sys::reserve_fds(3, 3 + extra + v);
+  return v;
+}
 
 }  // namespace brig::cmd

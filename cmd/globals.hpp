@@ -13,4 +13,8 @@ const std::vector<cli::Flag>& global_flags();
 Result<void> apply_globals(const cli::Parsed& p);
 const runtime::Globals& globals();
 
+// --preserve-fds N: parses N and keeps brig's own fds out of fds 3..3+extra+N
+// (`extra`: socket-activation fds that come first).
+Result<int> preserve_fds(const cli::Parsed& p, int extra = 0);
+
 }  // namespace brig::cmd

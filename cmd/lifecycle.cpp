@@ -41,11 +41,7 @@ Result<runtime::CreateOptions> create_options(const cli::Context& c) {
   o.console_socket = c.p.get("console-socket");
   o.no_pivot = c.p.flag("no-pivot");
   o.no_new_keyring = c.p.flag("no-new-keyring");
-  std::string n = c.p.get("preserve-fds", "0");
-  auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), o.preserve_fds);
-  if (ec != std::errc() || ptr != n.data() + n.size() || o.preserve_fds < 0)
-    return fail_msg("invalid value \"{}\" for flag -preserve-fds", n);
-  sys::reserve_fds(3, 3 + runtime::listen_fds() + o.preserve_fds);
+  TRY(o.preserve_fds, preserve_fds(c.p, runtime::listen_fds()));
   return o;
 }
 

@@ -3,7 +3,7 @@ _brig() {
   local cur prev cmd i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
-  local commands="create delete events help kill list pause ps resume run spec start state update"
+  local commands="create delete events exec features help kill list pause ps resume run spec start state update"
   local globals="--debug --log --log-format --root --systemd-cgroup --cgroup-manager --help --version"
   cmd=""
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -29,6 +29,7 @@ _brig() {
     create) flags="--bundle --console-socket --pid-file --no-pivot --no-new-keyring --preserve-fds" ;;
     run) flags="--bundle --console-socket --detach --keep --pid-file --no-subreaper --no-pivot --no-new-keyring --preserve-fds" ;;
     delete) flags="--force" ;;
+    exec) flags="--console-socket --cwd --env --tty --user --additional-gids --process --detach --pid-file --process-label --apparmor --no-new-privs --cap --preserve-fds --cgroup --ignore-paused" ;;
     kill) flags="--all" ;;
     update) flags="--resources --blkio-weight --cpu-period --cpu-quota --cpu-share --cpu-rt-period --cpu-rt-runtime --cpuset-cpus --cpuset-mems --memory --memory-reservation --memory-swap --pids-limit --l3-cache-schema --mem-bw-schema" ;;
     events) flags="--interval --stats" ;;
