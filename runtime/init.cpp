@@ -89,6 +89,15 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   }
   TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
   if (c.ns->creates("cgroup") && ::unshare(CLONE_NEWCGROUP) < 0) return fail_errno("unshare cgroup namespace");
+  if (c.ns->creates("time")) {
+    if (::unshare(CLONE_NEWTIME) < 0) return fail_errno("unshare time namespace");
+    if (cfg.linux && !cfg.linux->timeOffsets.empty()) {
+      std::string offs;
+      for (const auto& [clock, o] : cfg.linux->timeOffsets)
+        offs += fmt::format("{} {} {}\n", clock, o.secs.value_or(0), o.nanosecs.value_or(0));
+      TRY_CTX_VOID(sys::write_file("/proc/self/timens_offsets", offs), "linux.timeOffsets");
+    }
+  }
   if (::setsid() < 0) return fail_errno("setsid");
   // Through the host's /proc, still mounted here: works without a /proc in the container.
   if (proc.oomScoreAdj)

@@ -79,7 +79,9 @@ class NamespaceExecutor final : public Executor {
     int pidfd = -1;
     // The cgroup namespace must be rooted at the container's cgroup, which
     // init joins only after the clone: init unshares it after the join.
-    auto cl = ns::clone_child(nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP), &pidfd);
+    // Likewise the time namespace: its offsets can be set only before any
+    // process is in it, so init unshares it and the exec'd process enters it.
+    auto cl = ns::clone_child(nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME), &pidfd);
     if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;

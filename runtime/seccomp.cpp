@@ -337,7 +337,7 @@ std::string process_state_json(const std::string& id, pid_t pid, const std::stri
 
 Result<void> send_to_listener(const std::string& path, const std::string& state_json, BorrowedFd listener) {
   auto sock = sys::connect_unix(path);
-  if (!sock) return fail(std::move(sock.error()).context("seccomp listener"));
+  if (!sock) return fail_err(sock.error().err, fmt::format("connect to seccomp listener {}", path));
   // The fd rides on the first sendmsg; the rest of the JSON, if the socket
   // took only part of it, follows without.
   auto first = sys::send_with_fd(*sock, state_json, listener);

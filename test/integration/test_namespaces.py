@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from conftest import IS_RUNC
+
 ALL_NS = ["mnt", "uts", "ipc", "net", "pid", "cgroup"]
 # config.json namespace type -> /proc/<pid>/ns/<name>
 NS_FILE = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "network": "net", "pid": "pid",
@@ -130,3 +132,18 @@ def test_user_namespace_mappings(runtime, bundle):
     assert lines[1].split() == ["0", "100000", "65536"], res
     assert lines[2] == "0", res
     assert lines[3] != host_ns("user"), res
+
+
+@pytest.mark.skipif(IS_RUNC, reason="runc 1.1.5 has no time namespace support")
+def test_time_namespace_offsets(runtime, bundle):
+    """linux.timeOffsets: the boottime/monotonic clocks inside are shifted."""
+    host_uptime = float(open("/proc/uptime").read().split()[0])
+    bundle.config(args=["sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time"], add_ns=["time"],
+                  fn=lambda c: c["linux"].update(timeOffsets={"boottime": {"secs": 1000000, "nanosecs": 0},
+                                                              "monotonic": {"secs": 500000}}))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    inside = float(lines[0].split()[0])
+    assert 1000000 + host_uptime - 5 < inside < 1000000 + host_uptime + 60, res.stdout
+    assert lines[1] != os.readlink("/proc/self/ns/time"), res.stdout
