@@ -18,6 +18,7 @@
 #include "runtime/container.hpp"
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/attributes.hpp"
 #include "runtime/process.hpp"
 #include "runtime/seccomp.hpp"
 #include "runtime/state.hpp"
@@ -89,6 +90,7 @@ Result<spec::Process> build_process(const ExecOptions& o, const nlohmann::json& 
 
 struct ExecChild {
   const spec::Process* proc;
+  const spec::Config* cfg;
   const seccomp::Program* seccomp;
   const std::vector<ns::OpenJoin>* joins;
   bool userns;
@@ -106,7 +108,7 @@ Result<std::string> child_setup(const ExecChild& c) {
   }
   // The container's seccomp filter, loaded at the same stages as in init.
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_caps, c.sync_fd));
-  TRY(std::string exe, prepare_process(*c.proc, c.userns));
+  TRY(std::string exe, prepare_process(*c.proc, c.userns, c.cfg));
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_ready, c.sync_fd));
   return exe;
 }
@@ -152,6 +154,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (st == "paused" && !o.ignore_paused)
     return fail_msg("cannot exec in a paused container (use --ignore-paused to override)");
   TRY(spec::Process proc, build_process(o, rec.config));
+  TRY_VOID(check_lsm(proc));
   if (proc.terminal && o.detach && o.console_socket.empty())
     return fail_msg("cannot allocate tty if brig will detach without setting console socket");
 
@@ -200,7 +203,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     if ((j.join.type == "pid" || j.join.type == "time") && ::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
       return fail_errno("setns {} namespace of {}", j.join.type, rec.pid);
 
-  ExecChild ec{&proc, seccomp_prog ? &*seccomp_prog : nullptr, &joins, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
+  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
   int pidfd = -1;
   auto cl = ns::clone_child(0, &pidfd);
   (void)::setns(own_pid.get(), CLONE_NEWPID);

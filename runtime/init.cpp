@@ -130,7 +130,7 @@ Result<void> setup(const InitContext& c, std::string& exe) {
 
   // seccomp loads as late as it may (runtime/seccomp.hpp, Stage).
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_caps, c.sync_fd));
-  TRY(exe, prepare_process(proc, c.ns->has("user")));
+  TRY(exe, prepare_process(proc, c.ns->has("user"), &cfg));
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_ready, c.sync_fd));
   return {};
 }

@@ -14,6 +14,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/attributes.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process.hpp"
@@ -68,6 +69,10 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   if (!cfg) return fail(std::move(cfg.error()));
   l.cfg = std::move(*cfg);
   if (!l.cfg.process) return fail_msg("process: must be set to create a container");
+  TRY_VOID(check_lsm(*l.cfg.process));
+  // Never a silent skip: a limit asked for and not enforced is an error.
+  if (l.cfg.linux && l.cfg.linux->intelRdt)
+    return fail_msg("linux.intelRdt: Intel RDT (resctrl) is not supported by brig yet");
   const std::string& rp = l.cfg.root.path;
   l.rootfs = sys::clean_path(!rp.empty() && rp[0] == '/' ? rp : l.bundle + "/" + rp);
   if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "rootfs/paths.hpp"
+#include "runtime/attributes.hpp"
 #include "runtime/caps.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/sync.hpp"
@@ -121,8 +122,11 @@ Result<std::string> find_executable(const std::string& name, const std::vector<s
   return fail_msg("exec: \"{}\": executable file not found in $PATH", name);
 }
 
-Result<std::string> prepare_process(const spec::Process& proc, bool userns) {
+Result<std::string> prepare_process(const spec::Process& proc, bool userns, const spec::Config* cfg) {
+  if (proc.execCPUAffinity && proc.execCPUAffinity->initial)
+    TRY_VOID(set_cpu_affinity(*proc.execCPUAffinity->initial, "process.execCPUAffinity.initial"));
   TRY_VOID(set_rlimits(proc));
+  TRY_VOID(apply_attributes(proc, cfg));
   if (proc.noNewPrivileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return fail_errno("set no_new_privs");
 
@@ -141,6 +145,9 @@ Result<std::string> prepare_process(const spec::Process& proc, bool userns) {
   ::umask(proc.user.umask.value_or(022));
   std::string cwd = proc.cwd.empty() ? "/" : proc.cwd;
   if (::chdir(cwd.c_str()) < 0) return fail_errno("chdir to cwd (\"{}\") set in config.json", cwd);
+  TRY_VOID(apply_exec_labels(proc));
+  if (proc.execCPUAffinity && proc.execCPUAffinity->final)
+    TRY_VOID(set_cpu_affinity(*proc.execCPUAffinity->final, "process.execCPUAffinity.final"));
   return find_executable(proc.args[0], proc.env);
 }
 

@@ -263,7 +263,11 @@ std::string now_rfc3339_nano() {
   ::gmtime_r(&ts.tv_sec, &tm);
   char buf[64];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:09}Z", buf, ts.tv_nsec);
+  // Go's RFC3339Nano (runc's format): trailing zeros of the fraction dropped,
+  // no fraction at all when it is zero.
+  std::string frac = fmt::format("{:09}", ts.tv_nsec);
+  while (!frac.empty() && frac.back() == '0') frac.pop_back();
+  return frac.empty() ? fmt::format("{}Z", buf) : fmt::format("{}.{}Z", buf, frac);
 }
 
 std::string rfc3339_seconds() {

@@ -6,6 +6,7 @@
 #include "namespaces/namespaces.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/core/sys.hpp"
 #include "runtime/state.hpp"
 
 using namespace brig;
@@ -114,4 +115,16 @@ TEST_CASE("cgroup path: absent, relative and absolute cgroupsPath", "[cgroup]") 
 TEST_CASE("log text quoting follows Go's strconv.Quote", "[log]") {
   CHECK(log::quote("a \"b\"\n") == "\"a \\\"b\\\"\\n\"");
   CHECK(log::quote("tab\there") == "\"tab\\there\"");
+}
+
+TEST_CASE("created timestamps are Go's RFC3339Nano", "[state]") {
+  for (int i = 0; i < 200; i++) {
+    std::string t = sys::now_rfc3339_nano();
+    REQUIRE(t.back() == 'Z');
+    auto dot = t.find('.');
+    if (dot != std::string::npos) {
+      CHECK(t[t.size() - 2] != '0');  // no trailing zeros in the fraction
+      CHECK(t.size() - dot - 2 <= 9);
+    }
+  }
 }
