@@ -418,4 +418,20 @@ Result<std::unique_ptr<Manager>> open_fs(const std::string& path) {
   return std::unique_ptr<Manager>(new FsManager(path, std::move(hs)));
 }
 
+Result<void> add_to_sub(const Manager& m, pid_t pid, const std::string& arg) {
+  auto colon = arg.find(':');
+  std::string ctrl = colon == std::string::npos ? "" : arg.substr(0, colon);
+  std::string sub = colon == std::string::npos ? arg : arg.substr(colon + 1);
+  if (sub.empty() || sub.find("..") != std::string::npos) return fail_msg("invalid --cgroup argument: {}", arg);
+  bool matched = false;
+  for (const auto& h : m.hierarchies()) {
+    if (!ctrl.empty() && std::find(h.controllers.begin(), h.controllers.end(), ctrl) == h.controllers.end()) continue;
+    matched = true;
+    std::string dir = sys::clean_path(h.mountpoint + m.path() + "/" + sub);
+    TRY_CTX_VOID(sys::write_file(dir + "/cgroup.procs", std::to_string(pid)), "join sub-cgroup {}", dir);
+  }
+  if (!matched) return fail_msg("invalid --cgroup argument: {}: no such controller", arg);
+  return {};
+}
+
 }  // namespace brig::cgroup

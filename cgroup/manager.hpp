@@ -75,6 +75,10 @@ class Manager {
   virtual Result<void> ensure_thawed() = 0;
 };
 
+// exec --cgroup "[controller:]sub": moves pid into an existing sub-cgroup of
+// the container's cgroup (in the controller's hierarchy, or in all of them).
+Result<void> add_to_sub(const Manager& m, pid_t pid, const std::string& arg);
+
 // The cgroupfs backend for v1, hybrid and v2 hosts.
 Result<std::unique_ptr<Manager>> open_fs(const std::string& path);
 

@@ -221,21 +221,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
 
   TRY_VOID(cg->add(pid));
   // --cgroup [controller:]sub: a sub-cgroup of the container's, which must exist.
-  for (const auto& spec_ : o.cgroups) {
-    auto colon = spec_.find(':');
-    std::string ctrl = colon == std::string::npos ? "" : spec_.substr(0, colon);
-    std::string sub = colon == std::string::npos ? spec_ : spec_.substr(colon + 1);
-    if (sub.empty() || sub.find("..") != std::string::npos) return fail_msg("invalid --cgroup argument: {}", spec_);
-    bool matched = false;
-    for (const auto& h : cg->hierarchies()) {
-      bool has = ctrl.empty() || std::find(h.controllers.begin(), h.controllers.end(), ctrl) != h.controllers.end();
-      if (!has) continue;
-      matched = true;
-      std::string dir = sys::clean_path(h.mountpoint + cg->path() + "/" + sub);
-      TRY_CTX_VOID(sys::write_file(dir + "/cgroup.procs", std::to_string(pid)), "join sub-cgroup {}", dir);
-    }
-    if (!matched) return fail_msg("invalid --cgroup argument: {}: no such controller", spec_);
-  }
+  for (const auto& arg : o.cgroups) TRY_VOID(cgroup::add_to_sub(*cg, pid, arg));
   TRY_VOID(send(sync.parent, Msg::go));
   auto m = receive(sync.parent);
   while (m && m->type == Msg::seccomp_fd) {  // a notify filter's listener fd

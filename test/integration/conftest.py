@@ -300,6 +300,18 @@ class Runtime:
     def cmd(self, *args, global_args=()):
         return [self.binary, "--root", self.root, *global_args, *map(str, args)]
 
+    def _prepare(self, args, global_args):
+        """argv, a fresh scratch file prefix, and the command name; tracks the
+        id of a create/run so the leak check deletes it."""
+        argv = self.cmd(*args, global_args=global_args)
+        with self._lock:
+            self._n += 1
+            base = self.scratch / f"cmd{self._n}"
+        cmdname = next((a for a in map(str, args) if not a.startswith("-")), "")
+        if cmdname in ("create", "run") and args and not str(args[-1]).startswith("-"):
+            self.track(str(args[-1]))
+        return argv, base, cmdname
+
     def run(self, *args, input=None, timeout=30, check=None, cwd=None,
             global_args=(), env=None):
         """Run `BRIG --root ROOT [global_args] *args`.
@@ -308,13 +320,7 @@ class Runtime:
         them and would otherwise keep the pipe open.  check=True asserts exit
         0, check=False asserts a non-zero exit.
         """
-        argv = self.cmd(*args, global_args=global_args)
-        with self._lock:
-            self._n += 1
-            base = self.scratch / f"cmd{self._n}"
-        cmdname = next((a for a in map(str, args) if not a.startswith("-")), "")
-        if cmdname in ("create", "run") and args and not str(args[-1]).startswith("-"):
-            self.track(str(args[-1]))
+        argv, base, cmdname = self._prepare(args, global_args)
         with open(f"{base}.out", "w+") as out, open(f"{base}.err", "w+") as err:
             stdin = subprocess.DEVNULL
             inf = None
@@ -350,13 +356,7 @@ class Runtime:
 
     def popen(self, *args, global_args=()):
         """Start a long-running command (e.g. foreground `run`) in the background."""
-        argv = self.cmd(*args, global_args=global_args)
-        with self._lock:
-            self._n += 1
-            base = self.scratch / f"cmd{self._n}"
-        cmdname = next((a for a in map(str, args) if not a.startswith("-")), "")
-        if cmdname in ("create", "run") and args and not str(args[-1]).startswith("-"):
-            self.track(str(args[-1]))
+        argv, base, cmdname = self._prepare(args, global_args)
         out = open(f"{base}.out", "w+")
         err = open(f"{base}.err", "w+")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,

@@ -147,11 +147,9 @@ def test_exec_into_created_container(runtime, bundle):
     assert res.returncode == 0, res
 
 
-@pytest.mark.skipif(IS_RUNC, reason="brig-specific: runc's exec child is runc init, not a clone")
-def test_exec_child_is_not_dumpable_until_exec(runtime, bundle):
-    """CVE-2019-5736 class: the runtime image must not be reachable through
-    /proc/PID/exe from inside while it sets the process up; once exec'd, exe
-    is the container's own binary."""
+def test_exec_process_runs_the_containers_binary(runtime, bundle):
+    """Once exec'd, /proc/self/exe is the container's own binary, not the
+    runtime's (the attack on the runtime's image is in test_attacks.py)."""
     running(runtime, bundle)
     res = runtime.run("exec", bundle.id, "sh", "-c", "readlink /proc/self/exe")
     assert res.returncode == 0, res
@@ -197,3 +195,25 @@ def test_exec_gets_the_container_seccomp_filter(runtime, bundle):
     assert res.returncode != 0, res
     assert "Seccomp:\t2" in res.stdout
     assert "Permission denied" in res.stderr
+
+
+def test_exec_into_a_sub_cgroup(runtime, bundle, tmp_path):
+    init = running(runtime, bundle)
+    mem = [l for l in open(f"/proc/{init}/cgroup").read().splitlines() if ":memory:" in l][0]
+    sub = f"/sys/fs/cgroup/memory{mem.split(':', 2)[2]}/sub"
+    os.mkdir(sub)
+    try:
+        pidfile = tmp_path / "p.pid"
+        res = runtime.run("exec", "-d", "--pid-file", pidfile, "--cgroup", "memory:sub", bundle.id, "sleep", "100")
+        assert res.returncode == 0, res
+        pid = int(pidfile.read_text())
+        lines = open(f"/proc/{pid}/cgroup").read().splitlines()
+        assert [l for l in lines if ":memory:" in l][0].endswith("/sub"), lines
+        assert [l for l in lines if ":pids:" in l][0] == [l for l in open(f"/proc/{init}/cgroup").read().splitlines()
+                                                        if ":pids:" in l][0]
+        bad = runtime.run("exec", "--cgroup", "memory:../escape", bundle.id, "true")
+        assert bad.returncode == 255, bad
+        os.kill(pid, 9)
+        wait_for(lambda: open(f"{sub}/cgroup.procs").read().strip() == "")
+    finally:
+        wait_for(lambda: not os.path.exists(sub) or (os.rmdir(sub) or True), timeout=5)
