@@ -219,10 +219,9 @@ Result<void> mount_fs(const Op& op, BorrowedFd root) {
   return after_attach(op, m.get());
 }
 
-Result<void> mount_bind(const Op& op, BorrowedFd root) {
-  struct stat st;
-  if (::stat(op.source.c_str(), &st) < 0) return fail_errno("stat {}", op.source);
-  TRY(Fd target, mount_target(op, root, !S_ISDIR(st.st_mode)));
+// A detached copy of a bind mount's source, idmapped if asked, with the
+// mount's own attributes set.
+Result<Fd> bind_tree(const Op& op) {
   unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (op.flags.rbind ? AT_RECURSIVE : 0);
   int tfd = ::open_tree(AT_FDCWD, op.source.c_str(), flags);
   if (tfd < 0) return fail_errno("open_tree {}", op.source);
@@ -237,8 +236,20 @@ Result<void> mount_bind(const Op& op, BorrowedFd root) {
     if (::mount_setattr(t.get(), "", f, &a, sizeof a) < 0) return fail_errno("idmap {}", op.source);
   }
   TRY_VOID(setattr(t.get(), op.flags.attr_set, op.flags.attr_clr, false));
-  TRY_VOID(attach(t.get(), target.get()));
-  return after_attach(op, t.get());
+  return t;
+}
+
+Result<void> mount_bind(const Op& op, BorrowedFd root) {
+  Fd made;
+  if (op.tree_fd < 0) {
+    TRY(made, bind_tree(op));
+  }
+  int t = op.tree_fd >= 0 ? op.tree_fd : made.get();
+  struct stat st;
+  if (::fstat(t, &st) < 0) return fail_errno("stat {}", op.source);
+  TRY(Fd target, mount_target(op, root, !S_ISDIR(st.st_mode)));
+  TRY_VOID(attach(t, target.get()));
+  return after_attach(op, t);
 }
 
 Result<void> make_device(const Op& op, BorrowedFd root) {
@@ -290,6 +301,22 @@ Result<void> remount(const Op& op, BorrowedFd root) {
   TRY_VOID(setattr(t.get(), op.flags.attr_set, op.flags.attr_clr, false));
   return after_attach(op, t.get());
 }
+
+}  // namespace
+
+Result<std::vector<Fd>> detach_idmapped_binds(Plan& plan) {
+  std::vector<Fd> trees;
+  for (auto& op : plan.ops) {
+    if (op.kind != Op::Kind::bind || !op.flags.idmap) continue;
+    auto t = bind_tree(op);
+    if (!t) return fail(std::move(t.error()).context(describe(op)));
+    op.tree_fd = t->get();
+    trees.push_back(std::move(*t));
+  }
+  return trees;
+}
+
+namespace {
 
 Result<void> apply_one(const Op& op, BorrowedFd root) {
   switch (op.kind) {

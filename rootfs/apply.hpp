@@ -4,12 +4,19 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "rootfs/plan.hpp"
 #include "runtime/core/fd.hpp"
 
 namespace brig::rootfs {
 
+// For a container with its own user namespace: the kernel lets only the
+// runtime's user namespace idmap a host mount, so the idmapped bind sources
+// are made here, before the clone, as detached trees with their attributes
+// set; each op records its tree's fd (inherited by init, which attaches it).
+// The returned fds own the trees.
+Result<std::vector<Fd>> detach_idmapped_binds(Plan& plan);
 // Sets "/" propagation, makes the rootfs a mount point; returns an O_PATH fd of it.
 Result<Fd> prepare_root(const Plan& plan, const std::string& rootfs);
 // Runs every op of the plan against the root.

@@ -51,6 +51,9 @@ struct Op {
   uint32_t uid = 0, gid = 0;
   // Where this op came from, for error messages ("mounts[3]", "linux.devices[0]").
   std::string origin;
+  // bind: a detached tree the runtime already made (idmapped, attributes
+  // set) in its own namespaces, for init to attach; -1 when init makes it.
+  int tree_fd = -1;
 };
 
 struct Context {

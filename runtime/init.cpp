@@ -148,6 +148,8 @@ void init_main(const InitContext& c) {
   // parent's lock on the state dir among them).
   std::vector<int> keep = {c.sync_fd, c.fifo_fd, c.console_fd};
   for (auto& j : *c.joins) keep.push_back(j.fd.get());
+  for (auto& op : c.fs->ops)
+    if (op.tree_fd >= 0) keep.push_back(op.tree_fd);  // idmapped trees the parent made (O_CLOEXEC)
   sys::close_fds_except(3 + c.preserve_fds, keep);
 
   std::string exe;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "namespaces/namespaces.hpp"
+#include "rootfs/apply.hpp"
 #include "rootfs/plan.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
@@ -40,6 +41,10 @@ class NamespaceExecutor final : public Executor {
     fctx.userns = nsp.has("user");
     fctx.ns = nsp;
     TRY(rootfs::Plan fsp, rootfs::plan(cfg, fctx));
+    std::vector<Fd> trees;  // idmapped sources, made where the kernel allows it
+    if (nsp.new_user()) {
+      TRY(trees, rootfs::detach_idmapped_binds(fsp));
+    }
 
     TRY(auto seccomp_prog, seccomp::prepare(cfg));
     TRY(auto joins, ns::open_joins(nsp));

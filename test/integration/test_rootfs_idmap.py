@@ -91,3 +91,55 @@ def test_idmap_on_a_non_bind_mount_is_an_error(runtime, bundle):
                  mounts=[{"destination": "/t", "type": "tmpfs", "source": "tmpfs",
                           "options": ["idmap"], "uidMappings": MAP, "gidMappings": MAP}])
     assert "mounts[" in res.error and "idmap" in res.error, res
+
+
+def _open_for_mapped_root(bundle):
+    # The container's root is host uid 100000: pytest's tmp dirs are 0700,
+    # and the host-owned rootfs takes no new directory from it.
+    (bundle.rootfs / "idm").mkdir()
+    p = bundle.path
+    while str(p).startswith(str(bundle.path.parents[2])) and p != p.parent:
+        os.chmod(p, os.stat(p).st_mode | 0o011)
+        p = p.parent
+
+
+USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+@pytest.mark.parametrize("own_maps", [True, False])
+def test_idmap_in_a_container_with_its_own_user_namespace(runtime, bundle, src, own_maps):
+    """The kernel lets only the runtime's user namespace idmap a host mount:
+    brig makes the tree before the clone and init attaches it. With no
+    mappings of its own the mount takes the container's (root-owned files
+    show as the container's root, and its writes land as host root)."""
+    _open_for_mapped_root(bundle)
+    m = {"destination": "/idm", "type": "bind", "source": str(src), "options": ["bind", "idmap"]}
+    if own_maps:
+        m["uidMappings"] = USERNS_MAP
+        m["gidMappings"] = USERNS_MAP
+    res = run_in(runtime, bundle,
+                 "stat -c '%n %u:%g' /idm/root-owned /idm/five; echo x > /idm/new; "
+                 "grep ' /idm ' /proc/self/mountinfo",
+                 add_ns=["user"], uid_mappings=USERNS_MAP, gid_mappings=USERNS_MAP,
+                 readonly=False, mounts=[m])
+    lines = res.stdout.splitlines()
+    assert lines[0] == "/idm/root-owned 0:0", res
+    assert lines[1] == "/idm/five 5:6", res
+    assert "idmapped" in lines[2].split()[5].split(","), res
+    st = os.stat(src / "new")
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+def test_idmap_in_a_user_namespace_keeps_the_mount_flags(runtime, bundle, src):
+    _open_for_mapped_root(bundle)
+    m = {"destination": "/idm", "type": "bind", "source": str(src),
+         "options": ["bind", "idmap", "ro", "nosuid"],
+         "uidMappings": USERNS_MAP, "gidMappings": USERNS_MAP}
+    res = run_in(runtime, bundle,
+                 "grep ' /idm ' /proc/self/mountinfo; echo x > /idm/new && echo WROTE",
+                 check=False, add_ns=["user"], uid_mappings=USERNS_MAP,
+                 gid_mappings=USERNS_MAP, readonly=False, mounts=[m])
+    opts = res.stdout.splitlines()[0].split()[5].split(",")
+    assert "ro" in opts and "nosuid" in opts and "idmapped" in opts, res
+    assert "WROTE" not in res.stdout, res
+    assert not (src / "new").exists()
