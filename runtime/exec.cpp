@@ -21,6 +21,7 @@
 #include "runtime/attributes.hpp"
 #include "runtime/process.hpp"
 #include "runtime/seccomp.hpp"
+#include "runtime/selfexe.hpp"
 #include "runtime/state.hpp"
 #include "runtime/sync.hpp"
 #include "runtime/tty.hpp"
@@ -162,6 +163,15 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   static const std::vector<spec::Namespace> none;
   TRY(ns::Plan cplan, ns::plan(cfg.linux ? cfg.linux->namespaces : none));
+  if (needs_sealed_exe(cfg, &proc, rec.ptrace_seen)) {
+    TRY_VOID(reexec_sealed());
+    if (may_ptrace(proc) && !rec.ptrace_seen) {  // later execs need the copy too
+      TRY(auto lock, store.open(o.id));
+      TRY(rec, store.load(lock, o.id));
+      rec.ptrace_seen = true;
+      TRY_VOID(store.save(rec));
+    }
+  }
   std::vector<spec::Namespace> targets;
   for (const char* t : {"user", "pid", "time", "network", "ipc", "uts", "cgroup", "mount"})
     if (cplan.has(t)) targets.push_back({t, fmt::format("/proc/{}/ns/{}", rec.pid, ns::proc_name_of(t))});

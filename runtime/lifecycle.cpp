@@ -18,6 +18,7 @@
 #include "runtime/executor.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process.hpp"
+#include "runtime/selfexe.hpp"
 #include "runtime/state.hpp"
 #include "runtime/tty.hpp"
 #include "spec/config.hpp"
@@ -104,6 +105,9 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   if (g.cgroup_manager != "cgroupfs")
     return fail_msg("cgroup manager \"{}\" is not supported yet: use cgroupfs", g.cgroup_manager);
   TRY(Loaded l, load_bundle(o.bundle));
+  if (needs_sealed_exe(l.cfg, nullptr, false)) {
+    TRY_VOID(reexec_sealed());
+  }
   TRY(auto exec, executor_for(l.cfg));
 
   Store store(g.root);

@@ -2,7 +2,10 @@
 container and checks the host is untouched."""
 
 import os
+import shutil
 import stat
+import time
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +29,51 @@ def test_proc_exe_of_the_waiting_init_is_not_writable(runtime, bundle):
         assert "OPENED-FOR-READ" not in res.stdout, res
     after = os.stat(runtime.binary)
     assert (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
+
+
+def _digest(path):
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _wait_file(path, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bundle, tmp_path):
+    """CVE-2019-5736 itself: a container without a user namespace that keeps
+    CAP_SYS_PTRACE may open the waiting init's /proc/1/exe (non-dumpable is no
+    barrier to it), keep the handle, and write through it once no runtime
+    process runs the binary any more. The runtime under test is a copy, so a
+    failure corrupts only the copy."""
+    copy = tmp_path / "runtime-copy"
+    shutil.copy2(runtime.binary, copy)
+    runtime.binary = str(copy)
+    before = _digest(copy)
+
+    def caps(cfg):
+        c = cfg["process"].setdefault("capabilities", {})
+        for s in ("bounding", "effective", "permitted"):
+            c[s] = sorted(set(c.get(s, [])) | {"CAP_SYS_PTRACE"})
+    bundle.config(args=["sleep", "100"], readonly=False, fn=caps)
+    (bundle.rootfs / "attack").mkdir()
+    runtime.run("create", "--bundle", bundle, bundle.id, check=True)
+    res = runtime.run("exec", "-d", "--cap", "CAP_SYS_PTRACE", bundle.id, "sh", "-c",
+                      "exec 3</proc/1/exe; echo $? > /attack/opened; "
+                      "while [ ! -e /attack/go ]; do sleep 0.05; done; "
+                      "(echo PWNED >> /proc/self/fd/3) 2>/attack/err; echo $? > /attack/wrote")
+    assert res.returncode == 0, res
+    # The attack is real: the handle was obtained (a read-only view of the runtime).
+    assert _wait_file(bundle.rootfs / "attack" / "opened") == "0"
+    runtime.run("start", bundle.id, check=True)  # init leaves the runtime's image
+    (bundle.rootfs / "attack" / "go").write_text("1")
+    assert _wait_file(bundle.rootfs / "attack" / "wrote") != "0"
+    assert _digest(copy) == before
 
 
 @pytest.mark.parametrize("fd", range(3, 9))
