@@ -17,6 +17,7 @@
 #include "namespaces/namespaces.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/rollback.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/attributes.hpp"
 #include "runtime/process.hpp"
@@ -114,6 +115,9 @@ Result<std::string> child_setup(const ExecChild& c) {
 }
 
 [[noreturn]] void child_main(const ExecChild& c) {
+  std::string phases;
+  log::buffer_phases(&phases);
+  log::phase("exec child: cloned");
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -130,9 +134,11 @@ Result<std::string> child_setup(const ExecChild& c) {
     ::_exit(1);
   }
   std::vector<std::string> env = process_env(*c.proc);
+  log::phase("exec child: ready");
   // The death signal would outlive execve: a detached process must not die with us.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-  (void)send(c.sync_fd, Msg::ready);
+  (void)send(c.sync_fd, Msg::ready, phases);
+  log::buffer_phases(nullptr);
   if (auto sc = seccomp::install_at(c.seccomp, seccomp::Stage::before_exec, -1); !sc) {
     (void)send(c.sync_fd, Msg::error, sc.error().msg);
     ::_exit(1);
@@ -143,6 +149,7 @@ Result<std::string> child_setup(const ExecChild& c) {
 }  // namespace
 
 Result<int> exec(const Globals& g, const ExecOptions& o) {
+  log::phase("exec: begin");
   Store store(g.root);
   Record rec;
   {
@@ -174,9 +181,12 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   // The filter is the container's, its stage set by this process's attributes.
   spec::Config fcfg = cfg;
   fcfg.process = proc;
+  log::phase("exec: state loaded, process built, namespaces opened");
   TRY(auto seccomp_prog, seccomp::prepare(fcfg));
+  log::phase("exec: seccomp compiled");
 
   TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  log::phase("exec: cgroup hierarchies found");
   TRY(auto sync, make_sync_pair());
 
   Fd console, console_peer;
@@ -210,6 +220,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (!cl) return fail(std::move(cl.error()));
   pid_t pid = *cl;
   if (pid == 0) child_main(ec);
+  log::phase("exec: child cloned");
   Fd child_pidfd(pidfd);
   Rollback rb;
   rb.push([pid] {
@@ -222,6 +233,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   TRY_VOID(cg->add(pid));
   // --cgroup [controller:]sub: a sub-cgroup of the container's, which must exist.
   for (const auto& arg : o.cgroups) TRY_VOID(cgroup::add_to_sub(*cg, pid, arg));
+  log::phase("exec: child in cgroups");
   TRY_VOID(send(sync.parent, Msg::go));
   auto m = receive(sync.parent);
   while (m && m->type == Msg::seccomp_fd) {  // a notify filter's listener fd
@@ -232,8 +244,10 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (!m) return fail_msg("unable to start container process: exec child ended before it was ready");
   if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
   // The sync socket closes on execve: EOF means the process is running.
+  log::replay_phases(m->payload);
   auto after = receive(sync.parent);
   if (after && after->type == Msg::error) return fail_msg("unable to start container process: {}", after->payload);
+  log::phase("exec: process executed");
   Fd master;
   if (console) {
     TRY(master, receive_fd(console));
@@ -242,6 +256,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   rb.commit();
   if (o.detach) return 0;
   TRY(int status, wait_foreground(pid, child_pidfd, fwd, master ? &master : nullptr));
+  log::phase("exec: process exited");
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

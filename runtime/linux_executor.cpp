@@ -8,6 +8,7 @@
 
 #include "namespaces/namespaces.hpp"
 #include "rootfs/plan.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/hooks.hpp"
@@ -40,8 +41,10 @@ class NamespaceExecutor final : public Executor {
     fctx.userns = nsp.has("user");
     fctx.ns = nsp;
     TRY(rootfs::Plan fsp, rootfs::plan(cfg, fctx));
+    log::phase("spawn: namespace and mount plans");
 
     TRY(auto seccomp_prog, seccomp::prepare(cfg));
+    log::phase("spawn: seccomp compiled");
     TRY(auto joins, ns::open_joins(nsp));
     TRY(auto sync, make_sync_pair());
     TRY(Fd fifo, sys::open(rq.fifo_path, O_RDONLY | O_NONBLOCK));
@@ -86,6 +89,7 @@ class NamespaceExecutor final : public Executor {
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;
     if (pid == 0) init_main(ic);
+    log::phase("spawn: init cloned");
 
     Spawned out;
     out.pid = pid;
@@ -103,6 +107,7 @@ class NamespaceExecutor final : public Executor {
                    "user namespace of init {}", pid);
     }
     TRY_VOID(rq.cgroup.add(pid));
+    log::phase("spawn: init in its cgroups");
     TRY_VOID(send(sync.parent, Msg::go));
 
     auto m = receive(sync.parent);
@@ -130,6 +135,7 @@ class NamespaceExecutor final : public Executor {
     }
     if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
     if (m->type != Msg::ready) return fail_msg("sync: unexpected message from init");
+    log::replay_phases(m->payload);
     auto st = sys::process_start_time(pid);
     if (!st) return fail_msg("unable to start container process: init {} is gone", pid);
     out.pid_start = *st;

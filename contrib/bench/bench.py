@@ -200,6 +200,47 @@ class Bench:
                 self.reap()
 
 
+def phase_breakdown(b, rt, n):
+    """brig's own --debug phase marks: median time from the previous mark."""
+    import re
+    mark = re.compile(r'phase (.+?) \+([0-9.]+) ms')
+    per = {}
+
+    def collect(argv, log):
+        if os.path.exists(log):
+            os.unlink(log)
+        b.wait(b.spawn(argv), argv)
+        prev = 0.0
+        for line in open(log):
+            m = mark.search(line)
+            if not m:
+                continue
+            t = float(m.group(2))
+            per.setdefault(m.group(1), []).append(t - prev)
+            prev = t
+
+    log = os.path.join(b.work, "phases.log")
+    dbg = [rt.binary, "--debug", "--log", log, "--root", rt.root]
+    for _ in range(n):
+        cid, d = b.bundle(rt, ["/bin/true"])
+        collect(dbg + ["run", "--bundle", d, cid], log)
+        b.drop_bundle(d)
+        b.reap()
+    cid, d = b.bundle(rt, ["/bin/sleep", "100000"])
+    b.timed(rt.argv("run", "--detach", "--bundle", d, cid))
+    try:
+        for _ in range(n):
+            collect(dbg + ["exec", cid, "/bin/true"], log)
+    finally:
+        b.timed(rt.argv("delete", "--force", cid))
+        b.drop_bundle(d)
+        b.reap()
+    print(f"\nbrig --debug phase marks (n={n}): median ms since the previous mark "
+          "(first mark of a command: since main() began)")
+    for name, xs in per.items():
+        print(f"  {statistics.median(xs):8.3f}  {name}")
+
+
 def fmt_time(s):
     return f"{s * 1000:.1f} ms" if s < 10 else f"{s:.2f} s"
 
@@ -246,6 +287,8 @@ def main():
     ap.add_argument("-n", type=int, default=30, help="iterations of run/lifecycle/exec")
     ap.add_argument("--batches", type=int, default=3, help="iterations of the 100-sequential / 20-parallel steps")
     ap.add_argument("--maxrss", required=True, help="the maxrss.c launcher, built")
+    ap.add_argument("--phases", type=int, default=0, metavar="N",
+                    help="only print brig's --debug phase breakdown of N runs and execs")
     ap.add_argument("--json", help="write raw samples here")
     a = ap.parse_args()
 
@@ -259,6 +302,11 @@ def main():
     work = tempfile.mkdtemp(prefix="bundles.", dir=a.state_dir)
     b = Bench(rts, os.path.realpath(a.rootfs), base, a.cgroup_parent, work)
     n, batches, seq, par = (3, 1, 10, 5) if a.quick else (a.n, a.batches, 100, 20)
+
+    if a.phases:
+        phase_breakdown(b, next(r for r in rts if r.name == "brig"), a.phases)
+        shutil.rmtree(work, ignore_errors=True)
+        return
 
     res = {}
     # Warm the page cache and the runtimes' state dirs, not measured.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Benchmark brig against crun and runc, interleaved, on one busybox bundle.
 #
-#   bash contrib/bench/run.sh [--brig PATH] [--quick] [-n N] [--batches N] [--json FILE]
+#   bash contrib/bench/run.sh [--brig PATH] [--quick] [-n N] [--batches N] [--json FILE] [--phases N]
 #
 # Installs runc, crun and a static busybox from Debian, builds brig (Release)
 # into build-bench/ unless --brig is given, and prints a table of medians,
@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
     --brig) brig=$2; shift 2 ;;
     --brig=*) brig=${1#--brig=}; shift ;;
     --quick) args+=(--quick); shift ;;
-    -n|--batches|--json) args+=("$1" "$2"); shift 2 ;;
+    -n|--batches|--json|--phases) args+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
