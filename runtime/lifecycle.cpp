@@ -90,6 +90,13 @@ bool wait_gone(BorrowedFd pidfd, int ms) {
   return ::poll(&p, 1, ms) > 0;
 }
 
+// Whether the saved config has hooks of a kind: the whole config is parsed
+// (and validated again) only then, not on every start and delete.
+bool has_hooks(const nlohmann::json& config, const char* kind) {
+  auto h = config.find("hooks");
+  return h != config.end() && h->is_object() && h->contains(kind);
+}
+
 // The result of a create that `run` carries on with.
 struct Created {
   Record rec;
@@ -195,6 +202,7 @@ Result<void> do_start(const Store& store, const Record& rec) {
   ::unlink(fifo.c_str());
   TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
   log::phase("start: fifo written");
+  if (!has_hooks(rec.config, "poststart")) return {};
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (cfg.hooks && !cfg.hooks->poststart.empty()) {
     // A failing poststart hook fails start and stops the container (runtime.md).
@@ -232,9 +240,12 @@ Result<void> destroy(const Store& store, const Record& rec) {
   }
   log::phase("delete: container killed, cgroups removed");
   // poststop: after the container is gone; a failure only warns (runtime.md).
-  if (auto cfg = spec::parse_config(rec.config); cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
-    auto h = run_hooks(cfg->hooks->poststop, "poststop", hook_state(store, rec, "stopped"));
-    if (!h) log::warn(h.error().msg);
+  if (has_hooks(rec.config, "poststop")) {
+    auto cfg = spec::parse_config(rec.config);
+    if (cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
+      auto h = run_hooks(cfg->hooks->poststop, "poststop", hook_state(store, rec, "stopped"));
+      if (!h) log::warn(h.error().msg);
+    }
   }
   auto r = store.remove(rec.id);
   log::phase("delete: state removed");
