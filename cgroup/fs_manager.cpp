@@ -83,6 +83,14 @@ class FsManager final : public Manager {
   Result<void> create() override {
     for (auto& h : hs_) {
       std::string dir = h.mountpoint + path_;
+      // Usually only the leaf is missing: one mkdir, no walk.
+      if (::mkdir(dir.c_str(), 0755) == 0) {
+        made_.push_back(dir);
+        if (is_cpuset(h)) TRY_VOID(init_cpuset(dir));
+        continue;
+      }
+      if (errno == EEXIST) continue;
+      if (errno != ENOENT) return fail_errno("create cgroup {}", dir);
       // Make each missing level, remembering what we made so destroy() only
       // removes our own directories (a pod's parent cgroup stays).
       std::string cur = h.mountpoint;
@@ -121,7 +129,7 @@ class FsManager final : public Manager {
       pid_t p;
       while (in >> p)
         if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
-      if (!out.empty()) break;  // every hierarchy holds the same processes
+      break;  // every hierarchy holds the same processes (add() joins them all)
     }
     return out;
   }
