@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -51,6 +52,17 @@ std::vector<Hierarchy> parse_mountinfo(const std::string& mountinfo) {
     if (!dup) out.push_back(std::move(h));
   }
   return out;
+}
+
+Result<void> join_self(const SelfJoin& j) {
+  for (size_t i = 0; i < j.tasks.size(); ++i) {
+    ssize_t n;
+    do {
+      n = ::write(j.tasks[i].get(), "0", 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return fail_errno("join cgroup {}", j.dirs[i]);
+  }
+  return {};
 }
 
 Layout layout_of(const std::vector<Hierarchy>& hs) {
@@ -118,6 +130,21 @@ class FsManager final : public Manager {
       if (!r) return fail(std::move(r.error()).context(fmt::format("join cgroup {}", d)));
     }
     return {};
+  }
+
+  Result<SelfJoin> prepare_self_join() const override {
+    SelfJoin j;
+    for (auto& h : hs_) {
+      std::string d = h.mountpoint + path_;
+      if (h.v2) {
+        TRY(j.v2_dir, sys::open(d, O_RDONLY | O_DIRECTORY));
+        continue;
+      }
+      TRY(Fd f, sys::open(d + "/tasks", O_WRONLY));
+      j.tasks.push_back(std::move(f));
+      j.dirs.push_back(std::move(d));
+    }
+    return j;
   }
 
   std::vector<pid_t> pids() const override {

@@ -94,6 +94,7 @@ struct ExecChild {
   const spec::Config* cfg;
   const seccomp::Program* seccomp;
   const std::vector<ns::OpenJoin>* joins;
+  const cgroup::SelfJoin* cgroup_join;  // joins its v1 cgroups itself when active
   bool userns;
   int sync_fd, console_fd, preserve_fds;
 };
@@ -101,6 +102,7 @@ struct ExecChild {
 Result<std::string> child_setup(const ExecChild& c) {
   TRY(auto go, receive(c.sync_fd));
   if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
+  if (c.cgroup_join->active()) TRY_VOID(cgroup::join_self(*c.cgroup_join));
   TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
   if (::setsid() < 0) return fail_errno("setsid");
   if (c.console_fd >= 0) {
@@ -127,6 +129,7 @@ Result<std::string> child_setup(const ExecChild& c) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   std::vector<int> keep = {c.sync_fd, c.console_fd};
   for (auto& j : *c.joins) keep.push_back(j.fd.get());
+  for (auto& f : c.cgroup_join->tasks) keep.push_back(f.get());
   sys::close_fds_except(3 + c.preserve_fds, keep);
   auto exe = child_setup(c);
   if (!exe) {
@@ -213,9 +216,18 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     if ((j.join.type == "pid" || j.join.type == "time") && ::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
       return fail_errno("setns {} namespace of {}", j.join.type, rec.pid);
 
-  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
+  // The child joins the container's cgroups itself (cgroup::SelfJoin), but
+  // not when --cgroup moves it on into sub-cgroups from here afterwards.
+  cgroup::SelfJoin join;
+  if (o.cgroups.empty())
+    if (auto j = cg->prepare_self_join()) join = std::move(*j);
+  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
   int pidfd = -1;
-  auto cl = ns::clone_child(0, &pidfd);
+  auto cl = ns::clone_child(0, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
+  if (!cl && join.v2_dir) {
+    join = {};  // no CLONE_INTO_CGROUP: moved from here below
+    cl = ns::clone_child(0, &pidfd);
+  }
   (void)::setns(own_pid.get(), CLONE_NEWPID);
   if (!cl) return fail(std::move(cl.error()));
   pid_t pid = *cl;
@@ -230,7 +242,8 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   sync.child.reset();
   console_peer.reset();
 
-  TRY_VOID(cg->add(pid));
+  if (!join.active()) TRY_VOID(cg->add(pid));
+  join = {};
   // --cgroup [controller:]sub: a sub-cgroup of the container's, which must exist.
   for (const auto& arg : o.cgroups) TRY_VOID(cgroup::add_to_sub(*cg, pid, arg));
   log::phase("exec: child in cgroups");

@@ -84,6 +84,10 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   TRY(auto go, receive(c.sync_fd));
   if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
   log::phase("init: go received");
+  if (c.cgroup_join && c.cgroup_join->active()) {
+    TRY_VOID(cgroup::join_self(*c.cgroup_join));
+    log::phase("init: joined its cgroups");
+  }
 
   if (c.ns->new_user()) {
     if (::setresgid(0, 0, 0) < 0) return fail_errno("setgid 0 in user namespace");
@@ -159,6 +163,8 @@ void init_main(const InitContext& c) {
   // parent's lock on the state dir among them).
   std::vector<int> keep = {c.sync_fd, c.fifo_fd, c.console_fd};
   for (auto& j : *c.joins) keep.push_back(j.fd.get());
+  if (c.cgroup_join)
+    for (auto& f : c.cgroup_join->tasks) keep.push_back(f.get());
   sys::close_fds_except(3 + c.preserve_fds, keep);
 
   std::string exe;

@@ -78,13 +78,24 @@ class NamespaceExecutor final : public Executor {
     ic.state.bundle = rq.bundle;
     ic.state.annotations = cfg.annotations;
     ic.seccomp = seccomp_prog ? &*seccomp_prog : nullptr;
+    // init joins its cgroups itself (cgroup::SelfJoin); if that cannot be
+    // set up, we move it from here as before.
+    cgroup::SelfJoin join;
+    if (auto j = rq.cgroup.prepare_self_join()) join = std::move(*j);
+    ic.cgroup_join = &join;
 
     int pidfd = -1;
     // The cgroup namespace must be rooted at the container's cgroup, which
     // init joins only after the clone: init unshares it after the join.
     // Likewise the time namespace: its offsets can be set only before any
     // process is in it, so init unshares it and the exec'd process enters it.
-    auto cl = ns::clone_child(nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME), &pidfd);
+    uint64_t flags = nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME);
+    auto cl = ns::clone_child(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
+    if (!cl && join.v2_dir) {
+      // No CLONE_INTO_CGROUP here (old kernel, or the directory refuses it).
+      join = {};
+      cl = ns::clone_child(flags, &pidfd);
+    }
     if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;
@@ -106,7 +117,8 @@ class NamespaceExecutor final : public Executor {
       TRY_CTX_VOID(ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false),
                    "user namespace of init {}", pid);
     }
-    TRY_VOID(rq.cgroup.add(pid));
+    if (!join.active()) TRY_VOID(rq.cgroup.add(pid));
+    join = {};
     log::phase("spawn: init in its cgroups");
     TRY_VOID(send(sync.parent, Msg::go));
 
