@@ -242,14 +242,14 @@ def phase_breakdown(b, rt, n):
 
 
 def fmt_time(s):
-    return f"{s * 1000:.1f} ms" if s < 10 else f"{s:.2f} s"
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
 def report(res, rts, order, sizes, out):
     names = [r.name for r in rts]
     lines = []
     head = "| step | " + " | ".join(f"{n} median (p10–p90)" for n in names)
-    ratios = [(a, b) for a in names for b in names if a == "brig" and b != "brig"]
+    ratios = [(a, b) for a in names if a.startswith("brig") for b in ("crun", "runc") if b in names]
     head += "".join(f" | {a}/{b}" for a, b in ratios) + " |"
     lines.append(head)
     lines.append("|" + "---|" * (1 + len(names) + len(ratios)))
@@ -304,7 +304,7 @@ def main():
     n, batches, seq, par = (3, 1, 10, 5) if a.quick else (a.n, a.batches, 100, 20)
 
     if a.phases:
-        phase_breakdown(b, next(r for r in rts if r.name == "brig"), a.phases)
+        phase_breakdown(b, rts[0], a.phases)
         shutil.rmtree(work, ignore_errors=True)
         return
 

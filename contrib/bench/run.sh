@@ -1,7 +1,8 @@
 #!/bin/bash
 # Benchmark brig against crun and runc, interleaved, on one busybox bundle.
 #
-#   bash contrib/bench/run.sh [--brig PATH] [--quick] [-n N] [--batches N] [--json FILE] [--phases N]
+#   bash contrib/bench/run.sh [--brig PATH] [--also NAME=PATH] [--quick] [-n N] [--batches N]
+#                             [--json FILE] [--phases N]
 #
 # Installs runc, crun and a static busybox from Debian, builds brig (Release)
 # into build-bench/ unless --brig is given, and prints a table of medians,
@@ -14,13 +15,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 brig=""
 args=()
+also=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --brig) brig=$2; shift 2 ;;
     --brig=*) brig=${1#--brig=}; shift ;;
+    --also) also+=(--runtime "$2"); shift 2 ;;  # NAME=PATH, e.g. brig-static=./b/brig
     --quick) args+=(--quick); shift ;;
     -n|--batches|--json|--phases) args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -100,6 +103,6 @@ EOF
 echo "brig: $brig ($("$brig" --version | head -1))"
 echo "crun: $(command -v crun) ($(crun --version | head -1))"
 echo "runc: $(command -v runc) ($(runc --version | head -1))"
-python3 "$here/bench.py" --runtime brig="$brig" --runtime crun="$(command -v crun)" \
+python3 "$here/bench.py" --runtime brig="$brig" "${also[@]}" --runtime crun="$(command -v crun)" \
   --runtime runc="$(command -v runc)" --config "$work/config.json" --rootfs "$work/rootfs" \
   --cgroup-parent "$cgparent" --state-dir "$state" --maxrss "$work/maxrss" "${args[@]}"
