@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,6 +54,17 @@ std::vector<Hierarchy> parse_mountinfo(const std::string& mountinfo) {
   return out;
 }
 
+Result<void> join_self(const SelfJoin& j) {
+  for (size_t i = 0; i < j.tasks.size(); ++i) {
+    ssize_t n;
+    do {
+      n = ::write(j.tasks[i].get(), "0", 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return fail_errno("join cgroup {}", j.dirs[i]);
+  }
+  return {};
+}
+
 Layout layout_of(const std::vector<Hierarchy>& hs) {
   bool v1 = std::any_of(hs.begin(), hs.end(), [](auto& h) { return !h.v2; });
   bool v2 = std::any_of(hs.begin(), hs.end(), [](auto& h) { return h.v2; });
@@ -83,6 +95,14 @@ class FsManager final : public Manager {
   Result<void> create() override {
     for (auto& h : hs_) {
       std::string dir = h.mountpoint + path_;
+      // Usually only the leaf is missing: one mkdir, no walk.
+      if (::mkdir(dir.c_str(), 0755) == 0) {
+        made_.push_back(dir);
+        if (is_cpuset(h)) TRY_VOID(init_cpuset(dir));
+        continue;
+      }
+      if (errno == EEXIST) continue;
+      if (errno != ENOENT) return fail_errno("create cgroup {}", dir);
       // Make each missing level, remembering what we made so destroy() only
       // removes our own directories (a pod's parent cgroup stays).
       std::string cur = h.mountpoint;
@@ -112,6 +132,21 @@ class FsManager final : public Manager {
     return {};
   }
 
+  Result<SelfJoin> prepare_self_join() const override {
+    SelfJoin j;
+    for (auto& h : hs_) {
+      std::string d = h.mountpoint + path_;
+      if (h.v2) {
+        TRY(j.v2_dir, sys::open(d, O_RDONLY | O_DIRECTORY));
+        continue;
+      }
+      TRY(Fd f, sys::open(d + "/tasks", O_WRONLY));
+      j.tasks.push_back(std::move(f));
+      j.dirs.push_back(std::move(d));
+    }
+    return j;
+  }
+
   std::vector<pid_t> pids() const override {
     std::vector<pid_t> out;
     for (auto& d : dirs()) {
@@ -121,7 +156,7 @@ class FsManager final : public Manager {
       pid_t p;
       while (in >> p)
         if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
-      if (!out.empty()) break;  // every hierarchy holds the same processes
+      break;  // every hierarchy holds the same processes (add() joins them all)
     }
     return out;
   }

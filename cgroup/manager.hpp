@@ -38,6 +38,24 @@ Layout layout_of(const std::vector<Hierarchy>& hs);
 
 enum class Freezer { thawed, freezing, frozen };
 
+// A new process joining the container's cgroup by itself, before it does
+// anything else. Moving another process (a pid written to cgroup.procs)
+// takes the kernel's global cgroup_threadgroup_rwsem for writing, an RCU
+// grace period per v1 hierarchy (11 on these hosts) during which every fork
+// on the machine waits; a single thread moving itself ("0" written to a v1
+// `tasks` file) takes no global lock. The files are opened by the runtime,
+// before the clone: the kernel checks the opener's credentials, so this
+// works from a new user namespace too. The v2 directory is joined at birth
+// with clone3(CLONE_INTO_CGROUP) (a thread cannot move alone there).
+struct SelfJoin {
+  std::vector<Fd> tasks;           // <dir>/tasks of each v1 hierarchy, write-only
+  std::vector<std::string> dirs;   // the same directories, for error messages
+  Fd v2_dir;                       // the cgroup2 directory, for CLONE_INTO_CGROUP
+  bool active() const { return !tasks.empty() || v2_dir.valid(); }
+};
+// Run in the new process: writes "0" to every tasks file.
+Result<void> join_self(const SelfJoin& j);
+
 // Where the container's cgroup goes: cgroupsPath absolute → as is; relative →
 // under /brig; absent → /brig/<id>. Never under the caller's own cgroup.
 std::string resolve_path(const std::optional<std::string>& cgroups_path, const std::string& id);
@@ -49,6 +67,8 @@ class Manager {
   virtual Result<void> create() = 0;
   // Moves pid into the cgroup in every hierarchy.
   virtual Result<void> add(pid_t pid) = 0;
+  // Opens what a new process needs to join the cgroup itself (SelfJoin).
+  virtual Result<SelfJoin> prepare_self_join() const = 0;
   // Pids in the container's cgroup.
   virtual std::vector<pid_t> pids() const = 0;
   // Signals every process of the cgroup.

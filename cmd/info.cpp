@@ -80,7 +80,8 @@ cli::Register list_cmd({
             for (size_t i = 0; i < all.size(); i++) {
               auto st = all[i].state;
               st.owner = all[i].owner;
-              s += (i ? "," : "") + spec::state_json_compact(st);
+              if (i) s += ',';
+              s += spec::state_json_compact(st);
             }
             out(s + "]\n");
             return 0;

@@ -28,6 +28,7 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  log::start_clock();
   // A closed stdio slot must not be taken by the first fd brig opens.
   sys::reserve_fds(0, 3);
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -99,13 +99,18 @@ Result<void> enter(const std::vector<OpenJoin>& joins, bool skip_pid_time) {
   return {};
 }
 
-Result<pid_t> clone_child(uint64_t flags, int* pidfd) {
+Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   struct clone_args args;
   std::memset(&args, 0, sizeof args);
   args.flags = flags | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uint64_t>(pidfd);
   args.exit_signal = SIGCHLD;
+  if (into_cgroup >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(into_cgroup);
+  }
   long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0 && into_cgroup >= 0) return fail_errno("clone3 into cgroup");
   if (pid < 0 && errno == ENOSYS) {
     // Kernels before 5.3: plain clone. CLONE_NEWTIME shares its bit with
     // CSIGNAL there, so time namespaces need clone3.

@@ -52,7 +52,9 @@ Result<void> enter(const std::vector<OpenJoin>& joins, bool skip_pid_time);
 
 // clone3 with the given CLONE_NEW* flags; returns 0 in the child, the child's
 // pid in the parent; *pidfd gets a pidfd of the child (CLONE_PIDFD).
-Result<pid_t> clone_child(uint64_t flags, int* pidfd);
+// into_cgroup >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup2 directory,
+// and no fallback to clone(2) (the caller retries without).
+Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
 
 // Writes /proc/PID/{uid_map,gid_map} (and setgroups=deny when asked).
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,

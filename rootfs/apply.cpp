@@ -333,18 +333,22 @@ constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
 // A masked file is covered by the container's /dev/null, but only if that
 // really is the null device (a planted symlink or other node is refused).
-Result<Fd> null_device_tree() {
-  TRY(Fd n, sys::openat2(AT_FDCWD, "/dev/null", O_PATH | O_NOFOLLOW, kInRoot));
-  struct stat st;
-  if (::fstat(n.get(), &st) < 0) return fail_errno("stat /dev/null");
-  if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
-    return fail_msg("/dev/null is not the null device");
-  int t = ::open_tree(n.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+// Looked up and checked once for all masked files (`null` caches it).
+Result<Fd> null_device_tree(Fd& null) {
+  if (!null) {
+    TRY(Fd n, sys::openat2(AT_FDCWD, "/dev/null", O_PATH | O_NOFOLLOW, kInRoot));
+    struct stat st;
+    if (::fstat(n.get(), &st) < 0) return fail_errno("stat /dev/null");
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
+      return fail_msg("/dev/null is not the null device");
+    null = std::move(n);
+  }
+  int t = ::open_tree(null.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
   if (t < 0) return fail_errno("open_tree /dev/null");
   return Fd(t);
 }
 
-Result<void> mask(const std::string& path) {
+Result<void> mask(const std::string& path, Fd& null) {
   auto fd = sys::openat2(AT_FDCWD, path, O_PATH, kInRoot);
   if (!fd) {
     if (fd.error().err == ENOENT) return {};
@@ -362,8 +366,8 @@ Result<void> mask(const std::string& path) {
     Fd mf(m);
     return attach(mf.get(), fd->get());
   }
-  TRY(Fd null, null_device_tree());
-  return attach(null.get(), fd->get());
+  TRY(Fd tree, null_device_tree(null));
+  return attach(tree.get(), fd->get());
 }
 
 Result<void> make_readonly(const std::string& path) {
@@ -427,7 +431,8 @@ Result<void> finalize(const Plan& plan) {
   // Sysctls go through the container's /proc/sys before it is made read-only.
   TRY_VOID(write_sysctls(plan.sysctl));
   for (const auto& p : plan.readonly) TRY_CTX_VOID(make_readonly(p), "readonly path {}", p);
-  for (const auto& p : plan.masked) TRY_CTX_VOID(mask(p), "masked path {}", p);
+  Fd null;
+  for (const auto& p : plan.masked) TRY_CTX_VOID(mask(p, null), "masked path {}", p);
   if (plan.readonly_root) {
     struct mount_attr a {};
     a.attr_set = MOUNT_ATTR_RDONLY;

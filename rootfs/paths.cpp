@@ -32,6 +32,17 @@ Result<Fd> open_in_root_nofollow(BorrowedFd root, const std::string& path, int f
 }
 
 Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode) {
+  // The common cases, all there or only the last name missing: resolve the
+  // path or its parent once instead of walking every level (same
+  // resolution, same mkdirat as the walk below).
+  if (auto fd = sys::openat2(root, rel(path), O_PATH | O_DIRECTORY, kResolve)) return fd;
+  if (auto [parent, name] = split_parent(path); !name.empty() && name != "." && name != "..") {
+    if (auto dir = sys::openat2(root, rel(parent), O_PATH | O_DIRECTORY, kResolve)) {
+      if (::mkdirat(dir->get(), name.c_str(), mode) < 0 && errno != EEXIST)
+        return fail_errno("mkdir /{}", rel(path));
+      if (auto made = sys::openat2(root, rel(path), O_PATH | O_DIRECTORY, kResolve)) return made;
+    }
+  }
   TRY(Fd cur, sys::openat2(root, ".", O_PATH | O_DIRECTORY, kResolve));
   std::string prefix;
   size_t i = 0;

@@ -17,6 +17,7 @@
 #include "namespaces/namespaces.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/rollback.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/attributes.hpp"
 #include "runtime/process.hpp"
@@ -94,6 +95,7 @@ struct ExecChild {
   const spec::Config* cfg;
   const seccomp::Program* seccomp;
   const std::vector<ns::OpenJoin>* joins;
+  const cgroup::SelfJoin* cgroup_join;  // joins its v1 cgroups itself when active
   bool userns;
   int sync_fd, console_fd, preserve_fds;
 };
@@ -101,6 +103,7 @@ struct ExecChild {
 Result<std::string> child_setup(const ExecChild& c) {
   TRY(auto go, receive(c.sync_fd));
   if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
+  if (c.cgroup_join->active()) TRY_VOID(cgroup::join_self(*c.cgroup_join));
   TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
   if (::setsid() < 0) return fail_errno("setsid");
   if (c.console_fd >= 0) {
@@ -115,6 +118,9 @@ Result<std::string> child_setup(const ExecChild& c) {
 }
 
 [[noreturn]] void child_main(const ExecChild& c) {
+  std::string phases;
+  log::buffer_phases(&phases);
+  log::phase("exec child: cloned");
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -124,6 +130,7 @@ Result<std::string> child_setup(const ExecChild& c) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   std::vector<int> keep = {c.sync_fd, c.console_fd};
   for (auto& j : *c.joins) keep.push_back(j.fd.get());
+  for (auto& f : c.cgroup_join->tasks) keep.push_back(f.get());
   sys::close_fds_except(3 + c.preserve_fds, keep);
   auto exe = child_setup(c);
   if (!exe) {
@@ -131,9 +138,11 @@ Result<std::string> child_setup(const ExecChild& c) {
     ::_exit(1);
   }
   std::vector<std::string> env = process_env(*c.proc);
+  log::phase("exec child: ready");
   // The death signal would outlive execve: a detached process must not die with us.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-  (void)send(c.sync_fd, Msg::ready);
+  (void)send(c.sync_fd, Msg::ready, phases);
+  log::buffer_phases(nullptr);
   if (auto sc = seccomp::install_at(c.seccomp, seccomp::Stage::before_exec, -1); !sc) {
     (void)send(c.sync_fd, Msg::error, sc.error().msg);
     ::_exit(1);
@@ -144,6 +153,7 @@ Result<std::string> child_setup(const ExecChild& c) {
 }  // namespace
 
 Result<int> exec(const Globals& g, const ExecOptions& o) {
+  log::phase("exec: begin");
   Store store(g.root);
   Record rec;
   {
@@ -184,9 +194,12 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   // The filter is the container's, its stage set by this process's attributes.
   spec::Config fcfg = cfg;
   fcfg.process = proc;
+  log::phase("exec: state loaded, process built, namespaces opened");
   TRY(auto seccomp_prog, seccomp::prepare(fcfg));
+  log::phase("exec: seccomp compiled");
 
   TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  log::phase("exec: cgroup hierarchies found");
   TRY(auto sync, make_sync_pair());
 
   Fd console, console_peer;
@@ -213,13 +226,23 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     if ((j.join.type == "pid" || j.join.type == "time") && ::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
       return fail_errno("setns {} namespace of {}", j.join.type, rec.pid);
 
-  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
+  // The child joins the container's cgroups itself (cgroup::SelfJoin), but
+  // not when --cgroup moves it on into sub-cgroups from here afterwards.
+  cgroup::SelfJoin join;
+  if (o.cgroups.empty())
+    if (auto j = cg->prepare_self_join()) join = std::move(*j);
+  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
   int pidfd = -1;
-  auto cl = ns::clone_child(0, &pidfd);
+  auto cl = ns::clone_child(0, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
+  if (!cl && join.v2_dir) {
+    join = {};  // no CLONE_INTO_CGROUP: moved from here below
+    cl = ns::clone_child(0, &pidfd);
+  }
   (void)::setns(own_pid.get(), CLONE_NEWPID);
   if (!cl) return fail(std::move(cl.error()));
   pid_t pid = *cl;
   if (pid == 0) child_main(ec);
+  log::phase("exec: child cloned");
   Fd child_pidfd(pidfd);
   Rollback rb;
   rb.push([pid] {
@@ -229,9 +252,11 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   sync.child.reset();
   console_peer.reset();
 
-  TRY_VOID(cg->add(pid));
+  if (!join.active()) TRY_VOID(cg->add(pid));
+  join = {};
   // --cgroup [controller:]sub: a sub-cgroup of the container's, which must exist.
   for (const auto& arg : o.cgroups) TRY_VOID(cgroup::add_to_sub(*cg, pid, arg));
+  log::phase("exec: child in cgroups");
   TRY_VOID(send(sync.parent, Msg::go));
   auto m = receive(sync.parent);
   while (m && m->type == Msg::seccomp_fd) {  // a notify filter's listener fd
@@ -242,8 +267,10 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (!m) return fail_msg("unable to start container process: exec child ended before it was ready");
   if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
   // The sync socket closes on execve: EOF means the process is running.
+  log::replay_phases(m->payload);
   auto after = receive(sync.parent);
   if (after && after->type == Msg::error) return fail_msg("unable to start container process: {}", after->payload);
+  log::phase("exec: process executed");
   Fd master;
   if (console) {
     TRY(master, receive_fd(console));
@@ -252,6 +279,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   rb.commit();
   if (o.detach) return 0;
   TRY(int status, wait_foreground(pid, child_pidfd, fwd, master ? &master : nullptr));
+  log::phase("exec: process exited");
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

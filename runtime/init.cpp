@@ -18,6 +18,7 @@
 #include "rootfs/paths.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/seccomp.hpp"
 #include "runtime/sync.hpp"
@@ -82,6 +83,11 @@ Result<void> setup(const InitContext& c, std::string& exe) {
 
   TRY(auto go, receive(c.sync_fd));
   if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
+  log::phase("init: go received");
+  if (c.cgroup_join && c.cgroup_join->active()) {
+    TRY_VOID(cgroup::join_self(*c.cgroup_join));
+    log::phase("init: joined its cgroups");
+  }
 
   if (c.ns->new_user()) {
     if (::setresgid(0, 0, 0) < 0) return fail_errno("setgid 0 in user namespace");
@@ -106,11 +112,16 @@ Result<void> setup(const InitContext& c, std::string& exe) {
 
   ::umask(0);
   if (c.ns->has("mount")) {
+    log::phase("init: namespaces joined, setsid");
     TRY(Fd root, rootfs::prepare_root(*c.fs, c.rootfs));
+    log::phase("init: root prepared");
     TRY_VOID(rootfs::apply_ops(*c.fs, root));
+    log::phase("init: mounts done");
     TRY_VOID(run_create_hooks(c));
     TRY_VOID(rootfs::enter_root(root, c.no_pivot));
+    log::phase("init: pivoted");
     TRY_VOID(rootfs::finalize(*c.fs));
+    log::phase("init: masked/readonly paths, propagation");
   }
   if (c.console_fd >= 0) {
     TRY_VOID(setup_console(c.console_fd, proc, c.ns->has("mount")));
@@ -132,12 +143,16 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_caps, c.sync_fd));
   TRY(exe, prepare_process(proc, c.ns->has("user"), &cfg));
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_ready, c.sync_fd));
+  log::phase("init: process attributes, caps, user");
   return {};
 }
 
 }  // namespace
 
 void init_main(const InitContext& c) {
+  std::string phases;
+  log::buffer_phases(&phases);
+  log::phase("init: cloned");
   reset_signals();
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // Until execve replaces this image (possibly long after, in `start`),
@@ -150,6 +165,8 @@ void init_main(const InitContext& c) {
   for (auto& j : *c.joins) keep.push_back(j.fd.get());
   for (auto& op : c.fs->ops)
     if (op.tree_fd >= 0) keep.push_back(op.tree_fd);  // idmapped trees the parent made (O_CLOEXEC)
+  if (c.cgroup_join)
+    for (auto& f : c.cgroup_join->tasks) keep.push_back(f.get());
   sys::close_fds_except(3 + c.preserve_fds, keep);
 
   std::string exe;
@@ -162,7 +179,9 @@ void init_main(const InitContext& c) {
 
   // From here on the parent may exit: do not die with it.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-  (void)send(c.sync_fd, Msg::ready);
+  log::phase("init: ready");
+  (void)send(c.sync_fd, Msg::ready, phases);
+  log::buffer_phases(nullptr);
   ::close(c.sync_fd);
 
   auto w = wait_for_start(c.fifo_fd);

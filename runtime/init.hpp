@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cgroup/manager.hpp"
 #include "namespaces/namespaces.hpp"
 #include "rootfs/plan.hpp"
 #include "spec/config.hpp"
@@ -29,6 +30,7 @@ struct InitContext {
   int fifo_fd = -1;
   int console_fd = -1;
   const seccomp::Program* seccomp = nullptr;  // linux.seccomp, compiled; null without one
+  const cgroup::SelfJoin* cgroup_join = nullptr;  // init joins its v1 cgroups itself (when active)
   spec::State state;  // id, bundle, annotations: what hooks read (status and pid set per phase)
 };
 

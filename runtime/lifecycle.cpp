@@ -91,6 +91,13 @@ bool wait_gone(BorrowedFd pidfd, int ms) {
   return ::poll(&p, 1, ms) > 0;
 }
 
+// Whether the saved config has hooks of a kind: the whole config is parsed
+// (and validated again) only then, not on every start and delete.
+bool has_hooks(const nlohmann::json& config, const char* kind) {
+  auto h = config.find("hooks");
+  return h != config.end() && h->is_object() && h->contains(kind);
+}
+
 // The result of a create that `run` carries on with.
 struct Created {
   Record rec;
@@ -104,11 +111,13 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   TRY_VOID(validate_id(o.id));
   if (g.cgroup_manager != "cgroupfs")
     return fail_msg("cgroup manager \"{}\" is not supported yet: use cgroupfs", g.cgroup_manager);
+  log::phase("create: begin");
   TRY(Loaded l, load_bundle(o.bundle));
   if (needs_sealed_exe(l.cfg, nullptr, false)) {
     TRY_VOID(reexec_sealed());
   }
   TRY(auto exec, executor_for(l.cfg));
+  log::phase("create: config parsed");
 
   Store store(g.root);
   TRY(Store::Lock lock, store.create(o.id));
@@ -129,12 +138,14 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
 
   std::string fifo = store.fifo(o.id);
   if (::mkfifo(fifo.c_str(), 0622) < 0) return fail_errno("mkfifo {}", fifo);
+  log::phase("create: state dir, lock, state saved, fifo");
 
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
   TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
   TRY_VOID(cg->ensure_thawed());
+  log::phase("create: cgroups made and resources written");
 
   // The terminal: the master goes to --console-socket, or to us for `run`.
   Fd console, console_peer;
@@ -162,6 +173,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   }
   SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
   TRY(Spawned sp, exec->spawn(rq, rb));
+  log::phase("create: init ready");
   console_peer.reset();
   Fd master;
   if (console) {
@@ -175,6 +187,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   TRY_VOID(store.save(rec));
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
+  log::phase("create: state saved");
   return Created{std::move(rec), std::move(sp.pidfd), std::move(master)};
 }
 
@@ -192,6 +205,8 @@ Result<void> do_start(const Store& store, const Record& rec) {
   // Gone from the state dir first, so nobody sees "created" once init runs.
   ::unlink(fifo.c_str());
   TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
+  log::phase("start: fifo written");
+  if (!has_hooks(rec.config, "poststart")) return {};
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (cfg.hooks && !cfg.hooks->poststart.empty()) {
     // A failing poststart hook fails start and stops the container (runtime.md).
@@ -209,7 +224,9 @@ Result<void> do_start(const Store& store, const Record& rec) {
 
 // Kills what is left and removes the cgroup and the state dir.
 Result<void> destroy(const Store& store, const Record& rec) {
+  log::phase("delete: begin");
   auto cg = cgroup::open_fs(rec.cgroup_path);
+  log::phase("delete: cgroup hierarchies found");
   if (process_alive(rec)) {
     auto pfd = sys::pidfd_open(rec.pid);
     if (pfd && process_alive(rec)) {
@@ -225,12 +242,18 @@ Result<void> destroy(const Store& store, const Record& rec) {
     if ((*cg)->freezer_state() != cgroup::Freezer::thawed) (void)(*cg)->freeze(false);
     TRY_VOID((*cg)->destroy());
   }
+  log::phase("delete: container killed, cgroups removed");
   // poststop: after the container is gone; a failure only warns (runtime.md).
-  if (auto cfg = spec::parse_config(rec.config); cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
-    auto h = run_hooks(cfg->hooks->poststop, "poststop", hook_state(store, rec, "stopped"));
-    if (!h) log::warn(h.error().msg);
+  if (has_hooks(rec.config, "poststop")) {
+    auto cfg = spec::parse_config(rec.config);
+    if (cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
+      auto h = run_hooks(cfg->hooks->poststop, "poststop", hook_state(store, rec, "stopped"));
+      if (!h) log::warn(h.error().msg);
+    }
   }
-  return store.remove(rec.id);
+  auto r = store.remove(rec.id);
+  log::phase("delete: state removed");
+  return r;
 }
 
 }  // namespace
@@ -244,6 +267,7 @@ Result<void> start(const Globals& g, const std::string& id) {
   Store store(g.root);
   TRY(auto lock, store.open(id));
   TRY(Record rec, store.load(lock, id));
+  log::phase("start: state loaded");
   return do_start(store, rec);
 }
 
@@ -270,6 +294,7 @@ Result<int> run(const Globals& g, const RunOptions& o) {
   if (o.detach) return 0;
 
   TRY(int status, wait_foreground(c.rec.pid, c.pidfd, fwd, c.console ? &c.console : nullptr));
+  log::phase("run: container exited");
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (!o.keep) {
     TRY(auto lock, store.open(o.create.id));

@@ -9,6 +9,7 @@
 #include "namespaces/namespaces.hpp"
 #include "rootfs/apply.hpp"
 #include "rootfs/plan.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/hooks.hpp"
@@ -45,8 +46,10 @@ class NamespaceExecutor final : public Executor {
     if (nsp.new_user()) {
       TRY(trees, rootfs::detach_idmapped_binds(fsp));
     }
+    log::phase("spawn: namespace and mount plans");
 
     TRY(auto seccomp_prog, seccomp::prepare(cfg));
+    log::phase("spawn: seccomp compiled");
     TRY(auto joins, ns::open_joins(nsp));
     TRY(auto sync, make_sync_pair());
     TRY(Fd fifo, sys::open(rq.fifo_path, O_RDONLY | O_NONBLOCK));
@@ -80,17 +83,29 @@ class NamespaceExecutor final : public Executor {
     ic.state.bundle = rq.bundle;
     ic.state.annotations = cfg.annotations;
     ic.seccomp = seccomp_prog ? &*seccomp_prog : nullptr;
+    // init joins its cgroups itself (cgroup::SelfJoin); if that cannot be
+    // set up, we move it from here as before.
+    cgroup::SelfJoin join;
+    if (auto j = rq.cgroup.prepare_self_join()) join = std::move(*j);
+    ic.cgroup_join = &join;
 
     int pidfd = -1;
     // The cgroup namespace must be rooted at the container's cgroup, which
     // init joins only after the clone: init unshares it after the join.
     // Likewise the time namespace: its offsets can be set only before any
     // process is in it, so init unshares it and the exec'd process enters it.
-    auto cl = ns::clone_child(nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME), &pidfd);
+    uint64_t flags = nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME);
+    auto cl = ns::clone_child(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
+    if (!cl && join.v2_dir) {
+      // No CLONE_INTO_CGROUP here (old kernel, or the directory refuses it).
+      join = {};
+      cl = ns::clone_child(flags, &pidfd);
+    }
     if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;
     if (pid == 0) init_main(ic);
+    log::phase("spawn: init cloned");
 
     Spawned out;
     out.pid = pid;
@@ -107,7 +122,9 @@ class NamespaceExecutor final : public Executor {
       TRY_CTX_VOID(ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false),
                    "user namespace of init {}", pid);
     }
-    TRY_VOID(rq.cgroup.add(pid));
+    if (!join.active()) TRY_VOID(rq.cgroup.add(pid));
+    join = {};
+    log::phase("spawn: init in its cgroups");
     TRY_VOID(send(sync.parent, Msg::go));
 
     auto m = receive(sync.parent);
@@ -135,6 +152,7 @@ class NamespaceExecutor final : public Executor {
     }
     if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
     if (m->type != Msg::ready) return fail_msg("sync: unexpected message from init");
+    log::replay_phases(m->payload);
     auto st = sys::process_start_time(pid);
     if (!st) return fail_msg("unable to start container process: init {} is gone", pid);
     out.pid_start = *st;

@@ -3,7 +3,7 @@
 // typed Config. The first violation is reported as "<json.path>: <reason>".
 #include <algorithm>
 #include <array>
-#include <regex>
+#include <cctype>
 #include <set>
 
 #include "spec/config.hpp"
@@ -68,9 +68,30 @@ template <size_t N>
 void check_enums(const std::string& path, const std::vector<std::string>& vs, const std::array<S, N>& set) {
   for (size_t i = 0; i < vs.size(); ++i) check_enum(index(path, i), vs[i], set);
 }
-void check_pattern(const std::string& path, const std::string& v, const char* pattern) {
-  if (!std::regex_match(v, std::regex(pattern)))
-    fail_at(path, fmt::format("\"{}\" does not match {}", v, pattern));
+// The schema's few patterns, matched by hand: compiling a std::regex cost
+// every command that parses a config (create, start, delete, exec) tens of
+// microseconds and pulled in the locale machinery.
+bool upper_word(std::string_view v) {
+  return !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+bool digits(std::string_view v) {
+  return !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+// ^RLIMIT_[A-Z]+$
+bool rlimit_type(std::string_view v) { return v.starts_with("RLIMIT_") && upper_word(v.substr(7)); }
+// ^[0-9, -]*$
+bool cpu_list(std::string_view v) { return v.find_first_not_of("0123456789, -") == std::string_view::npos; }
+// ^[1-9][0-9]*[KMG]B$
+bool page_size(std::string_view v) {
+  if (v.size() < 3 || !v.ends_with("B")) return false;
+  char unit = v[v.size() - 2];
+  return (unit == 'K' || unit == 'M' || unit == 'G') && v[0] != '0' && digits(v.substr(0, v.size() - 2));
+}
+// ^MB:.*$ ('.' is any character but a line terminator)
+bool mb_schema(std::string_view v) { return v.starts_with("MB:") && v.find_first_of("\r\n") == std::string_view::npos; }
+
+void check_pattern(const std::string& path, const std::string& v, bool (*ok)(std::string_view), const char* pattern) {
+  if (!ok(v)) fail_at(path, fmt::format("\"{}\" does not match {}", v, pattern));
 }
 void check_abs(const std::string& path, S v) {
   if (v.empty()) fail_at(path, "must be set");
@@ -111,7 +132,7 @@ void check_process(const Process& p, const std::string& path, bool linux) {
   for (size_t i = 0; i < p.rlimits.size(); ++i) {
     const auto& r = p.rlimits[i];
     auto rp = index(member(path, "rlimits"), i);
-    check_pattern(member(rp, "type"), r.type, "^RLIMIT_[A-Z]+$");
+    check_pattern(member(rp, "type"), r.type, rlimit_type, "^RLIMIT_[A-Z]+$");
     if (linux && !is_known_rlimit(r.type)) fail_at(member(rp, "type"), fmt::format("unknown rlimit \"{}\"", r.type));
     if (!seen.insert(r.type).second) fail_at(member(rp, "type"), fmt::format("duplicate rlimit \"{}\"", r.type));
     if (r.soft > r.hard) fail_at(member(rp, "soft"), "must not be greater than hard");
@@ -139,8 +160,8 @@ void check_process(const Process& p, const std::string& path, bool linux) {
   }
   if (p.execCPUAffinity) {
     auto ap = member(path, "execCPUAffinity");
-    if (p.execCPUAffinity->initial) check_pattern(member(ap, "initial"), *p.execCPUAffinity->initial, "^[0-9, -]*$");
-    if (p.execCPUAffinity->final) check_pattern(member(ap, "final"), *p.execCPUAffinity->final, "^[0-9, -]*$");
+    if (p.execCPUAffinity->initial) check_pattern(member(ap, "initial"), *p.execCPUAffinity->initial, cpu_list, "^[0-9, -]*$");
+    if (p.execCPUAffinity->final) check_pattern(member(ap, "final"), *p.execCPUAffinity->final, cpu_list, "^[0-9, -]*$");
   }
 }
 
@@ -155,7 +176,7 @@ void check_resources(const Resources& r, const std::string& path) {
   }
   for (size_t i = 0; i < r.hugepageLimits.size(); ++i)
     check_pattern(member(index(member(path, "hugepageLimits"), i), "pageSize"), r.hugepageLimits[i].pageSize,
-                  "^[1-9][0-9]*[KMG]B$");
+                  page_size, "^[1-9][0-9]*[KMG]B$");
   if (r.blockIO)
     for (size_t i = 0; i < r.blockIO->weightDevice.size(); ++i) {
       const auto& w = r.blockIO->weightDevice[i];
@@ -231,7 +252,7 @@ void check_linux(const Linux& l) {
     auto rp = member(path, "intelRdt");
     if (l.intelRdt->memBwSchema) {
       check_no_newline(member(rp, "memBwSchema"), *l.intelRdt->memBwSchema);
-      check_pattern(member(rp, "memBwSchema"), *l.intelRdt->memBwSchema, "^MB:.*$");
+      check_pattern(member(rp, "memBwSchema"), *l.intelRdt->memBwSchema, mb_schema, "^MB:.*$");
     }
     if (l.intelRdt->l3CacheSchema) check_no_newline(member(rp, "l3CacheSchema"), *l.intelRdt->l3CacheSchema);
     if (l.intelRdt->schemata)
@@ -258,11 +279,39 @@ void check_vm(const Vm& vm) {
   }
 }
 
-bool is_semver(const std::string& v) {
-  static const std::regex re(
-      R"(^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*))"
-      R"((-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$)");
-  return std::regex_match(v, re);
+// ^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)
+//  (-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$
+bool is_semver(const std::string& text) {
+  std::string_view v = text;
+  for (int part = 0; part < 3; ++part) {
+    size_t n = 0;
+    while (n < v.size() && v[n] >= '0' && v[n] <= '9') ++n;
+    if (n == 0 || (n > 1 && v[0] == '0')) return false;
+    v.remove_prefix(n);
+    if (part < 2) {
+      if (v.empty() || v[0] != '.') return false;
+      v.remove_prefix(1);
+    }
+  }
+  // Dot-separated identifiers of [0-9A-Za-z-], none empty, up to `stop`.
+  auto idents = [&](char stop) {
+    size_t end = stop ? v.find(stop) : std::string_view::npos;
+    std::string_view s = v.substr(0, end);
+    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
+    for (char c : s)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+    v.remove_prefix(s.size());
+    return true;
+  };
+  if (!v.empty() && v[0] == '-') {
+    v.remove_prefix(1);
+    if (!idents('+')) return false;
+  }
+  if (!v.empty() && v[0] == '+') {
+    v.remove_prefix(1);
+    if (!idents(0)) return false;
+  }
+  return v.empty();
 }
 
 void check_config(const Config& c) {

@@ -1,6 +1,7 @@
 #include "runtime/core/log.hpp"
 
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,8 @@
 namespace brig::log {
 namespace {
 Options g_opts;
+struct timespec g_start {};
+std::string* g_phase_buf = nullptr;
 
 std::string_view level_name(Level l) {
   switch (l) {
@@ -78,6 +81,35 @@ void write(Level level, std::string_view msg) {
   }
   emit(fd, line);
   ::close(fd);
+}
+
+void start_clock() { ::clock_gettime(CLOCK_MONOTONIC, &g_start); }
+
+void phase(std::string_view what) {
+  if (!g_opts.debug) return;
+  struct timespec now;
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  double ms = static_cast<double>(now.tv_sec - g_start.tv_sec) * 1e3 +
+              static_cast<double>(now.tv_nsec - g_start.tv_nsec) / 1e6;
+  std::string line = fmt::format("phase {} +{:.3f} ms", what, ms);
+  if (g_phase_buf) {
+    *g_phase_buf += line;
+    *g_phase_buf += '\n';
+    return;
+  }
+  write(Level::debug, line);
+}
+
+void buffer_phases(std::string* buf) { g_phase_buf = buf; }
+
+void replay_phases(std::string_view buf) {
+  while (!buf.empty()) {
+    size_t nl = buf.find('\n');
+    std::string_view line = buf.substr(0, nl);
+    if (!line.empty()) write(Level::debug, line);
+    if (nl == std::string_view::npos) break;
+    buf.remove_prefix(nl + 1);
+  }
 }
 
 void fatal_line(std::string_view msg) {

@@ -27,6 +27,15 @@ inline void warn(std::string_view m) { write(Level::warning, m); }
 // the log goes to a file.
 void fatal_line(std::string_view msg);
 
+// Phase timings behind --debug: "phase WHAT +N.NNN ms", monotonic time since
+// start_clock() (called first thing in main). Free when debug is off.
+void start_clock();
+void phase(std::string_view what);
+// A clone child that may not write to the log (its stderr is the
+// container's) collects its phase lines here; the parent logs them.
+void buffer_phases(std::string* buf);
+void replay_phases(std::string_view buf);
+
 // Go's strconv.Quote-style quoting used by logrus text output.
 std::string quote(std::string_view s);
 
