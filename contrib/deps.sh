@@ -8,6 +8,9 @@ pkgs=(build-essential cmake pkg-config git
       busybox-static jq)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux)
+  # The client tier (test/clients): the programs that drive a runtime.
+  pkgs+=(podman conmon runc containerd containernetworking-plugins
+         python3-grpcio python3-grpc-tools tmux)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
