@@ -141,6 +141,26 @@ def proc_cgroup(pid, ctrl):
     raise AssertionError(f"pid {pid} has no {ctrl} cgroup")
 
 
+def unmounted_v1_hierarchies():
+    """v1 hierarchies that our processes belong to but that are mounted
+    nowhere (e.g. a hugetlb hierarchy someone mounted, used and unmounted
+    again: it lives on while it has child cgroups).  containerd's cgroups
+    library then fails to load a task's cgroup ("cannot find cgroup mount
+    destination"), so the shim has no metrics, whatever the runtime."""
+    mounted = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        _, _, post = line.partition(" - ")
+        fstype, _src, opts = post.split(" ", 2)
+        if fstype == "cgroup":
+            mounted.update(o for o in opts.split(",") if o not in ("rw", "ro"))
+    out = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctrls, _ = line.split(":", 2)
+        if ctrls and not all(c in mounted for c in ctrls.split(",")):
+            out.append(ctrls)
+    return out
+
+
 def _rm_cgroup_tree(d):
     if not d.is_dir():
         return
