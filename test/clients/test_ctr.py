@@ -45,6 +45,24 @@ def test_run_tty(containerd):
     assert "/dev/pts/0" in out and "33 111" in out, out
 
 
+def test_exec_tty(containerd):
+    """task exec -t: the shim hands the runtime a --console-socket for exec."""
+    cd = containerd
+    name = new_name()
+    ctr_run(cd, name, "sleep", "1000", opts=["-d"])
+    try:
+        cmd = " ".join(["ctr", "--address", str(cd.sock), "--namespace", "brigtest", "tasks",
+                        "exec", "-t", "--fifo-dir", str(cd.fifo_dir), "--exec-id", "t1", name,
+                        "sh", "-c", "'tty; sleep 0.5; stty size; exit 7'"])
+        r = subprocess.run(["script", "-qec", f"stty rows 21 cols 77; {cmd}", "/dev/null"],
+                           capture_output=True, text=True, timeout=60)
+        out = r.stdout.replace("\r", "")
+        assert r.returncode == 7, r
+        assert "/dev/pts/" in out and "21 77" in out, out
+    finally:
+        cleanup(cd, name)
+
+
 def test_detached_exec_ps_metrics_pause_kill(containerd):
     cd = containerd
     name = new_name()
