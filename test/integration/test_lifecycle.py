@@ -307,6 +307,26 @@ def test_delete_regex(runtime, make_bundle):
     assert res.returncode == 1 and res.error.startswith('invalid regex "(": '), res
 
 
+@brig_only
+def test_cgroup_manager_flags(runtime, bundle):
+    """crun's --cgroup-manager and runc's --systemd-cgroup: cgroupfs works,
+    the managers brig lacks fail at create, clearly and leaving nothing."""
+    bundle.config(args=["true"])
+    res = runtime.run("--cgroup-manager", "cgroupfs", "run", "--bundle", bundle, bundle.id)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", ""), res
+    for flags, mgr in ((["--cgroup-manager", "systemd"], "systemd"),
+                       (["--systemd-cgroup"], "systemd"),
+                       (["--cgroup-manager=disabled"], "disabled")):
+        res = runtime.run(*flags, "create", "--bundle", bundle, bundle.id)
+        assert res.returncode == 1, res
+        assert res.error == (f'brig create failed: cgroup manager "{mgr}" is not supported yet: '
+                             "use cgroupfs"), res
+        assert runtime.run("list", "-q", check=True).stdout == ""
+    res = runtime.run("--cgroup-manager", "bogus", "state", bundle.id)
+    assert res.returncode == 1, res
+    assert res.error == 'unknown cgroup manager "bogus" (cgroupfs, systemd or disabled)', res
+
+
 def test_list_bad_format(runtime):
     res = runtime.run("list", "--format", "yaml")
     assert res.returncode == 1, res
