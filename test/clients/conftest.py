@@ -278,6 +278,11 @@ def session():
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
+    ns = [n for n in os.listdir("/run/netns") if SESSION in n] if os.path.isdir("/run/netns") else []
+    if ns:
+        leaks.append(f"netns: {ns}")
+        for n in ns:
+            subprocess.run(["ip", "netns", "del", n], capture_output=True)
     m = mounts_under(base)
     if m:
         leaks.append(f"mounts: {m}")

@@ -167,7 +167,7 @@ def test_stop_escalates_to_kill(podman):
 
 
 def test_network_ns_path(podman, session):
-    ns = f"brigcl{os.getpid()}x{new_name('n')}"[-15:]
+    ns = new_name("bc")  # "bc<session>-NNN": the session's leak check knows it
     run(["ip", "netns", "add", ns])
     try:
         run(["ip", "-n", ns, "link", "add", "brigveth0", "type", "veth", "peer", "name", "brigveth1"])
