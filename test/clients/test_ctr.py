@@ -4,7 +4,6 @@
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 from conftest import (BRIG, CG_PARENT, CTR_IMAGE, cgroup_file, new_name, proc_cgroup,

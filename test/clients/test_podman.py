@@ -1,12 +1,9 @@
 """podman + conmon drive the runtime under test (podman --runtime BRIG)."""
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 from conftest import (BRIG, CG_PARENT, PODMAN_IMAGE, cgroup_file, new_name, proc_cgroup,
                       run, wait_for)
