@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import (BRIG, CG_PARENT, CTR_IMAGE, cgroup_file, new_name, proc_cgroup,
+from conftest import (BRIG, CG_PARENT, CTR_IMAGE, IS_RUNC, cgroup_file, new_name, proc_cgroup,
                       unmounted_v1_hierarchies, wait_for)
 
 
@@ -154,4 +154,15 @@ def test_create_error_reaches_ctr(containerd):
     assert f'OCI runtime create failed: {rt} create failed: unable to start container process: ' \
         f'exec: "/no/such/binary": stat /no/such/binary: no such file or directory' in r.stderr, \
         r.stderr
+    cleanup(containerd, name)
+    # a memory limit the init cannot live with
+    name = new_name()
+    r = ctr_run(containerd, name, "true", opts=["--rm", "--memory-limit", "4096"], check=False)
+    assert r.returncode != 0
+    assert f"OCI runtime create failed: {rt} create failed: unable to start container process: " \
+        in r.stderr, r.stderr
+    if IS_RUNC:
+        assert "unable to set memory limit to 4096" in r.stderr, r.stderr
+    else:
+        assert "init killed by signal 9: OOM-killed in cgroup" in r.stderr, r.stderr
     cleanup(containerd, name)
