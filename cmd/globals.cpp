@@ -1,5 +1,7 @@
 #include "cmd/globals.hpp"
 
+#include <regex.h>
+
 #include <charconv>
 
 #include "runtime/core/log.hpp"
@@ -57,6 +59,20 @@ Result<int> preserve_fds(const cli::Parsed& p, int extra) {
     return fail_msg("invalid value \"{}\" for flag -preserve-fds", n);
   sys::reserve_fds(3, 3 + extra + v);
   return v;
+}
+
+Result<std::vector<std::string>> match_ids(const std::string& regex, const std::vector<std::string>& ids) {
+  regex_t re;
+  if (int rc = ::regcomp(&re, regex.c_str(), REG_EXTENDED | REG_NOSUB); rc != 0) {
+    char buf[256];
+    ::regerror(rc, &re, buf, sizeof buf);
+    return fail_msg("invalid regex \"{}\": {}", regex, buf);
+  }
+  std::vector<std::string> out;
+  for (const auto& id : ids)
+    if (::regexec(&re, id.c_str(), 0, nullptr, 0) == 0) out.push_back(id);
+  ::regfree(&re);
+  return out;
 }
 
 }  // namespace brig::cmd

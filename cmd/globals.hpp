@@ -17,4 +17,8 @@ const runtime::Globals& globals();
 // (`extra`: socket-activation fds that come first).
 Result<int> preserve_fds(const cli::Parsed& p, int extra = 0);
 
+// crun's `delete --regex`: the ids that a POSIX extended regex matches
+// anywhere (unanchored, as regexec does), in the order given.
+Result<std::vector<std::string>> match_ids(const std::string& regex, const std::vector<std::string>& ids);
+
 }  // namespace brig::cmd

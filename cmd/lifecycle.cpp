@@ -150,10 +150,25 @@ cli::Register delete_cmd({
         "EXAMPLE:\nFor example, if the container id is \"ubuntu01\" and brig list currently shows the\n"
         "status of \"ubuntu01\" as \"stopped\" the following will delete resources held for\n"
         "\"ubuntu01\" removing \"ubuntu01\" from the brig list of containers:\n\n       # brig delete ubuntu01",
-    .flags = {{{"force", "f"}, false, "Forcibly deletes the container if it is still running (uses SIGKILL)", ""}},
+    .flags = {{{"force", "f"}, false, "Forcibly deletes the container if it is still running (uses SIGKILL)", ""},
+              {{"regex", "r"}, false,
+               "the specified container id is a regular expression (delete every container it matches, crun's flag)",
+               ""}},
     .min_args = 1,
     .max_args = 1,
-    .action = [](cli::Context& c) { return finish(runtime::remove(globals(), c.p.args[0], c.p.flag("force"))); },
+    .action =
+        [](cli::Context& c) {
+          bool force = c.p.flag("force");
+          if (!c.p.flag("regex")) return finish(runtime::remove(globals(), c.p.args[0], force));
+          std::vector<std::string> ids;
+          for (const auto& e : runtime::list(globals())) ids.push_back(e.state.id);
+          auto matched = match_ids(c.p.args[0], ids);
+          if (!matched) return finish(fail(matched.error()));
+          int rc = 0;
+          for (const auto& id : *matched)
+            if (finish(runtime::remove(globals(), id, force)) != 0) rc = 1;
+          return rc;
+        },
 });
 
 }  // namespace

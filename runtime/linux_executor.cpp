@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sstream>
+
 #include "namespaces/namespaces.hpp"
 #include "rootfs/apply.hpp"
 #include "rootfs/plan.hpp"
@@ -24,6 +26,25 @@ std::string describe_exit(int status) {
   if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
   return "ended";
+}
+
+// Limits are set before the init joins its cgroup, so a memory limit below
+// what the init needs shows up as an OOM kill during create: say so (v1
+// memory.oom_control and v2 memory.events both count "oom_kill N").
+std::string oom_note(const cgroup::Manager& cg) {
+  auto dir = cg.dir_of("memory");
+  if (!dir) return "";
+  for (const char* f : {"memory.oom_control", "memory.events"}) {
+    auto text = sys::read_file(*dir + "/" + f);
+    if (!text) continue;
+    std::istringstream in(*text);
+    std::string k;
+    uint64_t v = 0;
+    while (in >> k >> v)
+      if (k == "oom_kill" && v > 0)
+        return fmt::format(": OOM-killed in cgroup {} (linux.resources.memory.limit too low?)", cg.path());
+  }
+  return "";
 }
 
 class NamespaceExecutor final : public Executor {
@@ -148,7 +169,8 @@ class NamespaceExecutor final : public Executor {
     if (!m) {
       int status = 0;
       ::waitpid(pid, &status, 0);
-      return fail_msg("unable to start container process: init {}", describe_exit(status));
+      return fail_msg("unable to start container process: init {}{}", describe_exit(status),
+                      WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? oom_note(rq.cgroup) : "");
     }
     if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
     if (m->type != Msg::ready) return fail_msg("sync: unexpected message from init");

@@ -28,7 +28,7 @@ _brig() {
   case $cmd in
     create) flags="--bundle --console-socket --pid-file --no-pivot --no-new-keyring --preserve-fds" ;;
     run) flags="--bundle --console-socket --detach --keep --pid-file --no-subreaper --no-pivot --no-new-keyring --preserve-fds" ;;
-    delete) flags="--force" ;;
+    delete) flags="--force --regex" ;;
     exec) flags="--console-socket --cwd --env --tty --user --additional-gids --process --detach --pid-file --process-label --apparmor --no-new-privs --cap --preserve-fds --cgroup --ignore-paused" ;;
     kill) flags="--all" ;;
     update) flags="--resources --blkio-weight --cpu-period --cpu-quota --cpu-share --cpu-rt-period --cpu-rt-runtime --cpuset-cpus --cpuset-mems --memory --memory-reservation --memory-swap --pids-limit --l3-cache-schema --mem-bw-schema" ;;

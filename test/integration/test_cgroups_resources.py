@@ -401,3 +401,16 @@ def test_no_cgroup_dirs_leak_over_100_cycles(runtime, bundle):
         for h in CG.iterdir():
             if (h / parent).is_dir() and not h.is_symlink():
                 os.rmdir(h / parent)
+
+
+@brig_only  # runc joins first and then fails to set the limit: other wording
+def test_memory_limit_below_init_needs_names_oom(runtime, bundle):
+    """A memory limit the init cannot live with: create fails naming the OOM
+    kill, not only "killed by signal 9" (seen through containerd's ctr)."""
+    with_resources(bundle, {"memory": {"limit": 4096}})
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert res.error.startswith("brig create failed: unable to start container process: "
+                                "init killed by signal 9: OOM-killed in cgroup "), res
+    assert "linux.resources.memory.limit too low?" in res.error
+    assert runtime.run("list", "-q", check=True).stdout == ""

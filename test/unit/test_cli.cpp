@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "cmd/cli.hpp"
+#include "cmd/globals.hpp"
 
 using brig::cli::Flag;
 using brig::cli::parse;
@@ -90,4 +91,16 @@ TEST_CASE("every runc command of the skeleton is registered with help", "[cli]")
     std::string h = brig::cli::command_help(*it);
     CHECK(h.find(std::string("brig ") + name) != std::string::npos);
   }
+}
+
+TEST_CASE("delete --regex matches ids like crun: POSIX extended, unanchored", "[cli]") {
+  std::vector<std::string> ids = {"xab1", "ab2", "zz3", "pod-a.b"};
+  CHECK(*brig::cmd::match_ids("ab", ids) == std::vector<std::string>{"xab1", "ab2"});
+  CHECK(*brig::cmd::match_ids("^zz", ids) == std::vector<std::string>{"zz3"});
+  CHECK(*brig::cmd::match_ids("a\\.b$", ids) == std::vector<std::string>{"pod-a.b"});
+  CHECK(*brig::cmd::match_ids("^(xa|z+)[b3]", ids) == std::vector<std::string>{"xab1", "zz3"});
+  CHECK(brig::cmd::match_ids("nomatch", ids)->empty());
+  auto bad = brig::cmd::match_ids("(", ids);
+  REQUIRE(!bad);
+  CHECK(bad.error().msg.starts_with("invalid regex \"(\": "));
 }
