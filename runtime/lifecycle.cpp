@@ -10,6 +10,8 @@
 
 #include "cgroup/manager.hpp"
 #include "cgroup/resources.hpp"
+#include "netns/attach.hpp"
+#include "netns/network.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/rollback.hpp"
@@ -90,6 +92,9 @@ bool wait_gone(BorrowedFd pidfd, int ms) {
   return ::poll(&p, 1, ms) > 0;
 }
 
+// The container's network record and lease owner: its state dir, absolute.
+std::string net_owner(const Store& store, const std::string& id) { return sys::abs_path(store.dir(id)); }
+
 // The result of a create that `run` carries on with.
 struct Created {
   Record rec;
@@ -105,6 +110,10 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     return fail_msg("cgroup manager \"{}\" is not supported yet: use cgroupfs", g.cgroup_manager);
   TRY(Loaded l, load_bundle(o.bundle));
   TRY(auto exec, executor_for(l.cfg));
+  TRY(netns::Request net, netns::request_for(l.cfg));
+  if (net.attach()) {
+    TRY_VOID(netns::load_network(net.network));
+  }
 
   Store store(g.root);
   TRY(Store::Lock lock, store.create(o.id));
@@ -157,6 +166,10 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     opts.preserve_fds += n;
   }
   SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
+  if (!net.empty()) {
+    std::string owner = net_owner(store, o.id);
+    rq.after_clone = [&net, owner, &rb](pid_t pid) { return netns::setup(net, owner, pid, rb); };
+  }
   TRY(Spawned sp, exec->spawn(rq, rb));
   console_peer.reset();
   Fd master;
@@ -221,6 +234,7 @@ Result<void> destroy(const Store& store, const Record& rec) {
     if ((*cg)->freezer_state() != cgroup::Freezer::thawed) (void)(*cg)->freeze(false);
     TRY_VOID((*cg)->destroy());
   }
+  TRY_VOID(netns::teardown(net_owner(store, rec.id)));
   // poststop: after the container is gone; a failure only warns (runtime.md).
   if (auto cfg = spec::parse_config(rec.config); cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
     auto h = run_hooks(cfg->hooks->poststop, "poststop", hook_state(store, rec, "stopped"));
@@ -315,7 +329,10 @@ Result<void> remove(const Globals& g, const std::string& id, bool force) {
   auto rec = store.load(*lock, id);
   if (!rec) {
     // A state dir without a record: a create that died half-way.
-    if (force) return store.remove(id);
+    if (force) {
+      TRY_VOID(netns::teardown(net_owner(store, id)));
+      return store.remove(id);
+    }
     return fail(std::move(rec.error()));
   }
   std::string st = status_of(store, *rec);

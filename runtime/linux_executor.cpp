@@ -103,6 +103,7 @@ class NamespaceExecutor final : public Executor {
                    "user namespace of init {}", pid);
     }
     TRY_VOID(rq.cgroup.add(pid));
+    if (rq.after_clone) TRY_VOID(rq.after_clone(pid));
     TRY_VOID(send(sync.parent, Msg::go));
 
     auto m = receive(sync.parent);
