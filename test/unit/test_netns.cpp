@@ -11,7 +11,10 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include <catch2/catch.hpp>
@@ -467,4 +470,44 @@ TEST_CASE("rtnetlink against the kernel, in a throwaway netns", "[netns][kernel]
   CHECK(ml.error().msg == "netlink: get link nope0: no such device");
   ::close(inner_ns);
   ::close(host_ns);
+}
+
+TEST_CASE("a tap for the microVM backend, on the bridge with a lease", "[netns][kernel]") {
+  if (::geteuid() != 0 || ::access("/dev/net/tun", R_OK | W_OK) != 0) {
+    WARN("needs root and /dev/net/tun: skipped");
+    return;
+  }
+  char tmpl[] = "/tmp/brig-unit-tap.XXXXXX";
+  REQUIRE(::mkdtemp(tmpl));
+  std::string dir = tmpl;
+  std::string owner = dir + "/owner";
+  REQUIRE(::mkdir(owner.c_str(), 0700) == 0);
+  ::setenv("BRIG_CONFIG_DIR", (dir + "/config").c_str(), 1);
+  ::setenv("BRIG_NETWORK_STATE_DIR", (dir + "/state").c_str(), 1);
+  {
+    ThrowawayNetns tn;
+    REQUIRE(tn.ok);
+    auto a = attach_tap("brig", "tpunit0", owner, ::getpid());
+    REQUIRE(a);
+    CHECK(a->ip->str() == "10.87.0.2/16");
+    CHECK(a->gateway->str() == "10.87.0.1");
+    CHECK(a->host_dev_made);
+    auto s = Socket::open();
+    REQUIRE(s);
+    auto tap = s->must_link("tpunit0");
+    REQUIRE(tap);
+    CHECK(tap->master == s->must_link("brig0")->index);
+    CHECK(tap->up());
+    auto held = LeaseStore(default_network()).load();
+    REQUIRE(held);
+    REQUIRE(held->size() == 1);
+    CHECK((*held)[0].owner == owner);
+    REQUIRE(teardown(owner));
+    CHECK_FALSE(*s->link("tpunit0"));
+    CHECK(LeaseStore(default_network()).load()->empty());
+    CHECK_FALSE(load_attachment(owner)->has_value());
+  }
+  ::unsetenv("BRIG_CONFIG_DIR");
+  ::unsetenv("BRIG_NETWORK_STATE_DIR");
+  std::filesystem::remove_all(dir);
 }
