@@ -93,15 +93,33 @@ class NetEnv:
         for line in routes.splitlines():
             assert " dev brig" in line or " dev br" in line, f"stray route {line}"
 
+    def leftovers(self):
+        """What containers left in the netns (checked after the runtime
+        fixture force-deleted every container of the test)."""
+        problems = []
+        if self.veths():
+            problems.append(f"veths left: {self.veths()}")
+        if self.leases():
+            problems.append(f"leases left: {self.leases()}")
+        if self.nft_elements():
+            problems.append(f"nft elements left: {self.nft_elements()}")
+        return problems
+
     def close(self):
         subprocess.run(["ip", "netns", "del", self.name], timeout=15)
 
 
 @pytest.fixture
 def net(tmp_path):
+    # Set up before `runtime` (see nrt), so torn down after its leak check
+    # has deleted every container: then nothing of theirs may be left here.
     n = NetEnv(tmp_path)
     yield n
-    n.close()
+    try:
+        problems = n.leftovers()
+    finally:
+        n.close()
+    assert not problems, "network leftovers after the test:\n  " + "\n  ".join(problems)
 
 
 @pytest.fixture
