@@ -114,11 +114,24 @@ Result<void> configure_inside(Socket& in, const Attachment& a, const std::string
   return {};
 }
 
+// A reclaimed lease's address may still have published ports or masquerade
+// (its container died without a delete): they go now, before the address is
+// handed out again, so the new holder's rules are never the old one's.
+void forget_nat(const Network& net, const std::vector<Lease>& dead) {
+  if (dead.empty()) return;
+  auto have = nft::table_exists();
+  if (!have || !*have) return;
+  for (auto& l : dead)
+    if (auto r = nft::remove(net.subnet.host(l.offset)); !r) log::warn(r.error().msg);
+}
+
 // Takes the lease and fills in the addresses of `a`.
 Result<void> lease_for(Attachment& a, const Network& net, pid_t pid) {
   LeaseStore store(net);
   uint64_t start = sys::process_start_time(pid).value_or(0);
-  TRY(Lease l, store.allocate(a.owner, pid, start));
+  std::vector<Lease> dead;
+  TRY(Lease l, store.allocate(a.owner, pid, start, &dead));
+  forget_nat(net, dead);
   a.ip = Cidr{net.subnet.host(l.offset), net.subnet.prefix};
   a.gateway = net.gateway;
   if (net.subnet6) {
@@ -244,10 +257,15 @@ Result<void> teardown(const std::string& owner) {
     auto r = s ? s->call(del_link(a->host_dev)) : Result<void>(fail(std::move(s.error())));
     if (!r && r.error().err != ENODEV) note(std::move(r));
   }
-  if (a->ip && (!a->ports.empty() || a->masquerade)) note(nft::remove(a->ip->ip));
   Network n;
   n.name = a->network;
-  note(LeaseStore(n).release(owner));
+  LeaseStore store(n);
+  // A lease already reclaimed took its nft elements along: the address may be
+  // someone else's by now, and so are the elements mapping to it.
+  auto held = store.holds(owner);
+  if (!held) note(fail(std::move(held.error())));
+  if (held && *held && a->ip && (!a->ports.empty() || a->masquerade)) note(nft::remove(a->ip->ip));
+  note(store.release(owner));
   if (first) return fail(std::move(*first));
   if (::unlink(record_path(owner).c_str()) < 0 && errno != ENOENT) return fail_errno("remove {}", record_path(owner));
   return {};
@@ -323,8 +341,9 @@ Result<void> prune(std::vector<std::string>& removed) {
   TRY(auto links, s.links());
   for (auto& net : nets) {
     LeaseStore store(net);
-    TRY(size_t n, store.reclaim());
-    if (n) removed.push_back(fmt::format("network {}: {} stale lease(s)", net.name, n));
+    TRY(auto dead, store.reclaim());
+    forget_nat(net, dead);
+    if (!dead.empty()) removed.push_back(fmt::format("network {}: {} stale lease(s)", net.name, dead.size()));
     TRY(auto live, store.load());
     if (!live.empty() || !sys::exists(bridge_mark(net))) continue;
     auto br = std::find_if(links.begin(), links.end(), [&](const Link& l) { return l.name == net.bridge; });

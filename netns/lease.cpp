@@ -80,9 +80,15 @@ Result<void> LeaseStore::save(const std::vector<Lease>& l) const {
   return sys::write_file_atomic(dir_ + "/leases.json", leases_to_json(l));
 }
 
-Result<Lease> LeaseStore::allocate(const std::string& owner, pid_t pid, uint64_t pid_start) const {
+Result<Lease> LeaseStore::allocate(const std::string& owner, pid_t pid, uint64_t pid_start,
+                                   std::vector<Lease>* reclaimed) const {
   TRY(auto leases, load());
-  std::erase_if(leases, [&](const Lease& l) { return l.owner == owner || !lease_alive(l); });
+  std::erase_if(leases, [&](const Lease& l) {
+    if (l.owner == owner) return true;
+    if (lease_alive(l)) return false;
+    if (reclaimed) reclaimed->push_back(l);
+    return true;
+  });
   std::set<uint64_t> used;
   for (auto& l : leases) used.insert(l.offset);
   auto off = pick_offset(net_, used);
@@ -100,11 +106,20 @@ Result<void> LeaseStore::release(const std::string& owner) const {
   return save(leases);
 }
 
-Result<size_t> LeaseStore::reclaim() const {
+Result<bool> LeaseStore::holds(const std::string& owner) const {
   TRY(auto leases, load());
-  size_t n = std::erase_if(leases, [](const Lease& l) { return !lease_alive(l); });
-  if (n) TRY_VOID(save(leases));
-  return n;
+  return std::any_of(leases.begin(), leases.end(), [&](const Lease& l) { return l.owner == owner; });
+}
+
+Result<std::vector<Lease>> LeaseStore::reclaim() const {
+  TRY(auto leases, load());
+  std::vector<Lease> dead;
+  for (auto& l : leases)
+    if (!lease_alive(l)) dead.push_back(l);
+  if (dead.empty()) return dead;
+  std::erase_if(leases, [](const Lease& l) { return !lease_alive(l); });
+  TRY_VOID(save(leases));
+  return dead;
 }
 
 }  // namespace brig::netns

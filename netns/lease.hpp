@@ -52,12 +52,17 @@ class LeaseStore {
   // All under a held NetLock:
   Result<std::vector<Lease>> load() const;
   Result<void> save(const std::vector<Lease>& l) const;
-  // Drops dead leases, then takes the lowest free offset for `owner`.
-  Result<Lease> allocate(const std::string& owner, pid_t pid, uint64_t pid_start) const;
+  // Drops dead leases (into *reclaimed, when given: their owners' other
+  // state, like nft elements, is the caller's to clean), then takes the
+  // lowest free offset for `owner`.
+  Result<Lease> allocate(const std::string& owner, pid_t pid, uint64_t pid_start,
+                         std::vector<Lease>* reclaimed = nullptr) const;
+  // Does `owner` still hold its lease (not reclaimed)?
+  Result<bool> holds(const std::string& owner) const;
   // Removes the lease of `owner` (if any).
   Result<void> release(const std::string& owner) const;
-  // Drops dead leases; returns how many.
-  Result<size_t> reclaim() const;
+  // Drops dead leases; returns them.
+  Result<std::vector<Lease>> reclaim() const;
 
  private:
   const Network& net_;

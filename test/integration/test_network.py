@@ -308,7 +308,9 @@ def test_kill9_mid_setup_then_delete_force(nrt, net, make_bundle, tmp_path):
 
 def test_dead_leases_are_reclaimed(nrt, net, make_bundle):
     net.define("tiny", bridge="brtiny0", subnet="10.68.0.0/29")  # room for 5
-    bs = [net_bundle(make_bundle, network="tiny", args=["sleep", "60"]) for _ in range(6)]
+    ports = (lambda p: p) if NFT else (lambda p: None)
+    bs = [net_bundle(make_bundle, network="tiny", args=["sleep", "60"], ports=ports(f"{7000 + i}:80"))
+          for i in range(6)]
     for b in bs[:5]:
         nrt.run("create", "--bundle", b, b.id, check=True)
     r = nrt.run("create", "--bundle", bs[5], bs[5].id, check=False)
@@ -319,6 +321,13 @@ def test_dead_leases_are_reclaimed(nrt, net, make_bundle):
     wait_for(lambda: nrt.status(bs[0].id) == "stopped", 10)
     nrt.run("create", "--bundle", bs[5], bs[5].id, check=True)
     assert ip_of(nrt, bs[5].id) == ip_of(nrt, bs[0].id)
+    if NFT:
+        # the dead one's published port went with its lease; deleting it later
+        # leaves the new holder's port alone
+        els = json.dumps(net.nft_elements())
+        assert "7000" not in els and "7005" in els
+        nrt.run("delete", "-f", bs[0].id, check=True)
+        assert "7005" in json.dumps(net.nft_elements())
     for b in bs:
         nrt.run("delete", "-f", b.id, check=True)
     net.assert_clean(nrt)
