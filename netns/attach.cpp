@@ -121,8 +121,11 @@ void forget_nat(const Network& net, const std::vector<Lease>& dead) {
   if (dead.empty()) return;
   auto have = nft::table_exists();
   if (!have || !*have) return;
-  for (auto& l : dead)
+  for (auto& l : dead) {
     if (auto r = nft::remove(net.subnet.host(l.offset)); !r) log::warn(r.error().msg);
+    if (!net.subnet6) continue;
+    if (auto r = nft::remove(net.subnet6->host(l.offset)); !r) log::warn(r.error().msg);
+  }
 }
 
 // Takes the lease and fills in the addresses of `a`.
@@ -157,7 +160,12 @@ Attachment plan_attachment(const Network& net, const std::string& owner, const s
 Result<void> nat_for(const Attachment& a) {
   if (!a.ip || (a.ports.empty() && !a.masquerade)) return {};
   if (a.masquerade) TRY_CTX_VOID(sys::write_file("/proc/sys/net/ipv4/ip_forward", "1"), "network {}: enable forwarding", a.network);
-  return nft::add(a.ip->ip, a.ports, a.masquerade, a.bridge);
+  TRY_VOID(nft::add(a.ip->ip, a.ports, a.masquerade, a.bridge));
+  if (!a.ip6) return {};
+  if (a.masquerade)
+    TRY_CTX_VOID(sys::write_file("/proc/sys/net/ipv6/conf/all/forwarding", "1"), "network {}: enable IPv6 forwarding",
+                 a.network);
+  return nft::add(a.ip6->ip, a.ports, a.masquerade, a.bridge);
 }
 
 Result<void> attach_veth(const Request& rq, const std::string& owner, pid_t pid, BorrowedFd nsfd, Rollback& rb) {
@@ -264,7 +272,10 @@ Result<void> teardown(const std::string& owner) {
   // someone else's by now, and so are the elements mapping to it.
   auto held = store.holds(owner);
   if (!held) note(fail(std::move(held.error())));
-  if (held && *held && a->ip && (!a->ports.empty() || a->masquerade)) note(nft::remove(a->ip->ip));
+  if (held && *held && (!a->ports.empty() || a->masquerade)) {
+    if (a->ip) note(nft::remove(a->ip->ip));
+    if (a->ip6) note(nft::remove(a->ip6->ip));
+  }
   note(store.release(owner));
   if (first) return fail(std::move(*first));
   if (::unlink(record_path(owner).c_str()) < 0 && errno != ENOENT) return fail_errno("remove {}", record_path(owner));
@@ -359,7 +370,7 @@ Result<void> prune(std::vector<std::string>& removed) {
   }
   // Without nft installed there is no table to drop.
   auto dropped = nft::drop_table_if_unused();
-  if (dropped && *dropped) removed.push_back(fmt::format("nftables table ip {}", nft::kTable));
+  if (dropped && *dropped) removed.push_back(fmt::format("nftables table(s) {}", nft::kTable));
   if (!dropped && dropped.error().msg.find("exec ") == std::string::npos) return fail(std::move(dropped.error()));
   return {};
 }

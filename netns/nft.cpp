@@ -13,32 +13,46 @@
 
 namespace brig::netns::nft {
 
-std::string table_script() {
-  const std::string t = fmt::format("ip {}", kTable);
+namespace {
+
+// The table's family and the words that go with it.
+struct Fam {
+  const char* table;  // "ip" / "ip6"
+  const char* addr;   // set/map address type
+};
+Fam fam(int family) { return family == AF_INET6 ? Fam{"ip6", "ipv6_addr"} : Fam{"ip", "ipv4_addr"}; }
+
+}  // namespace
+
+std::string table_script(int family) {
+  Fam f = fam(family);
+  const std::string t = fmt::format("{} {}", f.table, kTable);
   std::string s;
   s += fmt::format("add table {}\n", t);
-  s += fmt::format("add map {} ports {{ type inet_proto . inet_service : ipv4_addr . inet_service ; }}\n", t);
-  s += fmt::format("add set {} masq {{ type ipv4_addr ; }}\n", t);
+  s += fmt::format("add map {} ports {{ type inet_proto . inet_service : {} . inet_service ; }}\n", t, f.addr);
+  s += fmt::format("add set {} masq {{ type {} ; }}\n", t, f.addr);
   s += fmt::format("add set {} bridges {{ type ifname ; }}\n", t);
   s += fmt::format("add chain {} prerouting {{ type nat hook prerouting priority dstnat ; policy accept ; }}\n", t);
   s += fmt::format("add chain {} output {{ type nat hook output priority -100 ; policy accept ; }}\n", t);
   s += fmt::format("add chain {} postrouting {{ type nat hook postrouting priority srcnat ; policy accept ; }}\n", t);
   for (const char* c : {"prerouting", "output"})
-    s += fmt::format("add rule {} {} fib daddr type local dnat ip to meta l4proto . th dport map @ports\n", t, c);
+    s += fmt::format("add rule {} {} fib daddr type local dnat {} to meta l4proto . th dport map @ports\n", t, c,
+                     f.table);
   s += fmt::format("add rule {} postrouting oifname @bridges return\n", t);
-  s += fmt::format("add rule {} postrouting ip saddr @masq masquerade\n", t);
+  s += fmt::format("add rule {} postrouting {} saddr @masq masquerade\n", t, f.table);
   return s;
 }
 
 std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge) {
+  const char* t = fam(ip.family).table;
   std::string s;
   // `create` fails when the host port is already published: never steal it.
   for (auto& p : ports)
-    s += fmt::format("create element ip {} ports {{ {} . {} : {} . {} }}\n", kTable, p.proto, p.host, ip.str(),
+    s += fmt::format("create element {} {} ports {{ {} . {} : {} . {} }}\n", t, kTable, p.proto, p.host, ip.str(),
                      p.container);
   if (masquerade) {
-    s += fmt::format("add element ip {} masq {{ {} }}\n", kTable, ip.str());
-    s += fmt::format("add element ip {} bridges {{ \"{}\" }}\n", kTable, bridge);
+    s += fmt::format("add element {} {} masq {{ {} }}\n", t, kTable, ip.str());
+    s += fmt::format("add element {} {} bridges {{ \"{}\" }}\n", t, kTable, bridge);
   }
   return s;
 }
@@ -61,6 +75,7 @@ nlohmann::json elements(const std::string& json) {
 std::string delete_script(const Ip& ip, const std::string& ports_json, const std::string& masq_json) {
   std::string s;
   std::string a = ip.str();
+  const char* t = fam(ip.family).table;
   for (auto& e : elements(ports_json)) {
     // [ {"concat": ["tcp", 8080]}, {"concat": ["10.87.0.2", 80]} ]
     if (!e.is_array() || e.size() != 2) continue;
@@ -68,11 +83,11 @@ std::string delete_script(const Ip& ip, const std::string& ports_json, const std
     const auto& val = e[1]["concat"];
     if (!key.is_array() || !val.is_array() || key.size() != 2 || val.size() != 2) continue;
     if (!val[0].is_string() || val[0].get<std::string>() != a) continue;
-    s += fmt::format("delete element ip {} ports {{ {} . {} }}\n", kTable, key[0].get<std::string>(),
+    s += fmt::format("delete element {} {} ports {{ {} . {} }}\n", t, kTable, key[0].get<std::string>(),
                      key[1].dump());
   }
   for (auto& e : elements(masq_json))
-    if (e.is_string() && e.get<std::string>() == a) s += fmt::format("delete element ip {} masq {{ {} }}\n", kTable, a);
+    if (e.is_string() && e.get<std::string>() == a) s += fmt::format("delete element {} {} masq {{ {} }}\n", t, kTable, a);
   return s;
 }
 
@@ -141,49 +156,65 @@ Result<std::string> run(const std::vector<std::string>& args, const std::string&
   return fail_msg("nftables: {}: {}", what, first);
 }
 
-Result<bool> table_exists() {
-  auto r = run({"list", "table", "ip", kTable}, "", "list table");
+Result<bool> table_exists(int family) {
+  auto r = run({"list", "table", fam(family).table, kTable}, "", "list table");
   if (r) return true;
   if (r.error().msg.find("No such file") != std::string::npos) return false;
   return fail(std::move(r.error()));
 }
 
-Result<void> ensure_table() {
-  TRY(bool have, table_exists());
+Result<void> ensure_table(int family) {
+  TRY(bool have, table_exists(family));
   if (have) return {};
-  TRY(auto o, run({"-f", "-"}, table_script(), fmt::format("create table ip {}", kTable)));
+  TRY(auto o, run({"-f", "-"}, table_script(family), fmt::format("create table {} {}", fam(family).table, kTable)));
   return {};
 }
 
 Result<void> add(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge) {
   std::string s = add_script(ip, ports, masquerade, bridge);
   if (s.empty()) return {};
-  TRY_VOID(ensure_table());
+  TRY_VOID(ensure_table(ip.family));
   std::string what = ports.empty() ? fmt::format("masquerade {}", ip.str())
                                    : fmt::format("publish {} on {}", format_ports(ports), ip.str());
   TRY(auto o, run({"-f", "-"}, s, what));
   return {};
 }
 
+namespace {
+struct Listing {
+  std::string ports, masq;
+};
+Result<Listing> list_elements(int family) {
+  const char* t = fam(family).table;
+  Listing l;
+  TRY(l.ports, run({"-j", "list", "map", t, kTable, "ports"}, "", "list published ports"));
+  TRY(l.masq, run({"-j", "list", "set", t, kTable, "masq"}, "", "list masqueraded addresses"));
+  return l;
+}
+}  // namespace
+
 Result<void> remove(const Ip& ip) {
-  TRY(bool have, table_exists());
+  TRY(bool have, table_exists(ip.family));
   if (!have) return {};
-  TRY(std::string pj, run({"-j", "list", "map", "ip", kTable, "ports"}, "", "list published ports"));
-  TRY(std::string mj, run({"-j", "list", "set", "ip", kTable, "masq"}, "", "list masqueraded addresses"));
-  std::string s = delete_script(ip, pj, mj);
+  TRY(Listing l, list_elements(ip.family));
+  std::string s = delete_script(ip, l.ports, l.masq);
   if (s.empty()) return {};
   TRY(auto o, run({"-f", "-"}, s, fmt::format("remove rules of {}", ip.str())));
   return {};
 }
 
 Result<bool> drop_table_if_unused() {
-  TRY(bool have, table_exists());
-  if (!have) return false;
-  TRY(std::string pj, run({"-j", "list", "map", "ip", kTable, "ports"}, "", "list published ports"));
-  TRY(std::string mj, run({"-j", "list", "set", "ip", kTable, "masq"}, "", "list masqueraded addresses"));
-  if (element_count(pj) || element_count(mj)) return false;
-  TRY(auto o, run({"delete", "table", "ip", kTable}, "", fmt::format("delete table ip {}", kTable)));
-  return true;
+  bool dropped = false;
+  for (int family : {AF_INET, AF_INET6}) {
+    TRY(bool have, table_exists(family));
+    if (!have) continue;
+    TRY(Listing l, list_elements(family));
+    if (element_count(l.ports) || element_count(l.masq)) continue;
+    const char* t = fam(family).table;
+    TRY(auto o, run({"delete", "table", t, kTable}, "", fmt::format("delete table {} {}", t, kTable)));
+    dropped = true;
+  }
+  return dropped;
 }
 
 }  // namespace brig::netns::nft

@@ -7,6 +7,8 @@
 // nftables), argv only, the script on stdin: one transaction per call.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <string>
 #include <vector>
 
@@ -19,7 +21,9 @@ namespace brig::netns::nft {
 inline constexpr const char* kTable = "brig";
 
 // ---- scripts (pure) --------------------------------------------------------
-std::string table_script();
+// `family`: AF_INET (table ip brig) or AF_INET6 (table ip6 brig); an
+// address picks its table by its own family.
+std::string table_script(int family = AF_INET);
 std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge);
 // From `nft -j list map ip brig ports` / `... set ip brig masq` output, the
 // script deleting what maps to `ip` ("" when nothing does).
@@ -33,11 +37,11 @@ std::string binary();
 // Runs nft with `args`, `input` on stdin; stdout on success, an error naming
 // `what` with nft's own message otherwise.
 Result<std::string> run(const std::vector<std::string>& args, const std::string& input, const std::string& what);
-Result<bool> table_exists();
-Result<void> ensure_table();
+Result<bool> table_exists(int family = AF_INET);
+Result<void> ensure_table(int family = AF_INET);
 Result<void> add(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge);
 Result<void> remove(const Ip& ip);
-// prune: drops the table if no container uses it; true if it was removed.
+// prune: drops the tables no container uses; true if one was removed.
 Result<bool> drop_table_if_unused();
 
 }  // namespace brig::netns::nft

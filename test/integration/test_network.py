@@ -73,13 +73,15 @@ class NetEnv:
         return found
 
     def nft_elements(self):
-        if not NFT or self.sh(NFT, "list", "table", "ip", "brig", check=False).returncode != 0:
-            return []
+        """Elements of brig's port maps and masquerade sets (ip and ip6)."""
         els = []
-        for kind, name in (("map", "ports"), ("set", "masq")):
-            j = json.loads(self.sh(NFT, "-j", "list", kind, "ip", "brig", name).stdout)
-            for o in j["nftables"]:
-                els += o.get(kind, {}).get("elem", [])
+        for fam in ("ip", "ip6"):
+            if not NFT or self.sh(NFT, "list", "table", fam, "brig", check=False).returncode != 0:
+                continue
+            for kind, name in (("map", "ports"), ("set", "masq")):
+                j = json.loads(self.sh(NFT, "-j", "list", kind, fam, "brig", name).stdout)
+                for o in j["nftables"]:
+                    els += o.get(kind, {}).get("elem", [])
         return els
 
     def assert_clean(self, rt):
@@ -217,12 +219,14 @@ def test_published_port_and_masquerade(nrt, net, make_bundle):
 
 def test_ipv6(nrt, net, make_bundle):
     net.define("six", bridge="brsix0", subnet="10.67.0.0/24", subnet6="fd00:67::/64")
-    a = start(nrt, net_bundle(make_bundle, network="six"))
+    a = start(nrt, net_bundle(make_bundle, network="six", ports="8081:80" if NFT else None))
     b = start(nrt, net_bundle(make_bundle, network="six", args=["sleep", "60"]))
     ip6 = ip_of(nrt, a, "ip6")
     assert ip6.startswith("fd00:67::")
     # host -> container and container -> container over IPv6
     assert "hello" in nc(net, ip6)
+    if NFT:  # the published port answers on the gateway's IPv6 address too
+        assert "hello" in nc(net, "fd00:67::1", 8081)
     r = nrt.run("exec", b, "sh", "-c", f"nc -w 3 {ip6} 80", check=True)
     assert "hello" in r.stdout
     r = nrt.run("exec", b, "cat", "/proc/net/ipv6_route", check=True)

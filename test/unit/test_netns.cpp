@@ -372,6 +372,17 @@ TEST_CASE("nftables scripts", "[netns][nft]") {
         "add element ip brig masq { 10.87.0.2 }\n"
         "add element ip brig bridges { \"brig0\" }\n");
   CHECK(nft::add_script(ip, {}, false, "brig0").empty());
+  std::string t6 = nft::table_script(AF_INET6);
+  CHECK(t6.find("add table ip6 brig\n") == 0);
+  CHECK(t6.find("type inet_proto . inet_service : ipv6_addr . inet_service") != std::string::npos);
+  CHECK(t6.find("dnat ip6 to meta l4proto . th dport map @ports") != std::string::npos);
+  CHECK(t6.find("ip6 saddr @masq masquerade") != std::string::npos);
+  auto ip6 = *Ip::parse("fd00:67::2");
+  CHECK(nft::add_script(ip6, *parse_ports("8080:80"), false, "br") ==
+        "create element ip6 brig ports { tcp . 8080 : fd00:67::2 . 80 }\n");
+  std::string ports6 = R"({"nftables": [{"map": {"family": "ip6", "name": "ports",
+    "elem": [[{"concat": ["tcp", 8080]}, {"concat": ["fd00:67::2", 80]}]]}}]})";
+  CHECK(nft::delete_script(ip6, ports6, "{}") == "delete element ip6 brig ports { tcp . 8080 }\n");
   std::string ports = R"({"nftables": [{"metainfo": {}}, {"map": {"family": "ip", "name": "ports", "table": "brig",
     "elem": [[{"concat": ["udp", 53]}, {"concat": ["10.87.0.3", 53]}],
              [{"concat": ["tcp", 8080]}, {"concat": ["10.87.0.2", 80]}]]}}]})";
