@@ -1,6 +1,7 @@
 #include "cmd/cli.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "runtime/core/log.hpp"
 
@@ -134,6 +135,43 @@ std::optional<std::string> check_arity(const Command& c, size_t n) {
 std::vector<Command>& commands() {
   static std::vector<Command> all;
   return all;
+}
+
+int run_command(const Command& cmd, const std::vector<std::string>& rest, const std::string& arity_prefix) {
+  auto print = [](const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); };
+  std::vector<Flag> flags = cmd.flags;
+  flags.push_back(Flag{{"help", "h"}, false, "show help", ""});
+  auto p = parse(flags, rest, !cmd.pass_through);
+  if (!p) {
+    print("Incorrect Usage. " + p.error().msg + "\n\n" + command_help(cmd));
+    return fail_command(p.error().msg);
+  }
+  if (p->flag("help")) {
+    print(command_help(cmd));
+    return 0;
+  }
+  if (auto e = check_arity(cmd, p->args.size())) {
+    print("Incorrect Usage.\n\n" + command_help(cmd));
+    return fail_command(arity_prefix + *e);
+  }
+  Context ctx{cmd, std::move(*p)};
+  return cmd.action(ctx);
+}
+
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (auto& r : rows)
+    for (size_t i = 0; i + 1 < r.size(); i++) {
+      if (w.size() <= i) w.push_back(12);
+      w[i] = std::max(w[i], r[i].size() + 3);
+    }
+  std::string s;
+  for (auto& r : rows) {
+    for (size_t i = 0; i < r.size(); i++)
+      s += i + 1 < r.size() ? fmt::format("{:<{}}", r[i], w[i]) : r[i];
+    s += "\n";
+  }
+  return s;
 }
 
 int fail_command(const std::string& msg) {

@@ -67,6 +67,14 @@ struct Register {
   explicit Register(Command c) { commands().push_back(std::move(c)); }
 };
 
+// Parses a command's flags from `rest` (usage on stdout and exit 1 on a bad
+// one), answers --help, checks the argument count (`arity_prefix` goes before
+// the arity error) and runs the action.
+int run_command(const Command& cmd, const std::vector<std::string>& rest, const std::string& arity_prefix);
+
+// runc's table: Go's tabwriter with minwidth 12, padding 3; the last column unpadded.
+std::string table(const std::vector<std::vector<std::string>>& rows);
+
 // Prints the error the way runc does and returns the exit code 1.
 int fail_command(const std::string& msg);
 

@@ -35,23 +35,6 @@ cli::Register state_cmd({
         },
 });
 
-// runc's table: Go's tabwriter with minwidth 12, padding 3; the last column unpadded.
-std::string table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w;
-  for (auto& r : rows)
-    for (size_t i = 0; i + 1 < r.size(); i++) {
-      if (w.size() <= i) w.push_back(12);
-      w[i] = std::max(w[i], r[i].size() + 3);
-    }
-  std::string s;
-  for (auto& r : rows) {
-    for (size_t i = 0; i < r.size(); i++)
-      s += i + 1 < r.size() ? fmt::format("{:<{}}", r[i], w[i]) : r[i];
-    s += "\n";
-  }
-  return s;
-}
-
 cli::Register list_cmd({
     .name = "list",
     .aliases = {"ls"},
@@ -91,7 +74,7 @@ cli::Register list_cmd({
           for (auto& e : all)
             rows.push_back({e.state.id, std::to_string(e.state.pid), e.state.status, e.state.bundle,
                             e.state.created, e.owner});
-          out(table(rows));
+          out(cli::table(rows));
           return 0;
         },
 });

@@ -64,21 +64,5 @@ int main(int argc, char** argv) {
     log::fatal_line(fmt::format("No help topic for '{}'", name));
     return 3;
   }
-  std::vector<cli::Flag> flags = cmd->flags;
-  flags.push_back(cli::Flag{{"help", "h"}, false, "show help", ""});
-  auto p = cli::parse(flags, rest, !cmd->pass_through);
-  if (!p) {
-    print_out("Incorrect Usage. " + p.error().msg + "\n\n" + cli::command_help(*cmd));
-    return cli::fail_command(p.error().msg);
-  }
-  if (p->flag("help")) {
-    print_out(cli::command_help(*cmd));
-    return 0;
-  }
-  if (auto e = cli::check_arity(*cmd, p->args.size())) {
-    print_out("Incorrect Usage.\n\n" + cli::command_help(*cmd));
-    return cli::fail_command(std::string(argv[0]) + ": " + *e);
-  }
-  cli::Context ctx{*cmd, std::move(*p)};
-  return cmd->action(ctx);
+  return cli::run_command(*cmd, rest, std::string(argv[0]) + ": ");
 }

@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config git
       libseccomp-dev nlohmann-json3-dev libcap-dev libmnl-dev libfmt-dev catch2
       busybox-static jq)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(python3 python3-pytest iproute2 util-linux)
+  pkgs+=(python3 python3-pytest iproute2 util-linux nftables)
   # The client tier (test/clients): the programs that drive a runtime.
   pkgs+=(podman conmon runc containerd containernetworking-plugins
          python3-grpcio python3-grpc-tools tmux)

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,9 @@ struct SpawnRequest {
   std::string fifo_path;   // init waits on it for `start`
   cgroup::Manager& cgroup;
   int console_fd = -1;     // connected socket that gets the pty master, or -1
+  // Runs in the parent once init exists (its namespaces made, id maps
+  // written, cgroup joined) and before it may go on: the network is wired here.
+  std::function<Result<void>(pid_t)> after_clone;
 };
 
 struct Spawned {

@@ -10,6 +10,8 @@
 
 #include "cgroup/manager.hpp"
 #include "cgroup/resources.hpp"
+#include "netns/attach.hpp"
+#include "netns/network.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/rollback.hpp"
@@ -98,6 +100,9 @@ bool has_hooks(const nlohmann::json& config, const char* kind) {
   return h != config.end() && h->is_object() && h->contains(kind);
 }
 
+// The container's network record and lease owner: its state dir, absolute.
+std::string net_owner(const Store& store, const std::string& id) { return sys::abs_path(store.dir(id)); }
+
 // The result of a create that `run` carries on with.
 struct Created {
   Record rec;
@@ -118,6 +123,10 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   }
   TRY(auto exec, executor_for(l.cfg));
   log::phase("create: config parsed");
+  TRY(netns::Request net, netns::request_for(l.cfg));
+  if (net.attach()) {
+    TRY_VOID(netns::load_network(net.network));
+  }
 
   Store store(g.root);
   TRY(Store::Lock lock, store.create(o.id));
@@ -172,6 +181,10 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     opts.preserve_fds += n;
   }
   SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
+  if (!net.empty()) {
+    std::string owner = net_owner(store, o.id);
+    rq.after_clone = [&net, owner, &rb](pid_t pid) { return netns::setup(net, owner, pid, rb); };
+  }
   TRY(Spawned sp, exec->spawn(rq, rb));
   log::phase("create: init ready");
   console_peer.reset();
@@ -243,6 +256,7 @@ Result<void> destroy(const Store& store, const Record& rec) {
     TRY_VOID((*cg)->destroy());
   }
   log::phase("delete: container killed, cgroups removed");
+  TRY_VOID(netns::teardown(net_owner(store, rec.id)));
   // poststop: after the container is gone; a failure only warns (runtime.md).
   if (has_hooks(rec.config, "poststop")) {
     auto cfg = spec::parse_config(rec.config);
@@ -344,7 +358,10 @@ Result<void> remove(const Globals& g, const std::string& id, bool force) {
   auto rec = store.load(*lock, id);
   if (!rec) {
     // A state dir without a record: a create that died half-way.
-    if (force) return store.remove(id);
+    if (force) {
+      TRY_VOID(netns::teardown(net_owner(store, id)));
+      return store.remove(id);
+    }
     return fail(std::move(rec.error()));
   }
   std::string st = status_of(store, *rec);

@@ -145,6 +145,7 @@ class NamespaceExecutor final : public Executor {
     }
     if (!join.active()) TRY_VOID(rq.cgroup.add(pid));
     join = {};
+    if (rq.after_clone) TRY_VOID(rq.after_clone(pid));
     log::phase("spawn: init in its cgroups");
     TRY_VOID(send(sync.parent, Msg::go));
 

@@ -3,7 +3,7 @@ _brig() {
   local cur prev cmd i
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
-  local commands="create delete events exec features help kill list pause ps resume run spec start state update"
+  local commands="create delete events exec features help kill list network pause ps resume run spec start state update"
   local globals="--debug --log --log-format --root --systemd-cgroup --cgroup-manager --help --version"
   cmd=""
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -18,7 +18,7 @@ _brig() {
     --log|--pid-file|--console-socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
     --resources|-r) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-    --format|-f) [ "$cmd" = list ] || [ "$cmd" = ps ] && { COMPREPLY=($(compgen -W "table json" -- "$cur")); return; } ;;
+    --format|-f) { [ "$cmd" = list ] || [ "$cmd" = ps ] || [ "$cmd" = network ]; } && { COMPREPLY=($(compgen -W "table json" -- "$cur")); return; } ;;
   esac
   if [ -z "$cmd" ]; then
     COMPREPLY=($(compgen -W "$commands $globals" -- "$cur"))
@@ -36,6 +36,18 @@ _brig() {
     ps) flags="--format" ;;
     list) flags="--format --quiet" ;;
     spec) flags="--bundle --rootless" ;;
+    network)
+      local sub=""
+      for ((i = i + 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in -*) ;; *) sub=${COMP_WORDS[i]}; break ;; esac
+      done
+      case $sub in
+        "") COMPREPLY=($(compgen -W "ls inspect prune --help" -- "$cur")) ;;
+        ls|list) COMPREPLY=($(compgen -W "--format --quiet --help" -- "$cur")) ;;
+        inspect) COMPREPLY=($(compgen -W "$(brig network ls -q 2>/dev/null) --help" -- "$cur")) ;;
+        *) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
+      esac
+      return ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$flags --help" -- "$cur"))

@@ -276,6 +276,10 @@ class Runtime:
         self.cgroups = {}      # id -> [(hierarchy-mount, path)]
         self._n = 0
         self._lock = threading.Lock()
+        # Network tests run every command inside a test netns (prefix, e.g.
+        # ["nsenter", "--net=/run/netns/X"]) with their own config/state dirs.
+        self.prefix = []
+        self.extra_env = {}
 
     def new_id(self, prefix="c"):
         cid = new_id(prefix)
@@ -293,12 +297,13 @@ class Runtime:
     def env(self, extra=None):
         env = dict(os.environ)
         env[MARKER_VAR] = self.marker
+        env.update(self.extra_env)
         if extra:
             env.update(extra)
         return env
 
     def cmd(self, *args, global_args=()):
-        return [self.binary, "--root", self.root, *global_args, *map(str, args)]
+        return [*self.prefix, self.binary, "--root", self.root, *global_args, *map(str, args)]
 
     def _prepare(self, args, global_args):
         """argv, a fresh scratch file prefix, and the command name; tracks the

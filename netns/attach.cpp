@@ -1,0 +1,378 @@
+#include "netns/attach.hpp"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_tun.h>
+#include <linux/rtnetlink.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "netns/lease.hpp"
+#include "netns/netlink.hpp"
+#include "netns/nft.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/core/sys.hpp"
+
+namespace brig::netns {
+
+// ---- the record ---------------------------------------------------------------
+
+nlohmann::json to_json(const Attachment& a) {
+  nlohmann::json j = {{"network", a.network}, {"bridge", a.bridge}, {"hostDevice", a.host_dev},
+                      {"hostDeviceMade", a.host_dev_made},
+                      {"owner", a.owner},     {"mtu", a.mtu},       {"masquerade", a.masquerade},
+                      {"ports", format_ports(a.ports)}};
+  if (a.ip) j["ip"] = a.ip->str();
+  if (a.ip6) j["ip6"] = a.ip6->str();
+  if (a.gateway) j["gateway"] = a.gateway->str();
+  if (a.gateway6) j["gateway6"] = a.gateway6->str();
+  return j;
+}
+
+Result<Attachment> attachment_from_json(const nlohmann::json& j) {
+  Attachment a;
+  try {
+    a.network = j.at("network").get<std::string>();
+    a.bridge = j.at("bridge").get<std::string>();
+    a.host_dev = j.at("hostDevice").get<std::string>();
+    a.host_dev_made = j.at("hostDeviceMade").get<bool>();
+    a.owner = j.at("owner").get<std::string>();
+    a.mtu = j.at("mtu").get<uint32_t>();
+    a.masquerade = j.at("masquerade").get<bool>();
+    TRY(a.ports, parse_ports(j.at("ports").get<std::string>()));
+    auto cidr = [&](const char* k, std::optional<Cidr>& out) {
+      if (j.contains(k)) out = Cidr::parse(j[k].get<std::string>());
+    };
+    auto ip = [&](const char* k, std::optional<Ip>& out) {
+      if (j.contains(k)) out = Ip::parse(j[k].get<std::string>());
+    };
+    cidr("ip", a.ip);
+    cidr("ip6", a.ip6);
+    ip("gateway", a.gateway);
+    ip("gateway6", a.gateway6);
+  } catch (const std::exception& e) {
+    return fail_msg("corrupt network record: {}", e.what());
+  }
+  return a;
+}
+
+std::string record_path(const std::string& owner) { return owner + "/network.json"; }
+
+std::string host_dev_name(const std::string& owner, const char* prefix) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : owner) h = (h ^ c) * 16777619u;
+  return fmt::format("{}{:08x}", prefix, h);
+}
+
+namespace {
+
+Result<void> save_attachment(const Attachment& a) {
+  return sys::write_file_atomic(record_path(a.owner), to_json(a).dump());
+}
+
+std::string bridge_mark(const Network& net) { return state_dir() + "/" + net.name + "/bridge"; }
+
+// The bridge, made if missing, with its gateway addresses, up.
+Result<Link> ensure_bridge(Socket& s, const Network& net) {
+  TRY(auto br, s.link(net.bridge));
+  if (!br) {
+    TRY_VOID(s.call(new_bridge(net.bridge, net.mtu)));
+    TRY_VOID(sys::mkdir_p(state_dir() + "/" + net.name, 0700));
+    TRY_VOID(sys::write_file_atomic(bridge_mark(net), net.bridge));
+    TRY(br, s.link(net.bridge));
+    if (!br) return fail_err(ENODEV, fmt::format("netlink: get link {}", net.bridge));
+  } else if (br->kind != "bridge") {
+    return fail_msg("network {}: device {} exists and is not a bridge", net.name, net.bridge);
+  }
+  auto ensure_addr = [&](const Cidr& want, uint32_t flags) -> Result<void> {
+    TRY(auto have, s.addrs(want.ip.family, br->index));
+    for (auto& a : have)
+      if (a.cidr.ip == want.ip) return {};
+    return s.call(add_addr(br->index, want, flags, net.bridge));
+  };
+  TRY_VOID(ensure_addr(Cidr{net.gateway, net.subnet.prefix}, 0));
+  if (net.subnet6 && net.gateway6) TRY_VOID(ensure_addr(Cidr{*net.gateway6, net.subnet6->prefix}, IFA_F_NODAD));
+  if (!br->up()) TRY_VOID(s.call(set_link(br->index, LinkChange{.up = true}, net.bridge)));
+  return *br;
+}
+
+// Addresses and default routes on `dev` inside the container.
+Result<void> configure_inside(Socket& in, const Attachment& a, const std::string& dev) {
+  TRY(Link lo, in.must_link("lo"));
+  TRY_VOID(in.call(set_link(lo.index, LinkChange{.up = true}, "lo")));
+  TRY(Link eth, in.must_link(dev));
+  TRY_VOID(in.call(set_link(eth.index, LinkChange{.up = true}, dev)));
+  if (a.ip) TRY_VOID(in.call(add_addr(eth.index, *a.ip, 0, dev)));
+  if (a.ip6) TRY_VOID(in.call(add_addr(eth.index, *a.ip6, IFA_F_NODAD, dev)));
+  if (a.gateway) TRY_VOID(in.call(add_route(Route{AF_INET, std::nullopt, a.gateway, eth.index}, dev)));
+  if (a.gateway6) TRY_VOID(in.call(add_route(Route{AF_INET6, std::nullopt, a.gateway6, eth.index}, dev)));
+  return {};
+}
+
+// A reclaimed lease's address may still have published ports or masquerade
+// (its container died without a delete): they go now, before the address is
+// handed out again, so the new holder's rules are never the old one's.
+void forget_nat(const Network& net, const std::vector<Lease>& dead) {
+  if (dead.empty()) return;
+  auto have = nft::table_exists();
+  if (!have || !*have) return;
+  for (auto& l : dead) {
+    if (auto r = nft::remove(net.subnet.host(l.offset)); !r) log::warn(r.error().msg);
+    if (!net.subnet6) continue;
+    if (auto r = nft::remove(net.subnet6->host(l.offset)); !r) log::warn(r.error().msg);
+  }
+}
+
+// Takes the lease and fills in the addresses of `a`.
+Result<void> lease_for(Attachment& a, const Network& net, pid_t pid) {
+  LeaseStore store(net);
+  uint64_t start = sys::process_start_time(pid).value_or(0);
+  std::vector<Lease> dead;
+  TRY(Lease l, store.allocate(a.owner, pid, start, &dead));
+  forget_nat(net, dead);
+  a.ip = Cidr{net.subnet.host(l.offset), net.subnet.prefix};
+  a.gateway = net.gateway;
+  if (net.subnet6) {
+    a.ip6 = Cidr{net.subnet6->host(l.offset), net.subnet6->prefix};
+    a.gateway6 = net.gateway6;
+  }
+  return {};
+}
+
+Attachment plan_attachment(const Network& net, const std::string& owner, const std::string& dev,
+                           const std::vector<PortMap>& ports) {
+  Attachment a;
+  a.network = net.name;
+  a.bridge = net.bridge;
+  a.host_dev = dev;
+  a.owner = owner;
+  a.mtu = net.mtu;
+  a.ports = ports;
+  a.masquerade = net.masquerade;
+  return a;
+}
+
+Result<void> nat_for(const Attachment& a) {
+  if (!a.ip || (a.ports.empty() && !a.masquerade)) return {};
+  if (a.masquerade) TRY_CTX_VOID(sys::write_file("/proc/sys/net/ipv4/ip_forward", "1"), "network {}: enable forwarding", a.network);
+  TRY_VOID(nft::add(a.ip->ip, a.ports, a.masquerade, a.bridge));
+  if (!a.ip6) return {};
+  if (a.masquerade)
+    TRY_CTX_VOID(sys::write_file("/proc/sys/net/ipv6/conf/all/forwarding", "1"), "network {}: enable IPv6 forwarding",
+                 a.network);
+  return nft::add(a.ip6->ip, a.ports, a.masquerade, a.bridge);
+}
+
+Result<void> attach_veth(const Request& rq, const std::string& owner, pid_t pid, BorrowedFd nsfd, Rollback& rb) {
+  TRY(Network net, load_network(rq.network));
+  TRY(NetLock lock, lock_networks());
+  Attachment a = plan_attachment(net, owner, host_dev_name(owner), rq.ports);
+  // The record goes first: whatever happens next, teardown knows what to look for.
+  TRY_VOID(save_attachment(a));
+  rb.push([owner] {
+    if (auto r = teardown(owner); !r) log::warn(r.error().msg);
+  });
+  TRY(Socket host, Socket::open());
+  TRY(Link br, ensure_bridge(host, net));
+  TRY_VOID(lease_for(a, net, pid));
+  TRY_VOID(save_attachment(a));
+  // The peer is born in the container's netns, named eth0: it never exists here.
+  TRY_VOID(host.call(new_veth(a.host_dev, VethPeer{.name = "eth0", .netns_fd = nsfd.get()}, net.mtu)));
+  // Killed before this is saved, the veth still goes: its peer dies with the netns.
+  a.host_dev_made = true;
+  TRY_VOID(save_attachment(a));
+  TRY(Link hv, host.must_link(a.host_dev));
+  TRY_VOID(host.call(set_link(hv.index, LinkChange{.master = br.index}, a.host_dev)));
+  TRY_VOID(host.call(set_link(hv.index, LinkChange{.up = true}, a.host_dev)));
+  TRY(Socket in, Socket::open_in(nsfd));
+  TRY_VOID(configure_inside(in, a, "eth0"));
+  TRY_VOID(nat_for(a));
+  return {};
+}
+
+// linux.netDevices: move each named host device in, renamed as asked, with
+// its permanent global addresses, and up (config-linux.md).
+Result<void> move_devices(const std::map<std::string, spec::NetDevice>& devs, BorrowedFd nsfd) {
+  TRY(Socket host, Socket::open());
+  TRY(Socket in, Socket::open_in(nsfd));
+  for (const auto& [name, d] : devs) {
+    std::string target = d.name.value_or(name);
+    auto l = host.link(name);
+    if (!l) return fail(std::move(l.error()));
+    if (!*l) return fail_msg("linux.netDevices: device {} not found", name);
+    std::vector<Addr> keep;
+    for (int fam : {AF_INET, AF_INET6}) {
+      TRY(auto as, host.addrs(fam, (*l)->index));
+      for (auto& a : as)
+        if ((a.flags & IFA_F_PERMANENT) && a.scope == RT_SCOPE_UNIVERSE) keep.push_back(a);
+    }
+    TRY(auto before, in.links());
+    std::set<int> old;
+    for (auto& x : before) old.insert(x.index);
+    TRY_VOID(host.call(set_link((*l)->index, LinkChange{.name = target, .netns_fd = nsfd.get()}, name)));
+    // With a "%d" template the kernel picks the name: find the newcomer.
+    std::optional<Link> moved;
+    TRY(auto after, in.links());
+    for (auto& x : after)
+      if (!old.count(x.index) && (target.find('%') != std::string::npos || x.name == target)) moved = x;
+    if (!moved) return fail_msg("linux.netDevices: {} vanished after the move", name);
+    for (auto& a : keep)
+      TRY_VOID(in.call(add_addr(moved->index, a.cidr, a.cidr.ip.family == AF_INET6 ? IFA_F_NODAD : 0, moved->name)));
+    TRY_VOID(in.call(set_link(moved->index, LinkChange{.up = true}, moved->name)));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::optional<Attachment>> load_attachment(const std::string& owner) {
+  auto text = sys::read_file(record_path(owner));
+  if (!text) {
+    if (text.error().err == ENOENT) return std::optional<Attachment>{};
+    return fail(std::move(text.error()));
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return fail_msg("{}: corrupt network record", record_path(owner));
+  TRY(Attachment a, attachment_from_json(j));
+  return a;
+}
+
+Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollback& rb) {
+  if (rq.empty()) return {};
+  TRY(Fd nsfd, sys::open(fmt::format("/proc/{}/ns/net", pid), O_RDONLY));
+  if (rq.attach()) TRY_VOID(attach_veth(rq, owner, pid, nsfd, rb));
+  if (!rq.net_devices.empty()) TRY_VOID(move_devices(rq.net_devices, nsfd));
+  return {};
+}
+
+Result<void> teardown(const std::string& owner) {
+  TRY(auto a, load_attachment(owner));
+  if (!a) return {};
+  TRY(NetLock lock, lock_networks());
+  std::optional<Error> first;
+  auto note = [&](Result<void> r) {
+    if (!r && !first) first = std::move(r.error());
+  };
+  // Deleting the host end takes the peer with it. A device of that name that
+  // brig did not make (the create failed on it) is not ours to delete.
+  if (a->host_dev_made) {
+    auto s = Socket::open();
+    auto r = s ? s->call(del_link(a->host_dev)) : Result<void>(fail(std::move(s.error())));
+    if (!r && r.error().err != ENODEV) note(std::move(r));
+  }
+  Network n;
+  n.name = a->network;
+  LeaseStore store(n);
+  // A lease already reclaimed took its nft elements along: the address may be
+  // someone else's by now, and so are the elements mapping to it.
+  auto held = store.holds(owner);
+  if (!held) note(fail(std::move(held.error())));
+  if (held && *held && (!a->ports.empty() || a->masquerade)) {
+    if (a->ip) note(nft::remove(a->ip->ip));
+    if (a->ip6) note(nft::remove(a->ip6->ip));
+  }
+  note(store.release(owner));
+  if (first) return fail(std::move(*first));
+  if (::unlink(record_path(owner).c_str()) < 0 && errno != ENOENT) return fail_errno("remove {}", record_path(owner));
+  return {};
+}
+
+Result<Attachment> attach_tap(const std::string& network, const std::string& tap, const std::string& owner,
+                              pid_t pid) {
+  if (tap.empty() || tap.size() >= IFNAMSIZ) return fail_msg("tap device name \"{}\" is not valid", tap);
+  TRY(Network net, load_network(network));
+  TRY(NetLock lock, lock_networks());
+  Attachment a = plan_attachment(net, owner, tap, {});
+  TRY_VOID(save_attachment(a));
+  Rollback rb;
+  rb.push([owner] { (void)teardown(owner); });
+  TRY(Socket host, Socket::open());
+  TRY(Link br, ensure_bridge(host, net));
+  TRY_VOID(lease_for(a, net, pid));
+  TRY_VOID(save_attachment(a));
+  {
+    TRY(Fd tun, sys::open("/dev/net/tun", O_RDWR));
+    struct ifreq ifr {};
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    std::strncpy(ifr.ifr_name, tap.c_str(), IFNAMSIZ - 1);
+    if (::ioctl(tun.get(), TUNSETIFF, &ifr) < 0) return fail_errno("create tap {}", tap);
+    a.host_dev_made = true;
+    TRY_VOID(save_attachment(a));
+    if (::ioctl(tun.get(), TUNSETPERSIST, 1) < 0) return fail_errno("make tap {} persistent", tap);
+  }
+  TRY(Link t, host.must_link(tap));
+  TRY_VOID(host.call(set_link(t.index, LinkChange{.master = br.index, .mtu = net.mtu}, tap)));
+  TRY_VOID(host.call(set_link(t.index, LinkChange{.up = true}, tap)));
+  TRY_VOID(nat_for(a));
+  rb.commit();
+  return a;
+}
+
+Result<NetworkStatus> status(const Network& net) {
+  NetworkStatus st;
+  st.net = net;
+  TRY(NetLock lock, lock_networks());
+  TRY(auto leases, LeaseStore(net).load());
+  for (auto& l : leases) {
+    NetworkStatus::Held h{l, Cidr{net.subnet.host(l.offset), net.subnet.prefix}, std::nullopt, lease_alive(l)};
+    if (net.subnet6) h.ip6 = Cidr{net.subnet6->host(l.offset), net.subnet6->prefix};
+    st.leases.push_back(std::move(h));
+  }
+  TRY(Socket s, Socket::open());
+  TRY(auto br, s.link(net.bridge));
+  st.bridge_exists = br.has_value();
+  st.bridge_up = br && br->up();
+  st.bridge_made_by_brig = sys::exists(bridge_mark(net));
+  return st;
+}
+
+nlohmann::json to_json(const NetworkStatus& s) {
+  nlohmann::json j = to_json(s.net);
+  j["bridgeExists"] = s.bridge_exists;
+  j["bridgeUp"] = s.bridge_up;
+  j["bridgeMadeByBrig"] = s.bridge_made_by_brig;
+  j["leases"] = nlohmann::json::array();
+  for (auto& h : s.leases) {
+    nlohmann::json l = {{"ip", h.ip.str()}, {"owner", h.lease.owner}, {"pid", h.lease.pid}, {"alive", h.alive}};
+    if (h.ip6) l["ip6"] = h.ip6->str();
+    j["leases"].push_back(std::move(l));
+  }
+  return j;
+}
+
+Result<void> prune(std::vector<std::string>& removed) {
+  TRY(auto nets, list_networks());
+  TRY(NetLock lock, lock_networks());
+  TRY(Socket s, Socket::open());
+  TRY(auto links, s.links());
+  for (auto& net : nets) {
+    LeaseStore store(net);
+    TRY(auto dead, store.reclaim());
+    forget_nat(net, dead);
+    if (!dead.empty()) removed.push_back(fmt::format("network {}: {} stale lease(s)", net.name, dead.size()));
+    TRY(auto live, store.load());
+    if (!live.empty() || !sys::exists(bridge_mark(net))) continue;
+    auto br = std::find_if(links.begin(), links.end(), [&](const Link& l) { return l.name == net.bridge; });
+    if (br != links.end()) {
+      bool ports = std::any_of(links.begin(), links.end(), [&](const Link& l) { return l.master == br->index; });
+      if (ports) continue;
+      TRY_VOID(s.call(del_link(net.bridge)));
+      removed.push_back(fmt::format("network {}: bridge {}", net.name, net.bridge));
+    }
+    ::unlink(bridge_mark(net).c_str());
+    ::unlink((store.dir() + "/leases.json").c_str());
+    ::rmdir(store.dir().c_str());
+  }
+  // Without nft installed there is no table to drop.
+  auto dropped = nft::drop_table_if_unused();
+  if (dropped && *dropped) removed.push_back(fmt::format("nftables table(s) {}", nft::kTable));
+  if (!dropped && dropped.error().msg.find("exec ") == std::string::npos) return fail(std::move(dropped.error()));
+  return {};
+}
+
+}  // namespace brig::netns

@@ -1,0 +1,220 @@
+#include "netns/nft.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/sys.hpp"
+
+namespace brig::netns::nft {
+
+namespace {
+
+// The table's family and the words that go with it.
+struct Fam {
+  const char* table;  // "ip" / "ip6"
+  const char* addr;   // set/map address type
+};
+Fam fam(int family) { return family == AF_INET6 ? Fam{"ip6", "ipv6_addr"} : Fam{"ip", "ipv4_addr"}; }
+
+}  // namespace
+
+std::string table_script(int family) {
+  Fam f = fam(family);
+  const std::string t = fmt::format("{} {}", f.table, kTable);
+  std::string s;
+  s += fmt::format("add table {}\n", t);
+  s += fmt::format("add map {} ports {{ type inet_proto . inet_service : {} . inet_service ; }}\n", t, f.addr);
+  s += fmt::format("add set {} masq {{ type {} ; }}\n", t, f.addr);
+  s += fmt::format("add set {} bridges {{ type ifname ; }}\n", t);
+  s += fmt::format("add chain {} prerouting {{ type nat hook prerouting priority dstnat ; policy accept ; }}\n", t);
+  s += fmt::format("add chain {} output {{ type nat hook output priority -100 ; policy accept ; }}\n", t);
+  s += fmt::format("add chain {} postrouting {{ type nat hook postrouting priority srcnat ; policy accept ; }}\n", t);
+  for (const char* c : {"prerouting", "output"})
+    s += fmt::format("add rule {} {} fib daddr type local dnat {} to meta l4proto . th dport map @ports\n", t, c,
+                     f.table);
+  s += fmt::format("add rule {} postrouting oifname @bridges return\n", t);
+  s += fmt::format("add rule {} postrouting {} saddr @masq masquerade\n", t, f.table);
+  return s;
+}
+
+std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge) {
+  const char* t = fam(ip.family).table;
+  std::string s;
+  // `create` fails when the host port is already published: never steal it.
+  for (auto& p : ports)
+    s += fmt::format("create element {} {} ports {{ {} . {} : {} . {} }}\n", t, kTable, p.proto, p.host, ip.str(),
+                     p.container);
+  if (masquerade) {
+    s += fmt::format("add element {} {} masq {{ {} }}\n", t, kTable, ip.str());
+    s += fmt::format("add element {} {} bridges {{ \"{}\" }}\n", t, kTable, bridge);
+  }
+  return s;
+}
+
+namespace {
+
+// The "elem" array of the first set/map object in nft's JSON output.
+nlohmann::json elements(const std::string& json) {
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded() || !j.contains("nftables")) return nlohmann::json::array();
+  for (auto& o : j["nftables"]) {
+    for (const char* k : {"map", "set"})
+      if (o.contains(k) && o[k].contains("elem")) return o[k]["elem"];
+  }
+  return nlohmann::json::array();
+}
+
+}  // namespace
+
+std::string delete_script(const Ip& ip, const std::string& ports_json, const std::string& masq_json) {
+  std::string s;
+  std::string a = ip.str();
+  const char* t = fam(ip.family).table;
+  for (auto& e : elements(ports_json)) {
+    // [ {"concat": ["tcp", 8080]}, {"concat": ["10.87.0.2", 80]} ]
+    if (!e.is_array() || e.size() != 2) continue;
+    const auto& key = e[0]["concat"];
+    const auto& val = e[1]["concat"];
+    if (!key.is_array() || !val.is_array() || key.size() != 2 || val.size() != 2) continue;
+    if (!val[0].is_string() || val[0].get<std::string>() != a) continue;
+    s += fmt::format("delete element {} {} ports {{ {} . {} }}\n", t, kTable, key[0].get<std::string>(),
+                     key[1].dump());
+  }
+  for (auto& e : elements(masq_json))
+    if (e.is_string() && e.get<std::string>() == a) s += fmt::format("delete element {} {} masq {{ {} }}\n", t, kTable, a);
+  return s;
+}
+
+size_t element_count(const std::string& json) { return elements(json).size(); }
+
+std::string binary() {
+  const char* e = ::getenv("BRIG_NFT");
+  if (e && *e) return e;
+  for (const char* p : {"/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/usr/local/sbin/nft"})
+    if (::access(p, X_OK) == 0) return p;
+  return "nft";
+}
+
+Result<std::string> run(const std::vector<std::string>& args, const std::string& input, const std::string& what) {
+  // memfds for stdin/stdout/stderr: nothing to poll, nothing to deadlock on.
+  Fd in(::memfd_create("nft-in", MFD_CLOEXEC)), out(::memfd_create("nft-out", MFD_CLOEXEC)),
+      err(::memfd_create("nft-err", MFD_CLOEXEC));
+  if (!in || !out || !err) return fail_errno("nftables: {}: memfd_create", what);
+  TRY_VOID(sys::write_all(in, input));
+  ::lseek(in.get(), 0, SEEK_SET);
+  std::string bin = binary();
+  std::vector<std::string> full{bin};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return fail_errno("nftables: {}: fork", what);
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(in.get(), 0);
+    ::dup2(out.get(), 1);
+    ::dup2(err.get(), 2);
+    sys::close_fds_except(3, {});
+    if (bin.find('/') != std::string::npos)
+      ::execv(bin.c_str(), argv.data());
+    else
+      ::execvp(bin.c_str(), argv.data());
+    fmt::print(stderr, "exec {}: {}", bin, Error::errno_text(errno));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ::lseek(out.get(), 0, SEEK_SET);
+  ::lseek(err.get(), 0, SEEK_SET);
+  auto o = sys::read_all(out);
+  auto e = sys::read_all(err);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return o ? *o : std::string();
+  std::string text = e ? *e : "";
+  // nft's first line is the useful one ("Error: Could not process rule: File exists").
+  std::string first;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (auto p = line.find("Error: "); p != std::string::npos) {
+      first = line.substr(p + 7);
+      break;
+    }
+    if (first.empty()) first = line;
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  if (first.empty()) first = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed";
+  return fail_msg("nftables: {}: {}", what, first);
+}
+
+Result<bool> table_exists(int family) {
+  auto r = run({"list", "table", fam(family).table, kTable}, "", "list table");
+  if (r) return true;
+  if (r.error().msg.find("No such file") != std::string::npos) return false;
+  return fail(std::move(r.error()));
+}
+
+Result<void> ensure_table(int family) {
+  TRY(bool have, table_exists(family));
+  if (have) return {};
+  TRY(auto o, run({"-f", "-"}, table_script(family), fmt::format("create table {} {}", fam(family).table, kTable)));
+  return {};
+}
+
+Result<void> add(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge) {
+  std::string s = add_script(ip, ports, masquerade, bridge);
+  if (s.empty()) return {};
+  TRY_VOID(ensure_table(ip.family));
+  std::string what = ports.empty() ? fmt::format("masquerade {}", ip.str())
+                                   : fmt::format("publish {} on {}", format_ports(ports), ip.str());
+  TRY(auto o, run({"-f", "-"}, s, what));
+  return {};
+}
+
+namespace {
+struct Listing {
+  std::string ports, masq;
+};
+Result<Listing> list_elements(int family) {
+  const char* t = fam(family).table;
+  Listing l;
+  TRY(l.ports, run({"-j", "list", "map", t, kTable, "ports"}, "", "list published ports"));
+  TRY(l.masq, run({"-j", "list", "set", t, kTable, "masq"}, "", "list masqueraded addresses"));
+  return l;
+}
+}  // namespace
+
+Result<void> remove(const Ip& ip) {
+  TRY(bool have, table_exists(ip.family));
+  if (!have) return {};
+  TRY(Listing l, list_elements(ip.family));
+  std::string s = delete_script(ip, l.ports, l.masq);
+  if (s.empty()) return {};
+  TRY(auto o, run({"-f", "-"}, s, fmt::format("remove rules of {}", ip.str())));
+  return {};
+}
+
+Result<bool> drop_table_if_unused() {
+  bool dropped = false;
+  for (int family : {AF_INET, AF_INET6}) {
+    TRY(bool have, table_exists(family));
+    if (!have) continue;
+    TRY(Listing l, list_elements(family));
+    if (element_count(l.ports) || element_count(l.masq)) continue;
+    const char* t = fam(family).table;
+    TRY(auto o, run({"delete", "table", t, kTable}, "", fmt::format("delete table {} {}", t, kTable)));
+    dropped = true;
+  }
+  return dropped;
+}
+
+}  // namespace brig::netns::nft

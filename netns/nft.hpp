@@ -1,0 +1,47 @@
+// Published ports and masquerade through nftables, in brig's own table
+// `ip brig`: a map (proto . hostPort -> containerIP . containerPort) that
+// the DNAT rules of prerouting and output look up, a set of container
+// addresses to masquerade and a set of brig bridges traffic to which is left
+// alone. A container adds and removes elements only; rules are written once,
+// when the table is made. Driven through the `nft` binary (Debian's
+// nftables), argv only, the script on stdin: one transaction per call.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+#include "netns/addr.hpp"
+#include "netns/network.hpp"
+#include "runtime/core/error.hpp"
+
+namespace brig::netns::nft {
+
+inline constexpr const char* kTable = "brig";
+
+// ---- scripts (pure) --------------------------------------------------------
+// `family`: AF_INET (table ip brig) or AF_INET6 (table ip6 brig); an
+// address picks its table by its own family.
+std::string table_script(int family = AF_INET);
+std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge);
+// From `nft -j list map ip brig ports` / `... set ip brig masq` output, the
+// script deleting what maps to `ip` ("" when nothing does).
+std::string delete_script(const Ip& ip, const std::string& ports_json, const std::string& masq_json);
+// How many elements the map and set hold (from the same JSON).
+size_t element_count(const std::string& json);
+
+// ---- applying (under the network lock) -------------------------------------
+// $BRIG_NFT or "nft" (found on PATH, /usr/sbin included).
+std::string binary();
+// Runs nft with `args`, `input` on stdin; stdout on success, an error naming
+// `what` with nft's own message otherwise.
+Result<std::string> run(const std::vector<std::string>& args, const std::string& input, const std::string& what);
+Result<bool> table_exists(int family = AF_INET);
+Result<void> ensure_table(int family = AF_INET);
+Result<void> add(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge);
+Result<void> remove(const Ip& ip);
+// prune: drops the tables no container uses; true if one was removed.
+Result<bool> drop_table_if_unused();
+
+}  // namespace brig::netns::nft
