@@ -8,6 +8,8 @@ pkgs=(build-essential cmake pkg-config git
       busybox-static jq)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux)
+  # libFuzzer (test/fuzz): clang 16 and its runtime libraries
+  pkgs+=(clang-16 libclang-rt-16-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,6 +11,7 @@
 #include "cgroup/manager.hpp"
 #include "cgroup/resources.hpp"
 #include "runtime/container.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/sys.hpp"
@@ -111,6 +112,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   std::unique_ptr<cgroup::Manager> cg;
   Rollback rb;  // after what its steps refer to, so it unwinds first
   rb.push([&] { (void)store.remove(o.id); });
+  BRIG_FAULT("create.after-state-dir");
 
   Record rec;
   rec.id = o.id;
@@ -122,13 +124,16 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.config = l.cfg.raw;
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
   TRY_VOID(store.save(rec));
+  BRIG_FAULT("create.after-record");
 
   std::string fifo = store.fifo(o.id);
   if (::mkfifo(fifo.c_str(), 0622) < 0) return fail_errno("mkfifo {}", fifo);
+  BRIG_FAULT("create.after-fifo");
 
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
+  BRIG_FAULT("create.after-cgroup");
   TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
   TRY_VOID(cg->ensure_thawed());
 
@@ -158,6 +163,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   }
   SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
   TRY(Spawned sp, exec->spawn(rq, rb));
+  BRIG_FAULT("create.after-ready");
   console_peer.reset();
   Fd master;
   if (console) {
@@ -168,6 +174,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.pid_start = sp.pid_start;
   rec.own_pidns = sp.own_pidns;
   rec.phase = "created";
+  BRIG_FAULT("create.after-created");
   TRY_VOID(store.save(rec));
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
@@ -179,6 +186,7 @@ Result<void> do_start(const Store& store, const Record& rec) {
   if (st == "stopped") return fail_msg("cannot start a container that has stopped");
   if (st != "created") return fail_msg("cannot start an already {} container", st);
   std::string fifo = store.fifo(rec.id);
+  BRIG_FAULT("start.before-fifo");
   int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENXIO) return fail_msg("cannot start a container that has stopped");
@@ -188,6 +196,7 @@ Result<void> do_start(const Store& store, const Record& rec) {
   // Gone from the state dir first, so nobody sees "created" once init runs.
   ::unlink(fifo.c_str());
   TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
+  BRIG_FAULT("start.after-fifo");
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (cfg.hooks && !cfg.hooks->poststart.empty()) {
     // A failing poststart hook fails start and stops the container (runtime.md).
@@ -215,11 +224,13 @@ Result<void> destroy(const Store& store, const Record& rec) {
       if (!wait_gone(*pfd, 10000)) return fail_msg("container init {} did not die", rec.pid);
     }
   }
+  BRIG_FAULT("delete.after-kill");
   if (cg) {
     // Without its own pid namespace the container's other processes outlive init.
     (void)(*cg)->signal_all(SIGKILL);
     if ((*cg)->freezer_state() != cgroup::Freezer::thawed) (void)(*cg)->freeze(false);
     TRY_VOID((*cg)->destroy());
+    BRIG_FAULT("delete.after-cgroup-removal");
   }
   // poststop: after the container is gone; a failure only warns (runtime.md).
   if (auto cfg = spec::parse_config(rec.config); cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
@@ -297,6 +308,7 @@ Result<void> kill(const Globals& g, const std::string& id, int sig, bool all) {
     thaw_after_kill();
     return {};
   }
+  BRIG_FAULT("kill.before-signal");
   TRY(Fd pfd, sys::pidfd_open(rec.pid));
   // The pidfd pins the process: check it is still our init, then signal.
   if (!process_alive(rec)) return fail_msg("container not running");

@@ -8,6 +8,7 @@
 
 #include "namespaces/namespaces.hpp"
 #include "rootfs/plan.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/hooks.hpp"
@@ -95,14 +96,17 @@ class NamespaceExecutor final : public Executor {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     });
+    BRIG_FAULT("create.after-clone");
     sync.child.reset();
     fifo.reset();
 
     if (nsp.new_user() && cfg.linux) {
       TRY_CTX_VOID(ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false),
                    "user namespace of init {}", pid);
+      BRIG_FAULT("create.after-idmaps");
     }
     TRY_VOID(rq.cgroup.add(pid));
+    BRIG_FAULT("create.after-cgroup-join");
     TRY_VOID(send(sync.parent, Msg::go));
 
     auto m = receive(sync.parent);
@@ -116,6 +120,7 @@ class NamespaceExecutor final : public Executor {
         std::string st = spec::to_json(s).dump();
         TRY_VOID(run_hooks(cfg.hooks->prestart, "prestart", st));
         TRY_VOID(run_hooks(cfg.hooks->createRuntime, "createRuntime", st));
+        BRIG_FAULT("create.after-hooks");
         TRY_VOID(send(sync.parent, Msg::go));
       } else {
         if (!m->fd) return fail_msg("sync: seccomp listener message without an fd");
