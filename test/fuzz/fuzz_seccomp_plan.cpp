@@ -12,6 +12,7 @@
 #include "spec/config.hpp"
 
 using namespace brig;
+namespace seccomp = brig::runtime::seccomp;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -515,3 +515,19 @@ TEST_CASE("config: to_json omits what is absent", "[spec][config]") {
   CHECK(j["process"]["capabilities"] == json::parse(R"({"bounding":[]})"));
   CHECK(to_json(*c.process) == j["process"]);
 }
+
+TEST_CASE("config: a NUL byte in a string or key is refused with its path", "[spec][config]") {
+  // A C string stops at the NUL: "/tmp\0/x" would reach chdir as "/tmp".
+  json doc = test::base_config();
+  doc["process"]["cwd"] = std::string("/tmp\0/x", 7);
+  CHECK(err(doc) == "process.cwd: must not contain a NUL byte");
+  doc = test::base_config();
+  doc["process"]["env"] = json::array({std::string("A=b\0c", 5)});
+  CHECK(err(doc) == "process.env[0]: must not contain a NUL byte");
+  doc = test::base_config();
+  doc["annotations"] = json::object({{std::string("a\0b", 3), "c"}});
+  CHECK(err(doc) == "annotations: keys must not contain a NUL byte");
+  auto p = parse_process(std::string_view(R"({"args":["sh\u0000x"],"cwd":"/"})"));
+  REQUIRE_FALSE(p);
+  CHECK(p.error().msg == "process.args[0]: must not contain a NUL byte");
+}
