@@ -165,7 +165,8 @@ template <class J = json>
 inline Result<J> parse_text(std::string_view text) {
   try {
     return J::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number no double holds ("1e400").
     std::string w = e.what();
     // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> drop the tag.
     if (auto pos = w.find("] "); pos != std::string::npos) w = w.substr(pos + 2);

@@ -36,7 +36,7 @@ CONFIGS = [
     ("uid-negative", _set("process.user.uid", -1), ["process.user.uid"]),
     ("uid-huge", _set("process.user.uid", 2**40), ["process.user.uid"]),
     ("gid-float", _set("process.user.gid", 1.5), ["process.user.gid"]),
-    ("uid-1e400", _set("process.user.uid", float("inf")), []),
+    ("uid-infinity", _set("process.user.uid", float("inf")), []),
     ("cwd-missing", _set("process.cwd", DELETE), ["cwd"]),
     ("cwd-relative", _set("process.cwd", "tmp"), ["cwd"]),
     ("cwd-nul", _set("process.cwd", "/tmp\0/x"), ["process.cwd: must not contain a NUL byte"]),
@@ -84,6 +84,9 @@ CONFIGS = [
     ("cgroupsPath-number", _set("linux.cgroupsPath", 7), ["cgroupsPath"]),
     ("seccomp-bad-action", _set("linux.seccomp", {"defaultAction": "SCMP_ACT_BOGUS"}), ["defaultAction"]),
     ("top-level-array", None, []),
+    # found by fuzz_config: brig aborted (uncaught out_of_range) on it
+    ("number-overflow", '{"ociVersion":"1.0.0","root":{"path":"rootfs"},"process":{"args":["sh"],'
+                        '"cwd":"/","user":{"uid":1e400,"gid":0}}}', []),
 ]
 
 
@@ -91,6 +94,8 @@ CONFIGS = [
 def test_bad_config(runtime, bundle, name, edit, words):
     if edit is None:
         bundle.config_path.write_text("[]")
+    elif isinstance(edit, str):
+        bundle.config_path.write_text(edit)
     else:
         bundle.config(fn=edit)
     res = runtime.run("create", "--bundle", bundle, bundle.id, timeout=60)

@@ -531,3 +531,14 @@ TEST_CASE("config: a NUL byte in a string or key is refused with its path", "[sp
   REQUIRE_FALSE(p);
   CHECK(p.error().msg == "process.args[0]: must not contain a NUL byte");
 }
+
+TEST_CASE("config: a number no double holds is invalid JSON, not an abort", "[spec][config]") {
+  // Found by fuzz_config (test/fuzz/corpus/config/number-overflow-1e400):
+  // nlohmann throws out_of_range.406 for it, not parse_error.
+  auto r = parse_config(std::string_view(R"({"ociVersion":"1.0.0","root":{"path":"r"},"x":1e400})"));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().msg == "invalid JSON: number overflow parsing '1e400'");
+  auto p = parse_process(std::string_view(R"({"args":["sh"],"cwd":"/","user":{"uid":-1e999}})"));
+  REQUIRE_FALSE(p);
+  CHECK(p.error().msg.starts_with("invalid JSON: number overflow parsing"));
+}
