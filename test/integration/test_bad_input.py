@@ -90,8 +90,17 @@ CONFIGS = [
 ]
 
 
+# runc 1.1.5 runs these (or fails without naming the field): brig applies the
+# spec's MUST rules and ranges before it makes anything.
+RUNC_LAX = {"cwd-missing", "cwd-relative", "annotation-key-nul", "ociVersion-missing",
+            "device-major-huge", "device-path-relative", "oomScoreAdj-huge",
+            "seccomp-bad-action", "preserve-fds-negative"}
+
+
 @pytest.mark.parametrize("name,edit,words", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_bad_config(runtime, bundle, name, edit, words):
+    if IS_RUNC and name in RUNC_LAX:
+        pytest.skip("runc 1.1.5 accepts this or does not name the field")
     if edit is None:
         bundle.config_path.write_text("[]")
     elif isinstance(edit, str):
@@ -133,6 +142,8 @@ ARGS = [
 
 @pytest.mark.parametrize("name,argv,words", ARGS, ids=[a[0] for a in ARGS])
 def test_bad_arguments(runtime, bundle, name, argv, words):
+    if IS_RUNC and name in RUNC_LAX:
+        pytest.skip("runc 1.1.5 accepts this")
     bundle.config(args=["sleep", "100"])
     argv = [a.replace("{bundle}", str(bundle)).replace("{id}", bundle.id) for a in argv]
     if argv[0] == "kill":
