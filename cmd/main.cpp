@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cmd/cli.hpp"
 #include "cmd/globals.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 
@@ -31,6 +33,11 @@ int main(int argc, char** argv) {
   log::start_clock();
   // A closed stdio slot must not be taken by the first fd brig opens.
   sys::reserve_fds(0, 3);
+  // Test builds: the fault-injection steps, for the walk that tries each one.
+  if (const char* f = std::getenv("BRIG_FAULT"); fault::enabled() && f && std::string_view(f) == "list") {
+    for (auto s : fault::steps()) std::printf("%.*s\n", static_cast<int>(s.size()), s.data());
+    return 0;
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   const auto& gflags = cmd::global_flags();
   auto gp = cli::parse(gflags, args, /*reorder=*/false);

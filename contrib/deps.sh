@@ -11,6 +11,8 @@ if [ "${1:-}" = "--test" ]; then
   # The client tier (test/clients): the programs that drive a runtime.
   pkgs+=(podman conmon runc containerd containernetworking-plugins
          python3-grpcio python3-grpc-tools tmux)
+  # libFuzzer (test/fuzz): clang 16 and its runtime libraries
+  pkgs+=(clang-16 libclang-rt-16-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -18,6 +18,7 @@
 #include "runtime/container.hpp"
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/attributes.hpp"
 #include "runtime/process.hpp"
@@ -250,6 +251,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     ::waitpid(pid, nullptr, 0);
   });
   sync.child.reset();
+  BRIG_FAULT("exec.after-clone");
   console_peer.reset();
 
   if (!join.active()) TRY_VOID(cg->add(pid));
@@ -257,6 +259,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   // --cgroup [controller:]sub: a sub-cgroup of the container's, which must exist.
   for (const auto& arg : o.cgroups) TRY_VOID(cgroup::add_to_sub(*cg, pid, arg));
   log::phase("exec: child in cgroups");
+  BRIG_FAULT("exec.after-cgroup-join");
   TRY_VOID(send(sync.parent, Msg::go));
   auto m = receive(sync.parent);
   while (m && m->type == Msg::seccomp_fd) {  // a notify filter's listener fd
@@ -266,6 +269,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   }
   if (!m) return fail_msg("unable to start container process: exec child ended before it was ready");
   if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
+  BRIG_FAULT("exec.after-ready");
   // The sync socket closes on execve: EOF means the process is running.
   log::replay_phases(m->payload);
   auto after = receive(sync.parent);

@@ -13,6 +13,7 @@
 #include "netns/attach.hpp"
 #include "netns/network.hpp"
 #include "runtime/container.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/sys.hpp"
@@ -133,6 +134,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   std::unique_ptr<cgroup::Manager> cg;
   Rollback rb;  // after what its steps refer to, so it unwinds first
   rb.push([&] { (void)store.remove(o.id); });
+  BRIG_FAULT("create.after-state-dir");
 
   Record rec;
   rec.id = o.id;
@@ -144,14 +146,17 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.config = l.cfg.raw;
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
   TRY_VOID(store.save(rec));
+  BRIG_FAULT("create.after-record");
 
   std::string fifo = store.fifo(o.id);
   if (::mkfifo(fifo.c_str(), 0622) < 0) return fail_errno("mkfifo {}", fifo);
   log::phase("create: state dir, lock, state saved, fifo");
+  BRIG_FAULT("create.after-fifo");
 
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
+  BRIG_FAULT("create.after-cgroup");
   TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
   TRY_VOID(cg->ensure_thawed());
   log::phase("create: cgroups made and resources written");
@@ -187,6 +192,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   }
   TRY(Spawned sp, exec->spawn(rq, rb));
   log::phase("create: init ready");
+  BRIG_FAULT("create.after-ready");
   console_peer.reset();
   Fd master;
   if (console) {
@@ -197,6 +203,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.pid_start = sp.pid_start;
   rec.own_pidns = sp.own_pidns;
   rec.phase = "created";
+  BRIG_FAULT("create.after-created");
   TRY_VOID(store.save(rec));
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
@@ -209,6 +216,7 @@ Result<void> do_start(const Store& store, const Record& rec) {
   if (st == "stopped") return fail_msg("cannot start a container that has stopped");
   if (st != "created") return fail_msg("cannot start an already {} container", st);
   std::string fifo = store.fifo(rec.id);
+  BRIG_FAULT("start.before-fifo");
   int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENXIO) return fail_msg("cannot start a container that has stopped");
@@ -218,6 +226,7 @@ Result<void> do_start(const Store& store, const Record& rec) {
   // Gone from the state dir first, so nobody sees "created" once init runs.
   ::unlink(fifo.c_str());
   TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
+  BRIG_FAULT("start.after-fifo");
   log::phase("start: fifo written");
   if (!has_hooks(rec.config, "poststart")) return {};
   TRY(spec::Config cfg, spec::parse_config(rec.config));
@@ -249,11 +258,13 @@ Result<void> destroy(const Store& store, const Record& rec) {
       if (!wait_gone(*pfd, 10000)) return fail_msg("container init {} did not die", rec.pid);
     }
   }
+  BRIG_FAULT("delete.after-kill");
   if (cg) {
     // Without its own pid namespace the container's other processes outlive init.
     (void)(*cg)->signal_all(SIGKILL);
     if ((*cg)->freezer_state() != cgroup::Freezer::thawed) (void)(*cg)->freeze(false);
     TRY_VOID((*cg)->destroy());
+    BRIG_FAULT("delete.after-cgroup-removal");
   }
   log::phase("delete: container killed, cgroups removed");
   TRY_VOID(netns::teardown(net_owner(store, rec.id)));
@@ -340,6 +351,7 @@ Result<void> kill(const Globals& g, const std::string& id, int sig, bool all) {
     thaw_after_kill();
     return {};
   }
+  BRIG_FAULT("kill.before-signal");
   TRY(Fd pfd, sys::pidfd_open(rec.pid));
   // The pidfd pins the process: check it is still our init, then signal.
   if (!process_alive(rec)) return fail_msg("container not running");

@@ -12,6 +12,7 @@
 #include "rootfs/apply.hpp"
 #include "rootfs/plan.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/hooks.hpp"
@@ -136,15 +137,18 @@ class NamespaceExecutor final : public Executor {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     });
+    BRIG_FAULT("create.after-clone");
     sync.child.reset();
     fifo.reset();
 
     if (nsp.new_user() && cfg.linux) {
       TRY_CTX_VOID(ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false),
                    "user namespace of init {}", pid);
+      BRIG_FAULT("create.after-idmaps");
     }
     if (!join.active()) TRY_VOID(rq.cgroup.add(pid));
     join = {};
+    BRIG_FAULT("create.after-cgroup-join");
     if (rq.after_clone) TRY_VOID(rq.after_clone(pid));
     log::phase("spawn: init in its cgroups");
     TRY_VOID(send(sync.parent, Msg::go));
@@ -160,6 +164,7 @@ class NamespaceExecutor final : public Executor {
         std::string st = spec::to_json(s).dump();
         TRY_VOID(run_hooks(cfg.hooks->prestart, "prestart", st));
         TRY_VOID(run_hooks(cfg.hooks->createRuntime, "createRuntime", st));
+        BRIG_FAULT("create.after-hooks");
         TRY_VOID(send(sync.parent, Msg::go));
       } else {
         if (!m->fd) return fail_msg("sync: seccomp listener message without an fd");

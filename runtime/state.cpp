@@ -154,8 +154,23 @@ bool process_alive(const Record& r) {
   return sys::process_state(r.pid) != 'Z';
 }
 
+namespace {
+// The brig that creates a container holds the lock on its directory until it
+// is done; a "creating" record nobody holds is what a create that died
+// half-way (SIGKILL, OOM) leaves behind.
+bool creator_running(const Store& store, const std::string& id) {
+  int fd = ::open(store.dir(id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  Fd f(fd);
+  if (::flock(f.get(), LOCK_SH | LOCK_NB) < 0) return errno == EWOULDBLOCK;
+  ::flock(f.get(), LOCK_UN);
+  return false;
+}
+}  // namespace
+
 std::string status_of(const Store& store, const Record& r) {
-  if (r.phase == "creating") return process_alive(r) || r.pid == 0 ? "creating" : "stopped";
+  if (r.phase == "creating")
+    return (process_alive(r) || r.pid == 0) && creator_running(store, r.id) ? "creating" : "stopped";
   if (!process_alive(r)) return "stopped";
   // A frozen container is paused, never running (runc checks the freezer first).
   if (auto cg = cgroup::open_fs(r.cgroup_path); cg && (*cg)->freezer_state() == cgroup::Freezer::frozen)

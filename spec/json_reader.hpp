@@ -45,6 +45,8 @@ inline std::string index(std::string_view base, size_t i) { return fmt::format("
 inline void read(const json& j, const std::string& p, std::string& out) {
   if (!j.is_string()) fail_at(p, "must be a string");
   out = j.get_ref<const std::string&>();
+  // A C string ends at the first NUL: "/tmp\0/x" would reach a syscall as "/tmp".
+  if (out.find('\0') != std::string::npos) fail_at(p, "must not contain a NUL byte");
 }
 inline void read(const json& j, const std::string& p, bool& out) {
   if (!j.is_boolean()) fail_at(p, "must be a boolean");
@@ -101,7 +103,10 @@ template <class T>
 void read(const json& j, const std::string& p, std::map<std::string, T>& out) {
   if (!j.is_object()) fail_at(p, "must be an object");
   out.clear();
-  for (auto it = j.begin(); it != j.end(); ++it) read(it.value(), member(p, it.key()), out[it.key()]);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key().find('\0') != std::string::npos) fail_at(p, "keys must not contain a NUL byte");
+    read(it.value(), member(p, it.key()), out[it.key()]);
+  }
 }
 template <class T>
 void read(const json& j, const std::string& p, std::optional<T>& out) {
@@ -160,7 +165,8 @@ template <class J = json>
 inline Result<J> parse_text(std::string_view text) {
   try {
     return J::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number no double holds ("1e400").
     std::string w = e.what();
     // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> drop the tag.
     if (auto pos = w.find("] "); pos != std::string::npos) w = w.substr(pos + 2);

@@ -245,6 +245,42 @@ def wait_for(pred, timeout=10.0, interval=0.05):
         time.sleep(interval)
 
 
+class ConsoleSocket:
+    """A --console-socket listener at `path`: read() takes the pty master the
+    runtime sends and returns everything the container writes until it ends."""
+
+    def __init__(self, path, timeout=20):
+        import socket
+        self.path = str(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(1)
+        self.srv.settimeout(timeout)
+
+    def read(self):
+        import socket
+        conn, _ = self.srv.accept()
+        try:
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(fds[0], 4096)
+                except OSError:  # EIO once the last slave fd is closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            os.close(fds[0])
+            return out
+        finally:
+            conn.close()
+            self.srv.close()
+
+    def close(self):
+        self.srv.close()
+
+
 # --------------------------------------------------------------------------
 # The runtime wrapper
 # --------------------------------------------------------------------------

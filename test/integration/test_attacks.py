@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IS_RUNC
+from conftest import IS_RUNC, ConsoleSocket
 
 
 def test_proc_exe_of_the_waiting_init_is_not_writable(runtime, bundle):
@@ -103,31 +103,13 @@ def test_exec_user_never_chowns_the_hosts_dev_null(runtime, bundle):
 
 
 def test_exec_tty_user_chowns_only_the_containers_pty(runtime, bundle, tmp_path):
-    import socket
     bundle.config(args=["sleep", "100"])
     runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
     before = os.stat("/dev/null"), os.stat("/dev/ptmx")
-    path = str(tmp_path / "c.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    srv.settimeout(20)
-    p = runtime.popen("exec", "-t", "-d", "-u", "1000:1000", "--console-socket", path, bundle.id,
+    cs = ConsoleSocket(tmp_path / "c.sock")
+    p = runtime.popen("exec", "-t", "-d", "-u", "1000:1000", "--console-socket", cs.path, bundle.id,
                       "sh", "-c", "stat -c %u $(tty)")
-    conn, _ = srv.accept()
-    _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fds[0], 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(fds[0])
-    conn.close()
-    srv.close()
+    out = cs.read()
     assert p.wait(timeout=20) == 0
     assert out.decode().strip().splitlines()[-1].strip() == "1000"
     after = os.stat("/dev/null"), os.stat("/dev/ptmx")

@@ -515,3 +515,30 @@ TEST_CASE("config: to_json omits what is absent", "[spec][config]") {
   CHECK(j["process"]["capabilities"] == json::parse(R"({"bounding":[]})"));
   CHECK(to_json(*c.process) == j["process"]);
 }
+
+TEST_CASE("config: a NUL byte in a string or key is refused with its path", "[spec][config]") {
+  // A C string stops at the NUL: "/tmp\0/x" would reach chdir as "/tmp".
+  json doc = test::base_config();
+  doc["process"]["cwd"] = std::string("/tmp\0/x", 7);
+  CHECK(err(doc) == "process.cwd: must not contain a NUL byte");
+  doc = test::base_config();
+  doc["process"]["env"] = json::array({std::string("A=b\0c", 5)});
+  CHECK(err(doc) == "process.env[0]: must not contain a NUL byte");
+  doc = test::base_config();
+  doc["annotations"] = json::object({{std::string("a\0b", 3), "c"}});
+  CHECK(err(doc) == "annotations: keys must not contain a NUL byte");
+  auto p = parse_process(std::string_view(R"({"args":["sh\u0000x"],"cwd":"/"})"));
+  REQUIRE_FALSE(p);
+  CHECK(p.error().msg == "process.args[0]: must not contain a NUL byte");
+}
+
+TEST_CASE("config: a number no double holds is invalid JSON, not an abort", "[spec][config]") {
+  // Found by fuzz_config (test/fuzz/corpus/config/number-overflow-1e400):
+  // nlohmann throws out_of_range.406 for it, not parse_error.
+  auto r = parse_config(std::string_view(R"({"ociVersion":"1.0.0","root":{"path":"r"},"x":1e400})"));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().msg == "invalid JSON: number overflow parsing '1e400'");
+  auto p = parse_process(std::string_view(R"({"args":["sh"],"cwd":"/","user":{"uid":-1e999}})"));
+  REQUIRE_FALSE(p);
+  CHECK(p.error().msg.starts_with("invalid JSON: number overflow parsing"));
+}

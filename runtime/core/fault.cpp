@@ -1,0 +1,65 @@
+#include "runtime/core/fault.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace brig::fault {
+
+const std::vector<std::string_view>& steps() {
+  static const std::vector<std::string_view> all = {
+      // create (runtime/lifecycle.cpp, runtime/linux_executor.cpp)
+      "create.after-state-dir",    // ROOT/ID made and locked, no state.json yet
+      "create.after-record",       // state.json says "creating"
+      "create.after-fifo",         // exec.fifo made
+      "create.after-cgroup",       // cgroup dirs made, limits written
+      "create.after-clone",        // init exists, not yet in its cgroup
+      "create.after-idmaps",       // uid/gid maps written (user namespace only)
+      "create.after-cgroup-join",  // init in the container's cgroup
+      "create.after-hooks",        // prestart/createRuntime hooks ran (when configured)
+      "create.after-ready",        // init is ready and blocks on the fifo
+      "create.after-created",      // state.json says "created", pid file not yet written
+      // (network setup/teardown, netns/: add "create.after-network" and
+      //  "delete.after-network" here and at the call sites when it lands)
+      // start
+      "start.before-fifo",         // about to open the exec fifo
+      "start.after-fifo",          // init released: the user's process runs
+      // exec (runtime/exec.cpp)
+      "exec.after-clone",          // exec child exists, outside the cgroup
+      "exec.after-cgroup-join",    // exec child in the container's cgroup
+      "exec.after-ready",          // exec child ready, about to exec
+      // kill
+      "kill.before-signal",
+      // delete (runtime/lifecycle.cpp destroy)
+      "delete.after-kill",         // init killed, cgroup still there
+      "delete.after-cgroup-removal",  // cgroup gone, state dir still there
+  };
+  return all;
+}
+
+bool enabled() {
+#ifdef BRIG_FAULT_INJECTION
+  return true;
+#else
+  return false;
+#endif
+}
+
+Result<void> hit(std::string_view step) {
+  const char* env = std::getenv("BRIG_FAULT");
+  if (!env) return {};
+  std::string_view spec(env);
+  auto colon = spec.rfind(':');
+  if (colon == std::string_view::npos || spec.substr(0, colon) != step) return {};
+  std::string_view action = spec.substr(colon + 1);
+  if (action == "kill") {
+    ::kill(::getpid(), SIGKILL);
+    ::pause();
+  }
+  if (action == "fail") return fail_msg("fault injected at {}", step);
+  return {};
+}
+
+}  // namespace brig::fault

@@ -1,0 +1,230 @@
+"""Escape attacks by class (issue #10), each reproduced from inside a
+container or its image. test_attacks.py has the cwd-through-a-leaked-fd case
+of `run` (CVE-2024-21626) and the /dev/null chown through `exec --user`
+(crun 1.8.1); test_rootfs_safety.py the static symlink cases and a /dev bind
+whose null is fake (CVE-2025-31133). CVE-2019-5736 (/proc/self/exe) lives
+with the lead's tests. Each test here passes because brig blocks the attack;
+the docstring names the protection whose removal makes it fail.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import IS_RUNC, ConsoleSocket, runc_bug
+from test_rootfs_safety import host_guard, run_in  # noqa: F401  (fixture)
+
+
+def _no_dev_tmpfs(cfg):
+    cfg["mounts"] = [m for m in cfg["mounts"] if not m["destination"].startswith("/dev")]
+    cfg["linux"]["maskedPaths"] = []
+
+
+# --------------------------------------------------------------------------
+# CVE-2024-21626: a leaked fd or cwd to the host, through `exec`
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fd", range(3, 8))
+def test_exec_cwd_through_a_leaked_fd(runtime, bundle, tmp_path, fd):
+    """`exec --cwd /proc/self/fd/N`: an fd brig leaked into the exec'd process
+    (protection: every brig fd O_CLOEXEC and closed before exec) would put
+    its cwd on the host."""
+    marker = f"host-marker-exec-{fd}"
+    (tmp_path / marker).write_text("x")
+    bundle.config(args=["sleep", "100"])
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    res = runtime.run("exec", "--cwd", f"/proc/self/fd/{fd}", bundle.id,
+                      "sh", "-c", "pwd; ls -a . .. ../.. 2>&1")
+    if res.returncode == 0:
+        assert marker not in res.stdout, res
+        assert "/sys/fs/cgroup" not in res.stdout and "/run/" not in res.stdout, res
+    # and no fd of the exec'd process points outside the container
+    res = runtime.run("exec", bundle.id, "sh", "-c",
+                      "for f in /proc/self/fd/*; do echo $f $(readlink $f); done", check=True)
+    for line in res.stdout.splitlines():
+        name, _, target = line.partition(" ")
+        if name.rsplit("/", 1)[1] in ("0", "1", "2"):
+            continue  # stdio: the caller's own files
+        assert str(tmp_path) not in target and not target.startswith("/sys/fs/cgroup"), res
+
+
+# --------------------------------------------------------------------------
+# CVE-2021-30465: a mount destination swapped with a symlink during setup
+# --------------------------------------------------------------------------
+
+def test_mount_destination_swapped_during_setup(runtime, make_bundle, tmp_path, host_guard):
+    """A container shares a volume with the next one and swaps a directory of
+    it with a symlink to "/" in a loop, while brig mounts a tmpfs below it.
+    Protection: destinations resolved with openat2(RESOLVE_IN_ROOT) and the
+    mount made on the fd -- a check-then-mount on the path would create (and
+    mount on) the directory on the host."""
+    host_guard()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "real").mkdir()
+    os.symlink("/", shared / "link")
+    name = f"brig-cve-2021-30465-{uuid.uuid4().hex[:8]}"
+    attacker = make_bundle()
+    vol = {"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind", "rw"]}
+    attacker.config(args=["sh", "-c", "cd /shared; while :; do mv real x; mv x real; "
+                                      "mv link x; mv x link; done"], mounts=[vol])
+    runtime.run("run", "-d", "--bundle", attacker, attacker.id, check=True)
+    victim = make_bundle()
+    victim.config(mounts=[vol, {"destination": f"/shared/x/{name}", "type": "tmpfs", "source": "tmpfs"}],
+                  args=["sh", "-c", f"grep -c {name} /proc/self/mountinfo"])
+    landed = 0
+    for i in range(15):
+        res = runtime.run("run", "--bundle", victim, victim.id, timeout=60)
+        if res.returncode == 0:
+            # the tmpfs is somewhere in the container's own tree
+            assert res.stdout.strip() == "1", res
+            landed += 1
+        else:
+            assert res.error, res  # one clean error line (the path moved under it)
+        runtime.run("delete", "-f", victim.id)
+        assert not os.path.lexists(f"/{name}"), f"brig made /{name} on the host"
+    runtime.run("delete", "-f", attacker.id, check=True)
+    print(f"\nCVE-2021-30465: {landed}/15 runs mounted inside, none outside")
+
+
+# --------------------------------------------------------------------------
+# CVE-2025-31133: maskedPaths with the image's /dev/null a symlink
+# --------------------------------------------------------------------------
+
+@runc_bug("CVE-2025-31133 class: runc 1.1.5 uses the image's /dev/null link")
+def test_masked_path_with_dev_null_symlink_in_the_image(runtime, bundle, host_guard):
+    """The image's /dev/null is a symlink to a procfs file and there is no /dev
+    tmpfs: masking a path must not bind what the link points to over it.
+    Protection: the planted link is replaced by the real node, and masking
+    checks that /dev/null is the null device before binding it."""
+    host_guard()
+    os.symlink("/proc/sys/kernel/core_pattern", bundle.rootfs / "dev" / "null")
+
+    def fn(cfg):
+        _no_dev_tmpfs(cfg)
+        cfg["linux"]["maskedPaths"] = ["/proc/kcore", "/proc/timer_list"]
+    bundle.config(fn=fn, readonly=False)
+    core = Path("/proc/sys/kernel/core_pattern").read_text()
+    res = run_in(runtime, bundle, "stat -c '%F %t:%T' /dev/null; wc -c < /proc/timer_list; "
+                 "echo pwned > /proc/timer_list; echo rc=$?", check=False)
+    if res.returncode == 0:
+        lines = res.stdout.split("\n")
+        assert lines[0] == "character special file 1:3", res
+        assert lines[1].strip() == "0", res  # masked by the real null device
+    else:
+        assert res.error, res
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == core
+
+
+# --------------------------------------------------------------------------
+# CVE-2026-41579: the image's /dev is a symlink to a host directory
+# --------------------------------------------------------------------------
+
+@runc_bug("CVE-2026-41579: runc 1.1.5 replaces ptmx and makes fd/stdin/stdout/stderr "
+          "links in the host directory")
+def test_dev_symlink_to_a_host_directory(runtime, bundle, tmp_path, host_guard):
+    """/dev in the image points (absolute) at an existing host directory that
+    holds a `ptmx`; without a /dev tmpfs the runtime makes the ptmx link and
+    the fd/stdin/stdout/stderr links in "/dev". Protection: those paths are
+    resolved inside the root (RESOLVE_IN_ROOT), never joined as strings."""
+    hostdev = tmp_path / "hostdev"
+    hostdev.mkdir()
+    (hostdev / "ptmx").write_text("host file\n")
+    host_guard()
+    os.rmdir(bundle.rootfs / "dev")
+    os.symlink(str(hostdev), bundle.rootfs / "dev")
+    bundle.config(fn=_no_dev_tmpfs, readonly=False)
+    res = run_in(runtime, bundle, "ls /dev/ | sort | tr '\\n' ' '", check=False)
+    assert res.returncode == 0 or res.error, res
+    assert sorted(os.listdir(hostdev)) == ["ptmx"]
+    assert (hostdev / "ptmx").read_text() == "host file\n"
+
+
+# --------------------------------------------------------------------------
+# CVE-2025-52565: /dev/console
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("plant", ["/proc/sysrq-trigger", "/proc/sys/kernel/core_pattern"])
+def test_dev_console_symlink_in_the_image(runtime, bundle, tmp_path, plant, host_guard):
+    """The image's /dev/console is a symlink to a procfs file; with a terminal
+    the runtime binds the pty over /dev/console. Protection: the target is
+    opened inside the root without following links and the pty is mounted by
+    fd, so the container never gets a writable procfs file at /dev/console."""
+    host_guard()
+    os.symlink(plant, bundle.rootfs / "dev" / "console")
+    bundle.config(fn=_no_dev_tmpfs, readonly=False, terminal=True,
+                  args=["sh", "-c", "stat -L -c '%F %t' /dev/console; "
+                                    f"stat -L -c '%F' {plant}; grep -c ' /dev/console ' /proc/self/mountinfo"])
+    cs = ConsoleSocket(tmp_path / "c.sock", timeout=30)
+    res = runtime.run("run", "-d", "--console-socket", cs.path, "--bundle", bundle, bundle.id, timeout=60)
+    if res.returncode != 0:
+        cs.close()
+        assert res.error, res
+        return
+    out = cs.read()
+    lines = [l.strip() for l in out.decode(errors="replace").splitlines() if l.strip()]
+    assert lines[0] == "character special file 88", lines  # a pts (major 136 = 0x88)
+    assert lines[1] == "regular empty file" or lines[1].startswith("regular"), lines  # the procfs file is still a procfs file
+    assert lines[2] == "1", lines
+
+
+# --------------------------------------------------------------------------
+# CVE-2025-52881: runtime writes to procfs redirected
+# --------------------------------------------------------------------------
+
+def test_sysctl_write_through_a_fake_proc(runtime, bundle, tmp_path, host_guard):
+    """/proc is a bind of a directory from the image whose sys/kernel/domainname
+    is a symlink to a host file (bound into the container): writing the sysctl
+    would write the host file. Protection: /proc/sys is opened without links
+    and must be on procfs (fstatfs) before any sysctl is written."""
+    host_guard()
+    target = tmp_path / "host-file"
+    target.write_text("host content\n")
+    fake = bundle.rootfs / "fakeproc" / "sys" / "kernel"
+    fake.mkdir(parents=True)
+    os.symlink("/hostfile", fake / "domainname")
+    (bundle.rootfs / "hostfile").write_text("")
+
+    def fn(cfg):
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/proc"]
+        cfg["mounts"] += [{"destination": "/hostfile", "type": "bind", "source": str(target),
+                           "options": ["bind", "rw"]},
+                          {"destination": "/proc", "type": "bind", "source": str(bundle.rootfs / "fakeproc"),
+                           "options": ["rbind", "rw"]}]
+        cfg["linux"]["maskedPaths"] = []
+        cfg["linux"]["readonlyPaths"] = []
+        cfg["linux"]["sysctl"] = {"kernel.domainname": "pwned"}
+    bundle.config(fn=fn, readonly=False)
+    res = run_in(runtime, bundle, "true", check=False)
+    assert res.returncode != 0, res
+    assert "proc" in res.error, res
+    assert target.read_text() == "host content\n"
+
+
+# --------------------------------------------------------------------------
+# CVE-2026-30892: `exec -u` parsing
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arg,uid,gid", [("1", 1, 0), ("1000", 1000, 0), ("1:2", 1, 2),
+                                         ("0:1000", 0, 1000), ("65534:65534", 65534, 65534)])
+def test_exec_user_numeric_forms(runtime, bundle, arg, uid, gid):
+    """`exec -u 1` is uid 1, gid 0 -- crun 1.19-1.26 ran it as uid 0."""
+    bundle.config(args=["sleep", "100"])
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    res = runtime.run("exec", "-u", arg, bundle.id, "sh", "-c", "id -u; id -g", check=True)
+    assert res.stdout.split() == [str(uid), str(gid)], res
+
+
+@pytest.mark.parametrize("arg", ["-1", "1:-1", "1x", ":", "1:", "99999999999", "1:2:3", " 1"])
+def test_exec_user_malformed_is_refused(runtime, bundle, arg):
+    """A value that is not uid[:gid] never runs the process (as root or otherwise)."""
+    bundle.config(args=["sleep", "100"])
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    res = runtime.run("exec", "-u", arg, bundle.id, "id", "-u")
+    if IS_RUNC and res.returncode == 0:
+        pytest.xfail(f"runc accepts -u {arg!r}: {res.stdout.strip()}")
+    assert res.returncode != 0, res
+    assert res.error, res
+    assert res.stdout == "", res
