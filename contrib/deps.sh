@@ -8,6 +8,9 @@ pkgs=(build-essential cmake pkg-config git
       busybox-static jq)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux)
+  # the pure cgroup v2 tier (test/vm/): QEMU with virtiofsd, cpio for the
+  # initramfs; its kernel is fetched with apt-get download, never installed
+  pkgs+=(qemu-system-x86 cpio)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
