@@ -72,6 +72,10 @@ def _cgroup_layout():
     return "v1"
 
 
+# Set by test/vm/guest-init.py: the tests run in an emulated guest, where
+# everything takes many times longer (time bounds relax, loops shrink).
+IN_VM = os.environ.get("BRIG_TEST_IN_VM") == "1"
+
 CGROUP_LAYOUT = _cgroup_layout()
 CGROUP_V2 = CGROUP_LAYOUT == "v2"
 v1_only = pytest.mark.skipif(CGROUP_V2, reason="cgroup v1 files (pure cgroup v2 host)")

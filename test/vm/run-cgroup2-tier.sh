@@ -23,8 +23,8 @@
 #   test/vm/guest-init.py         the guest's PID 1: controllers on, pytest, poweroff
 #
 # CACHE_DIR (default: BRIG_VM_CACHE or <dir of BRIG>/vm-cache) keeps the
-# kernel and initramfs between runs. BRIG_VM_PYTEST_K=expr (no spaces) narrows
-# the tests with pytest -k; BRIG_VM_ACCEL=kvm|tcg forces an accelerator.
+# kernel and initramfs between runs. BRIG_VM_PYTEST_K=name1,name2 narrows the
+# tests (pytest -k "name1 or name2"); BRIG_VM_ACCEL=kvm|tcg forces an accelerator.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -37,10 +37,12 @@ elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }
 
 
 kdir=$("$repo/contrib/vm/fetch-kernel.sh" "$cache")
-initrd=$cache/initramfs-$(basename "$kdir").gz
+# loop: the device-cgroup tests open /dev/loop0 (b 7:0), which needs its driver.
+mods=(virtio_mmio virtiofs virtio_blk loop)
+initrd=$cache/initramfs-$(basename "$kdir")-$(echo "${mods[*]}" | cksum | cut -d' ' -f1).gz
 if [ ! -s "$initrd" ] || [ "$repo/contrib/vm/init" -nt "$initrd" ] ||
    [ "$repo/contrib/vm/build-initramfs.sh" -nt "$initrd" ]; then
-  "$repo/contrib/vm/build-initramfs.sh" "$kdir" "$initrd" >/dev/null
+  "$repo/contrib/vm/build-initramfs.sh" "$kdir" "$initrd" "${mods[@]}" >/dev/null
 fi
 # A small disk so io.max / io.weight have a real block device (/dev/vda).
 disk=$cache/disk.img
