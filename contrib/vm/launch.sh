@@ -22,7 +22,8 @@
 #
 # Acceleration: KVM when the CPU flags show vmx/svm AND /dev/kvm opens;
 # otherwise TCG (multi-threaded), which needs tsc_early_khz= on the guest
-# command line (an unstable TSC calibration hangs the boot). BRIG_VM_ACCEL=
+# command line (an unstable TSC calibration hangs the boot) and tsc=reliable
+# (see below). BRIG_VM_ACCEL=
 # kvm|tcg overrides. One line "brig-vm: accelerator: ..." says which it was.
 set -euo pipefail
 kernel= initrd= share=/ cmd= arg= mem=1024 smp=2 disk= timeout=900 extra=()
@@ -65,7 +66,10 @@ else
   khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
   [ -n "$khz" ] && [ "$khz" -gt 100000 ] || khz=2000000
   accel_args=(-accel tcg,thread=multi -cpu max)
-  cmdline+=("tsc_early_khz=$khz")
+  # tsc=reliable: without it the TSC fails the clocksource watchdog and the
+  # guest falls back to jiffies, whose time crawls (and sleeps stretch) when
+  # the emulation falls behind on a busy host.
+  cmdline+=("tsc_early_khz=$khz" tsc=reliable)
   echo "brig-vm: accelerator: tcg (no usable KVM; tsc_early_khz=$khz)"
 fi
 [ -z "$cmd" ] || cmdline+=("brig_cmd=$cmd")
@@ -75,7 +79,10 @@ cmdline+=("${extra[@]}")
 run=$(mktemp -d /tmp/brig-vm.XXXXXX)
 vpid=
 cleanup() {
-  if [ -s "$run/virtiofsd.log" ]; then sed 's/^/virtiofsd: /' "$run/virtiofsd.log" >&2; fi
+  # (its "Unexpected poll revents" is just the guest going away)
+  if [ -s "$run/virtiofsd.log" ]; then
+    grep -v 'Unexpected poll revents' "$run/virtiofsd.log" | sed 's/^/virtiofsd: /' >&2 || true
+  fi
   [ -z "$vpid" ] || kill "$vpid" 2>/dev/null || true
   [ -z "$vpid" ] || wait "$vpid" 2>/dev/null || true
   rm -rf "$run"

@@ -523,7 +523,7 @@ def test_no_cgroup_dirs_leak_over_100_cycles(runtime, bundle):
     before = _count_cgroup_dirs()
     t0 = time.monotonic()
     # the emulated (TCG) guest of test/vm/ is ~20x slower: fewer cycles, no clock
-    cycles = 20 if IN_VM else 100
+    cycles = 10 if IN_VM else 100
     for _ in range(cycles):
         runtime.run("create", "--bundle", bundle, bundle.id, check=True)
         runtime.run("delete", bundle.id, check=True)

@@ -33,7 +33,11 @@ def setup():
         except OSError as e:
             log(f"cannot enable {c}: {e}")
     log("cgroup2 controllers: " + open(f"{cg}/cgroup.subtree_control").read().strip())
-    # the loop devices the device tests use (b 7:0) need the loop module? no: only the node
+    try:
+        cs = open("/sys/devices/system/clocksource/clocksource0/current_clocksource").read().strip()
+    except OSError:
+        cs = "?"
+    log(f"clocksource {cs}, {os.cpu_count()} CPUs")
     with open("/proc/uptime") as f:
         log(f"guest up {f.read().split()[0]} s")
 

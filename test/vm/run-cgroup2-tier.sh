@@ -55,8 +55,18 @@ extra=("brig_keep=$repo,$(dirname "$brig")")
 log=$cache/last-run.log
 rc=0
 "$repo/contrib/vm/launch.sh" --kernel "$kdir/vmlinuz" --initrd "$initrd" --mem 1024 --smp 2 \
-  --disk "$disk" --cmd "$here/guest-init.py" --arg "$brig" --timeout "${BRIG_VM_TIMEOUT:-900}" \
-  -- loglevel=3 "${extra[@]}" 2>&1 | tee "$log" || rc=$?
+  --disk "$disk" --cmd "$here/guest-init.py" --arg "$brig" --timeout "${BRIG_VM_TIMEOUT:-1200}" \
+  -- loglevel=3 "${extra[@]}" 2>&1 | {
+    # the console, with the wall-clock moment the guest's PID 1 spoke first
+    booted=
+    while IFS= read -r line; do
+      printf '%s\n' "$line"
+      if [ -z "$booted" ] && [[ $line == brig-guest:* ]]; then
+        booted=1
+        echo "brig-vm: guest userspace up after $(elapsed) s (wall clock)"
+      fi
+    done
+  } | tee "$log" || rc=$?
 result=$(sed -n 's/^BRIG-VM-RESULT rc=\([0-9]*\).*/\1/p' "$log" | tail -1)
 echo "brig-vm: guest finished after $(elapsed) s (qemu exit $rc)"
 if [ -z "$result" ]; then
