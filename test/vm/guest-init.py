@@ -51,7 +51,9 @@ def run_tests(brig):
                    if n.startswith("test_") and n.endswith(".py")
                    and "pytest.mark.cgroup" in open(f"{tdir}/{n}").read())
     args = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--color=no",
-            "--durations=15", "-m", "cgroup", *files]
+            "--durations=15",
+            # a test stuck this long dumps every thread's stack to the console
+            "-o", "faulthandler_timeout=240", "-m", "cgroup", *files]
     extra = os.environ.get("brig_pytest_k")
     if extra:  # "a,b" (the kernel command line splits at spaces) -> -k "a or b"
         args += ["-k", " or ".join(extra.split(","))]
