@@ -54,6 +54,10 @@ std::vector<bpf_insn> rule_code(const spec::DeviceCgroup& r, int16_t to_next_bit
   return checks;
 }
 
+bool matches_all(const spec::DeviceCgroup& r) {
+  return r.type.value_or("a") == "a" && !(r.major && *r.major >= 0) && !(r.minor && *r.minor >= 0);
+}
+
 bool has_bit(const spec::DeviceCgroup& r, char c) {
   std::string a = r.access.value_or("rwm");
   if (a.empty()) a = "rwm";
@@ -81,9 +85,18 @@ std::vector<bpf_insn> device_program(const std::vector<spec::DeviceCgroup>& rule
     for (size_t i = 0; i < rules.size(); ++i) {
       const auto& r = rules[i];  // earlier rules come later in the block
       if (!has_bit(r, b.c)) continue;
+      if (matches_all(r)) {
+        // Nothing after a catch-all rule can run, and the verifier refuses
+        // unreachable instructions: the block restarts from this rule
+        // (allow: no code at all, deny: r0 = 0, exit).
+        block.clear();
+        if (!r.allow) block = {mov_k(0, 0), exit_()};
+        continue;
+      }
       auto code = rule_code(r, static_cast<int16_t>(block.size()));
       block.insert(block.begin(), code.begin(), code.end());
     }
+    if (block.empty()) continue;  // this bit is always allowed
     p.push_back(mov_r(6, 3));
     p.push_back(and_k(6, b.mask));
     p.push_back(jeq_k(6, 0, static_cast<int16_t>(block.size())));
@@ -123,7 +136,17 @@ Result<void> attach_device_program(const std::string& dir, const std::vector<spe
   l.log_size = static_cast<uint32_t>(logbuf.size());
   l.log_level = 1;
   long pfd = bpf(BPF_PROG_LOAD, l);
-  if (pfd < 0) return fail_errno("linux.resources.devices: load device cgroup program for {}", dir);
+  if (pfd < 0) {
+    int e = errno;
+    // The verifier's last words say why (e.g. "unreachable insn 12").
+    std::string why(logbuf.data(), ::strnlen(logbuf.data(), logbuf.size()));
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    if (auto nl = why.rfind('\n'); nl != std::string::npos) why.erase(0, nl + 1);
+    errno = e;
+    if (!why.empty())
+      return fail_errno("linux.resources.devices: load device cgroup program for {} ({})", dir, why);
+    return fail_errno("linux.resources.devices: load device cgroup program for {}", dir);
+  }
   Fd pf(static_cast<int>(pfd));
 
   bpf_attr a;

@@ -13,6 +13,9 @@ if [ "${1:-}" = "--test" ]; then
          python3-grpcio python3-grpc-tools tmux)
   # libFuzzer (test/fuzz): clang 16 and its runtime libraries
   pkgs+=(clang-16 libclang-rt-16-dev)
+  # the pure cgroup v2 tier (test/vm/): QEMU with virtiofsd, cpio for the
+  # initramfs; its kernel is fetched with apt-get download, never installed
+  pkgs+=(qemu-system-x86 cpio)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -48,6 +48,8 @@ def runc_bug(reason):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "runc_bug: runc itself misbehaves here")
+    config.addinivalue_line(
+        "markers", "cgroup: cgroup tests, also run on pure cgroup v2 in a guest VM (test/vm/)")
 
 BUSYBOX = "/bin/busybox"
 APPLETS = [
@@ -57,6 +59,42 @@ APPLETS = [
 ]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _cgroup_layout():
+    """"v2" when /sys/fs/cgroup itself is cgroup2 (pure v2, as in the guest
+    of test/vm/), "hybrid" with v1 controllers plus cgroup2 at unified/ (this
+    CI host), else "v1"."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return "v2"
+    if (CGROUP_ROOT / "unified" / "cgroup.controllers").exists():
+        return "hybrid"
+    return "v1"
+
+
+# Set by test/vm/guest-init.py: the tests run in an emulated guest, where
+# everything takes many times longer (time bounds relax, loops shrink).
+IN_VM = os.environ.get("BRIG_TEST_IN_VM") == "1"
+
+CGROUP_LAYOUT = _cgroup_layout()
+CGROUP_V2 = CGROUP_LAYOUT == "v2"
+v1_only = pytest.mark.skipif(CGROUP_V2, reason="cgroup v1 files (pure cgroup v2 host)")
+v2_only = pytest.mark.skipif(not CGROUP_V2, reason="needs a pure cgroup v2 host (test/vm/ tier)")
+
+
+def cgroup_dir(controller, path):
+    """The directory of cgroup `path` holding `controller`'s files: the one
+    unified directory on pure v2, the controller's hierarchy otherwise."""
+    rel = str(path).lstrip("/")
+    return CGROUP_ROOT / rel if CGROUP_V2 else CGROUP_ROOT / controller / rel
+
+
+def v2_controllers():
+    """Controllers the pure v2 root offers to its children."""
+    try:
+        return (CGROUP_ROOT / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return []
 # runc, given no linux.cgroupsPath, puts a container in "<id>" *relative to
 # its own cgroup*; on this host our shell's memory cgroup is the sandbox's
 # (/process_api/...), where we must create nothing.  So bundles made for runc
@@ -132,6 +170,8 @@ def error_msg(res):
 # --------------------------------------------------------------------------
 
 def _hierarchies():
+    if CGROUP_V2:
+        return [CGROUP_ROOT]  # its subdirectories are cgroups, not hierarchies
     out = []
     if CGROUP_ROOT.is_dir():
         for d in sorted(CGROUP_ROOT.iterdir()):

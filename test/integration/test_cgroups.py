@@ -1,12 +1,25 @@
-"""Cgroups: placement, limits written, removal on delete."""
+"""Cgroups: placement, limits written, removal on delete (v1/hybrid on the
+host, pure v2 in the guest tier of test/vm/)."""
 
 from pathlib import Path
 
 import pytest
 
-from conftest import IS_RUNC, RUNC_CGROUP_PARENT, brig_only, proc_cgroups, wait_for
+from conftest import (CGROUP_V2, IS_RUNC, RUNC_CGROUP_PARENT, brig_only, cgroup_dir,
+                      proc_cgroups, wait_for)
+
+pytestmark = pytest.mark.cgroup
 
 V1 = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"]
+
+
+def _check_placement(pid, want):
+    lines = _v1_lines(pid)
+    if CGROUP_V2:
+        assert lines == {"": want}, lines
+        return
+    for ctrl in V1:
+        assert lines.get(ctrl) == want, (ctrl, lines)
 
 
 def _v1_lines(pid):
@@ -27,11 +40,11 @@ def test_explicit_cgroups_path(runtime, bundle):
     bundle.config(args=["sleep", "60"],
                   fn=lambda c: c["linux"].update(cgroupsPath=path))
     pid = start_detached(runtime, bundle)
-    lines = _v1_lines(pid)
-    for ctrl in V1:
-        assert lines.get(ctrl) == path, (ctrl, lines)
-    assert lines.get("name=systemd") == path, lines
-    assert lines.get("") == path, lines  # the unified hierarchy of a hybrid host
+    _check_placement(pid, path)
+    if not CGROUP_V2:
+        lines = _v1_lines(pid)
+        assert lines.get("name=systemd") == path, lines
+        assert lines.get("") == path, lines  # the unified hierarchy of a hybrid host
     dirs = [Path(m) / p.lstrip("/") for m, p in proc_cgroups(pid).items()]
     assert all(d.is_dir() for d in dirs), dirs
     runtime.run("delete", "-f", bundle.id, check=True)
@@ -51,6 +64,13 @@ def test_resource_limits_written(runtime, bundle):
         })
     bundle.config(args=["sleep", "60"], fn=res)
     start_detached(runtime, bundle)
+    if CGROUP_V2:
+        d = cgroup_dir("", path)
+        assert (d / "pids.max").read_text().strip() == "42"
+        assert (d / "memory.max").read_text().strip() == str(64 * 1024 * 1024)
+        # runc's conversion: 1 + (shares - 2) * 9999 / 262142
+        assert (d / "cpu.weight").read_text().strip() == "20"
+        return
     base = Path("/sys/fs/cgroup")
     assert (base / "pids" / path.lstrip("/") / "pids.max").read_text().strip() == "42"
     assert (base / "memory" / path.lstrip("/") / "memory.limit_in_bytes").read_text().strip() \
@@ -76,10 +96,7 @@ def test_pids_limit_enforced(runtime, bundle):
 def test_default_cgroup_placement_is_brig_id(runtime, bundle):
     bundle.config(args=["sleep", "60"], fn=lambda c: c["linux"].pop("cgroupsPath", None))
     pid = start_detached(runtime, bundle)
-    lines = _v1_lines(pid)
-    want = f"/brig/{bundle.id}"
-    for ctrl in V1:
-        assert lines.get(ctrl) == want, (ctrl, lines)
+    _check_placement(pid, f"/brig/{bundle.id}")
     dirs = [Path(m) / p.lstrip("/") for m, p in proc_cgroups(pid).items()]
     runtime.run("delete", "-f", bundle.id, check=True)
     assert wait_for(lambda: not any(d.exists() for d in dirs), 5), \

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -264,6 +265,28 @@ int run_prog(const std::vector<bpf_insn>& prog, int type, int access, uint32_t m
   FAIL("fell off the end");
   return -1;
 }
+// What the kernel's verifier checks first (check_cfg): every jump lands inside
+// the program and every instruction is reachable ("unreachable insn N").
+bool verifier_cfg_ok(const std::vector<bpf_insn>& prog) {
+  std::vector<bool> seen(prog.size());
+  std::vector<size_t> todo = {0};
+  while (!todo.empty()) {
+    size_t pc = todo.back();
+    todo.pop_back();
+    if (pc >= prog.size()) return false;
+    if (seen[pc]) continue;
+    seen[pc] = true;
+    const bpf_insn& i = prog[pc];
+    if (i.code == (BPF_JMP | BPF_EXIT)) continue;
+    if (i.code == (BPF_JMP | BPF_JA)) {
+      todo.push_back(pc + 1 + i.off);
+      continue;
+    }
+    if (BPF_CLASS(i.code) == BPF_JMP) todo.push_back(pc + 1 + i.off);
+    todo.push_back(pc + 1);
+  }
+  return std::all_of(seen.begin(), seen.end(), [](bool b) { return b; });
+}
 constexpr int C = BPF_DEVCG_DEV_CHAR, B = BPF_DEVCG_DEV_BLOCK;
 constexpr int M = BPF_DEVCG_ACC_MKNOD, R = BPF_DEVCG_ACC_READ, W = BPF_DEVCG_ACC_WRITE;
 }  // namespace
@@ -288,4 +311,36 @@ TEST_CASE("v2 device program: last matching rule per access bit decides", "[cgro
   CHECK(run_prog(all, C, R | W | M, 5, 5) == 1);
   CHECK(run_prog(all, B, R, 8, 0) == 0);
   CHECK(run_prog(cgroup::device_program({}), C, R, 1, 3) == 0);  // nothing allowed
+  CHECK(verifier_cfg_ok(prog));
+  CHECK(verifier_cfg_ok(all));
+  CHECK(verifier_cfg_ok(cgroup::device_program({})));
+}
+
+TEST_CASE("v2 device program: catch-all rules leave no unreachable code", "[cgroup][bpf]") {
+  // The default spec: deny everything, then runc's default allow list (the
+  // first rule used to leave the block's final deny unreachable: EINVAL).
+  std::vector<spec::DeviceCgroup> rules = {spec::DeviceCgroup{false, std::nullopt, std::nullopt, std::nullopt,
+                                                              std::string("rwm")}};
+  for (auto& d : cgroup::default_device_rules()) rules.push_back(d);
+  auto prog = cgroup::device_program(rules);
+  CHECK(verifier_cfg_ok(prog));
+  CHECK(run_prog(prog, C, R | W, 1, 3) == 1);   // /dev/null
+  CHECK(run_prog(prog, B, R, 7, 0) == 0);       // a loop device: denied
+  CHECK(run_prog(prog, B, M, 7, 0) == 1);       // b *:* m
+  CHECK(run_prog(prog, C, R, 136, 4) == 1);     // /dev/pts/4
+  // allow-all last: no code for any bit, everything allowed
+  auto open = cgroup::device_program(res(R"({"devices":[{"allow":false,"type":"c","major":1,"minor":3},{"allow":true}]})").devices);
+  CHECK(verifier_cfg_ok(open));
+  CHECK(run_prog(open, C, R | W | M, 1, 3) == 1);
+  // deny-all last: everything earlier is dead
+  auto shut = cgroup::device_program(res(R"({"devices":[{"allow":true,"type":"c","major":1,"minor":3},{"allow":false,"access":"rw"}]})").devices);
+  CHECK(verifier_cfg_ok(shut));
+  CHECK(run_prog(shut, C, R, 1, 3) == 0);
+  CHECK(run_prog(shut, C, M, 1, 3) == 1);
+  // a catch-all in the middle: the rules after it still count
+  auto mid = cgroup::device_program(res(R"({"devices":[{"allow":true,"type":"b"},{"allow":false},{"allow":true,"type":"c","major":1,"minor":5,"access":"r"}]})").devices);
+  CHECK(verifier_cfg_ok(mid));
+  CHECK(run_prog(mid, C, R, 1, 5) == 1);
+  CHECK(run_prog(mid, C, W, 1, 5) == 0);
+  CHECK(run_prog(mid, B, R, 8, 0) == 0);
 }
