@@ -8,6 +8,7 @@
 #include "cmd/globals.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/vm/vm.hpp"
 
 using namespace brig;
 
@@ -30,6 +31,8 @@ std::string version_text() {
 int main(int argc, char** argv) {
   // A closed stdio slot must not be taken by the first fd brig opens.
   sys::reserve_fds(0, 3);
+  // PID 1 of a microVM guest (hidden: not a user command).
+  if (argc >= 2 && std::string_view(argv[1]) == "vm-agent") runtime::vm::agent_main();
   std::vector<std::string> args(argv + 1, argv + argc);
   const auto& gflags = cmd::global_flags();
   auto gp = cli::parse(gflags, args, /*reorder=*/false);
