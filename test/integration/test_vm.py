@@ -97,6 +97,9 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     children = Path(f"/proc/{shim}/task/{shim}/children").read_text().split()
     helpers = [(int(p), proc_starttime(int(p))) for p in children]
     assert len(helpers) == 2  # virtiofsd and QEMU
+    # exec is a later slice: refused, never run on the host beside the shim
+    res = runtime.run("exec", b.id, "true", check=False)
+    assert "exec: not supported in a microVM container yet" in res.error, res
     runtime.run("start", b.id, timeout=60, check=True)
     assert runtime.status(b.id) == "running"
     # The rootfs is the host's directory, shared over virtiofs: the guest's
