@@ -130,6 +130,25 @@ std::string drain(int fd) {
   return s;
 }
 
+// pivot_root refuses a root on the initramfs (it has no parent mount): move
+// a tmpfs holding the initramfs's binaries over / first (as switch_root
+// does), so the container gets a real pivot_root inside the guest.
+void leave_initramfs() {
+  ::mkdir("/newroot", 0755);
+  if (::mount("tmpfs", "/newroot", "tmpfs", 0, "mode=755") < 0) fatal(fmt::format("mount tmpfs: {}", std::strerror(errno)));
+  for (const char* d : {"bin", "lib", "lib64"}) {
+    std::string src = std::string("/") + d, dst = std::string("/newroot/") + d;
+    if (!sys::exists(src)) continue;
+    ::mkdir(dst.c_str(), 0755);
+    if (::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      fatal(fmt::format("bind {}: {}", src, std::strerror(errno)));
+  }
+  if (::chdir("/newroot") < 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0 || ::chroot(".") < 0 ||
+      ::chdir("/") < 0)
+    fatal(fmt::format("move the root off the initramfs: {}", std::strerror(errno)));
+  for (const char* d : {"/proc", "/sys", "/dev"}) ::mkdir(d, 0755);
+}
+
 }  // namespace
 
 void agent_main() {
@@ -137,6 +156,7 @@ void agent_main() {
   sigset_t all;
   sigfillset(&all);
   ::sigprocmask(SIG_BLOCK, &all, nullptr);
+  leave_initramfs();
   ::mount("proc", "/proc", "proc", 0, nullptr);
   ::mount("sysfs", "/sys", "sysfs", 0, nullptr);
   ::mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
@@ -189,9 +209,7 @@ void agent_main() {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0)
     fatal("pipe");
-  // The guest's root is the initramfs, which pivot_root refuses (EINVAL):
-  // the container is entered with MS_MOVE + chroot; the VM is the boundary.
-  int cst = run_brig({"create", "--no-pivot", "--bundle", "/run/bundle", "--pid-file", "/run/ctr.pid", id}, in[0], out[1], err[1]);
+  int cst = run_brig({"create", "--bundle", "/run/bundle", "--pid-file", "/run/ctr.pid", id}, in[0], out[1], err[1]);
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
