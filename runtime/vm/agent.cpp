@@ -122,6 +122,20 @@ int run_brig(std::vector<std::string> args, int in, int out, int err) {
   return st;
 }
 
+// The msg of brig's logfmt error line (`time=.. level=error msg="..."`).
+std::string error_text(std::string line) {
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  if (line.find('\n') != std::string::npos) line = line.substr(line.rfind('\n') + 1);
+  size_t at = line.find("msg=\"");
+  if (at == std::string::npos || line.size() < at + 6 || line.back() != '"') return line;
+  std::string out;
+  for (size_t i = at + 5; i + 1 < line.size(); i++) {
+    if (line[i] == '\\' && i + 2 < line.size()) i++;
+    out.push_back(line[i]);
+  }
+  return out;
+}
+
 std::string drain(int fd) {
   std::string s;
   char b[4096];
@@ -215,9 +229,8 @@ void agent_main() {
   ::close(err[1]);
   for (int fd : {out[0], err[0]}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
   if (!WIFEXITED(cst) || WEXITSTATUS(cst) != 0) {
-    std::string e = drain(err[0]);
-    while (!e.empty() && e.back() == '\n') e.pop_back();
-    fatal(e.empty() ? "brig create failed in the guest" : e);
+    std::string e = error_text(drain(err[0]));
+    fatal(e.empty() ? "brig create failed in the guest" : "in the guest: " + e);
   }
   auto pidtext = sys::read_file("/run/ctr.pid");
   pid_t cpid = pidtext ? static_cast<pid_t>(std::atoi(pidtext->c_str())) : 0;

@@ -119,8 +119,9 @@ struct Shim {
     ::_exit(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 255);
   }
 
-  [[noreturn]] void die(const std::string& msg) {
-    std::string con = tail_of(dir + "/console.log");
+  // `console`: the guest's last console lines help (the boot went wrong).
+  [[noreturn]] void die(const std::string& msg, bool console = true) {
+    std::string con = console ? tail_of(dir + "/console.log") : "";
     report(con.empty() ? msg : msg + "; guest console: " + con);
     finish(W_EXITCODE(255, 0));
   }
@@ -198,7 +199,7 @@ struct Shim {
               report("");
               break;
             case Frame::error:
-              die(msg.data);
+              die("vm: " + msg.data, false);
             case Frame::out:
               write_fd(1, msg.data);
               break;

@@ -134,3 +134,14 @@ def test_missing_kernel_is_one_clear_error(runtime, make_bundle, vm_env):
     res = runtime.run("create", "--bundle", b, b.id, check=False)
     assert "vm: /nonexistent/vmlinuz: no such file or directory" in res.error, res
     assert not (Path(runtime.root) / b.id).exists()
+
+
+def test_guest_side_create_error_is_one_line_and_leaves_nothing(runtime, make_bundle, vm_env):
+    b = vm_bundle(make_bundle, ["true"])
+    b.set_config(lambda cfg: cfg["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "x"}))
+    res = runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=False)
+    lines = [l for l in res.stderr.splitlines() if "level=error" in l]
+    assert len(lines) == 1, res
+    assert "vm: in the guest: brig create failed: unable to start container process: mounts[" in lines[0], res
+    assert "fsopen nosuchfs: no such device" in lines[0], res
+    assert not (Path(runtime.root) / b.id).exists()
