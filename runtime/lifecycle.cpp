@@ -20,6 +20,7 @@
 #include "runtime/process.hpp"
 #include "runtime/state.hpp"
 #include "runtime/tty.hpp"
+#include "runtime/vm/vm.hpp"
 #include "spec/config.hpp"
 
 namespace brig::runtime {
@@ -129,7 +130,11 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
-  TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
+  // A microVM's host cgroup holds QEMU and its helpers: the container's
+  // limits apply inside the guest (and size it), its device rules there too.
+  if (!vm::wanted(l.cfg)) {
+    TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
+  }
   TRY_VOID(cg->ensure_thawed());
 
   // The terminal: the master goes to --console-socket, or to us for `run`.

@@ -41,6 +41,8 @@ bool wanted(const spec::Config& cfg) {
   return it != cfg.annotations.end() && it->second == "vm";
 }
 
+constexpr uint64_t kGuestOverheadMib = 96;
+
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults) {
   Plan p = defaults;
   if (cfg.process && cfg.process->terminal)
@@ -48,6 +50,17 @@ Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& default
   if (cfg.hooks && (!cfg.hooks->prestart.empty() || !cfg.hooks->createRuntime.empty() ||
                     !cfg.hooks->createContainer.empty() || !cfg.hooks->startContainer.empty()))
     return fail_msg("vm: prestart/createRuntime/createContainer/startContainer hooks are not supported by the microVM backend yet");
+  // linux.resources size the guest unless vm.hwConfig does: the memory
+  // limit plus room for the guest kernel and agent, the CPU quota rounded up.
+  if (cfg.linux && cfg.linux->resources) {
+    const auto& r = *cfg.linux->resources;
+    if (r.memory && r.memory->limit && *r.memory->limit > 0)
+      p.mem_mib = (static_cast<uint64_t>(*r.memory->limit) + (1 << 20) - 1) / (1 << 20) + kGuestOverheadMib;
+    if (r.cpu && r.cpu->quota && *r.cpu->quota > 0) {
+      uint64_t period = r.cpu->period.value_or(100000);
+      if (period > 0) p.vcpus = static_cast<unsigned>((static_cast<uint64_t>(*r.cpu->quota) + period - 1) / period);
+    }
+  }
   if (cfg.vm) {
     const spec::Vm& v = *cfg.vm;
     if (v.image) return fail_msg("vm.image: disk images are not supported yet (the rootfs is shared with virtiofs)");

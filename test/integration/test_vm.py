@@ -145,3 +145,15 @@ def test_guest_side_create_error_is_one_line_and_leaves_nothing(runtime, make_bu
     assert "vm: in the guest: brig create failed: unable to start container process: mounts[" in lines[0], res
     assert "fsopen nosuchfs: no such device" in lines[0], res
     assert not (Path(runtime.root) / b.id).exists()
+
+
+def test_memory_limit_sizes_the_guest_and_applies_inside(runtime, make_bundle, vm_env):
+    b = vm_bundle(make_bundle, ["sh", "-c", "cat /sys/fs/cgroup/memory.max; head -n1 /proc/meminfo"])
+    b.set_config(lambda cfg: cfg["linux"].setdefault("resources", {}).update(
+        {"memory": {"limit": 64 << 20}}))
+    res = runtime.run("run", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert lines[0] == str(64 << 20), res  # the guest's cgroup v2
+    total_kib = int(lines[1].split()[1])
+    assert 100 << 10 < total_kib <= (64 + 96) << 10, res  # limit + overhead, not 256 MiB

@@ -116,6 +116,21 @@ TEST_CASE("vm plan: the vm section's paths, parameters and hwConfig") {
   CHECK(qemu_args(*p, "/d").back() == "-s");
 }
 
+TEST_CASE("vm plan: linux.resources size the guest unless hwConfig does") {
+  auto cfg = config_with(R"({"annotations": {"io.brig.runtime": "vm"},
+    "linux": {"resources": {"memory": {"limit": 268435456}, "cpu": {"quota": 150000, "period": 100000}}}})");
+  auto p = plan(cfg, Host{false, 0, 4}, defaults());
+  REQUIRE(p);
+  CHECK(p->mem_mib == 256 + 96);
+  CHECK(p->vcpus == 2);
+  auto hw = config_with(R"({"vm": {"kernel": {"path": "/k"}, "hwConfig": {"memory": 1073741824, "vcpus": 1}},
+    "linux": {"resources": {"memory": {"limit": 268435456}, "cpu": {"quota": 150000}}}})");
+  auto q = plan(hw, Host{false, 0, 4}, defaults());
+  REQUIRE(q);
+  CHECK(q->mem_mib == 1024);
+  CHECK(q->vcpus == 1);
+}
+
 TEST_CASE("vm plan: what the slice cannot do yet is refused, not skipped") {
   CHECK_FALSE(plan(config_with(R"({"process": {"terminal": true}, "vm": {"kernel": {"path": "/k"}}})"),
                    Host{}, defaults()));
