@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -166,6 +167,11 @@ void leave_initramfs() {
 }  // namespace
 
 void agent_main() {
+  // It remounts / and /proc: never on a host, only as a guest's first process.
+  if (::getpid() != 1) {
+    std::fputs("brig: vm-agent only runs as PID 1 of a brig microVM guest\n", stderr);
+    ::_exit(1);
+  }
   ::umask(022);
   sigset_t all;
   sigfillset(&all);
