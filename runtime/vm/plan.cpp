@@ -103,6 +103,8 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
       "-global", "virtio-mmio.force-legacy=false",
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+      // QEMU's own seccomp filter: no exec, no setuid, no obsolete syscalls.
+      "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
       "-serial", "file:" + dir + "/console.log",
       "-chardev", "socket,id=vfs,path=" + dir + "/vfs.sock",
       "-device", "vhost-user-fs-device,chardev=vfs,tag=rootfs",

@@ -157,3 +157,22 @@ def test_memory_limit_sizes_the_guest_and_applies_inside(runtime, make_bundle, v
     assert lines[0] == str(64 << 20), res  # the guest's cgroup v2
     total_kib = int(lines[1].split()[1])
     assert 100 << 10 < total_kib <= (64 + 96) << 10, res  # limit + overhead, not 256 MiB
+
+
+def test_foreground_run_forwards_signals_inside(runtime, make_bundle, vm_env):
+    b = vm_bundle(make_bundle, ["sh", "-c", "trap 'echo got TERM; exit 4' TERM; touch /up; "
+                                            "while true; do sleep 1; done"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
+    p = runtime.popen("run", "--bundle", b, b.id)
+    try:
+        up = wait_for(lambda: (b.rootfs / "up").exists() or p.poll() is not None, BOOT_TIMEOUT)
+        p.errfile.seek(0)
+        assert up and p.poll() is None, f"the guest never ran the process: {p.errfile.read()}"
+        p.send_signal(15)
+        assert p.wait(timeout=60) == 4
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    p.outfile.seek(0)
+    assert "got TERM" in p.outfile.read()

@@ -92,6 +92,7 @@ TEST_CASE("vm plan: TCG gets tsc_early_khz, KVM the host CPU; agent is PID 1") {
   CHECK(has(args, "tcg"));
   CHECK(has(args, "socket,id=ctl,path=/run/brig/x/ctl.sock,server=on,wait=off"));
   CHECK(has(args, "virtserialport,chardev=ctl,name=brig.ctl"));
+  CHECK(has(args, "-sandbox"));
   auto kvm = plan(cfg, Host{true, 2500000, 4}, defaults());
   REQUIRE(kvm);
   CHECK(kvm->kvm);
