@@ -10,6 +10,7 @@
 #include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/vm/vm.hpp"
 
 using namespace brig;
 
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   log::start_clock();
   // A closed stdio slot must not be taken by the first fd brig opens.
   sys::reserve_fds(0, 3);
+  // PID 1 of a microVM guest (hidden: not a user command).
+  if (argc >= 2 && std::string_view(argv[1]) == "vm-agent") runtime::vm::agent_main();
   // Test builds: the fault-injection steps, for the walk that tries each one.
   if (const char* f = std::getenv("BRIG_FAULT"); fault::enabled() && f && std::string_view(f) == "list") {
     for (auto s : fault::steps()) std::printf("%.*s\n", static_cast<int>(s.size()), s.data());

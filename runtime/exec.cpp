@@ -27,6 +27,7 @@
 #include "runtime/state.hpp"
 #include "runtime/sync.hpp"
 #include "runtime/tty.hpp"
+#include "runtime/vm/vm.hpp"
 #include "spec/config.hpp"
 
 namespace brig::runtime {
@@ -163,6 +164,10 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   }
   std::string st = status_of(store, rec);
   if (st == "stopped" || st == "creating") return fail_msg("cannot exec in a stopped container");
+  TRY(spec::Config cfg, spec::parse_config(rec.config));
+  // A microVM container's pid is brig's shim on the host: entering its
+  // namespaces would run the process on the host.
+  if (vm::wanted(cfg)) return fail_msg("exec: not supported in a microVM container yet");
   if (st == "paused" && !o.ignore_paused)
     return fail_msg("cannot exec in a paused container (use --ignore-paused to override)");
   TRY(spec::Process proc, build_process(o, rec.config));
@@ -171,7 +176,6 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     return fail_msg("cannot allocate tty if brig will detach without setting console socket");
 
   // Every namespace the container has, entered through its init.
-  TRY(spec::Config cfg, spec::parse_config(rec.config));
   static const std::vector<spec::Namespace> none;
   TRY(ns::Plan cplan, ns::plan(cfg.linux ? cfg.linux->namespaces : none));
   if (needs_sealed_exe(cfg, &proc, rec.ptrace_seen)) {

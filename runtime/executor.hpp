@@ -1,6 +1,6 @@
 // The backend interface: how a container's init comes to exist. The
-// namespace executor clones it on this kernel; the microVM executor (later,
-// runtime/vm/) boots a guest that runs it. Chosen per container.
+// namespace executor clones it on this kernel; the microVM executor
+// (runtime/vm/) boots a guest that runs it. Chosen per container.
 #pragma once
 
 #include <sys/types.h>
@@ -45,6 +45,9 @@ class Executor {
 };
 
 std::unique_ptr<Executor> namespace_executor();
+// runtime/vm/: the container in a QEMU microvm guest (spec `vm` section or
+// the io.brig.runtime=vm annotation).
+std::unique_ptr<Executor> vm_executor();
 // Picks the backend the config asks for.
 Result<std::unique_ptr<Executor>> executor_for(const spec::Config& cfg);
 

@@ -24,6 +24,7 @@
 #include "runtime/selfexe.hpp"
 #include "runtime/state.hpp"
 #include "runtime/tty.hpp"
+#include "runtime/vm/vm.hpp"
 #include "spec/config.hpp"
 
 namespace brig::runtime {
@@ -157,7 +158,11 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
   BRIG_FAULT("create.after-cgroup");
-  TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
+  // A microVM's host cgroup holds QEMU and its helpers: the container's
+  // limits apply inside the guest (and size it), its device rules there too.
+  if (!vm::wanted(l.cfg)) {
+    TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
+  }
   TRY_VOID(cg->ensure_thawed());
   log::phase("create: cgroups made and resources written");
 

@@ -15,6 +15,7 @@
 #include "runtime/core/fault.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/vm/vm.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/init.hpp"
 #include "runtime/seccomp.hpp"
@@ -193,7 +194,7 @@ class NamespaceExecutor final : public Executor {
 std::unique_ptr<Executor> namespace_executor() { return std::make_unique<NamespaceExecutor>(); }
 
 Result<std::unique_ptr<Executor>> executor_for(const spec::Config& cfg) {
-  if (cfg.vm) return fail_msg("vm: the microVM backend is not available in this build");
+  if (vm::wanted(cfg)) return vm_executor();
   return namespace_executor();
 }
 

@@ -1,0 +1,322 @@
+// `brig vm-agent`: PID 1 of the microVM guest. Mounts the basics, loads the
+// initramfs's virtio modules, takes the config from the host over the
+// virtio-serial port "brig.ctl", mounts the rootfs shared over virtiofs and
+// runs the container with brig's own namespace executor (`brig create` /
+// `brig start` on a guest-local state root), relaying stdio and the exit.
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include "runtime/core/sys.hpp"
+#include "runtime/vm/vm.hpp"
+
+namespace brig::runtime::vm {
+namespace {
+
+constexpr const char* kBrig = "/bin/brig";
+constexpr const char* kRoot = "/run/brig";
+
+int ctl = -1;
+
+void say(std::string_view m) {
+  // Before the port is up only the serial console hears us.
+  int fd = ::open("/dev/console", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd >= 0) {
+    std::string line = "brig-agent: " + std::string(m) + "\n";
+    (void)!::write(fd, line.data(), line.size());
+    ::close(fd);
+  }
+}
+
+[[noreturn]] void power_off() {
+  ::sync();
+  // reboot=t and QEMU's -no-reboot turn this into QEMU exiting.
+  ::reboot(RB_AUTOBOOT);
+  for (;;) ::pause();
+}
+
+void send(Frame t, std::string_view d) {
+  std::string f = encode(t, d);
+  std::string_view s = f;
+  while (!s.empty() && ctl >= 0) {
+    ssize_t n = ::write(ctl, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+[[noreturn]] void fatal(const std::string& m) {
+  say(m);
+  send(Frame::error, m);
+  power_off();
+}
+
+void load_modules() {
+  std::ifstream list("/lib/modules/load");
+  std::string name;
+  while (std::getline(list, name)) {
+    if (name.empty()) continue;
+    std::string path = "/lib/modules/" + name;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fatal(fmt::format("open {}: {}", path, std::strerror(errno)));
+    if (::syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+      fatal(fmt::format("load module {}: {}", path, std::strerror(errno)));
+    ::close(fd);
+  }
+}
+
+// virtio devices probe asynchronously: wait for the named port.
+std::string find_port(const std::string& want) {
+  for (int i = 0; i < 500; i++) {
+    if (DIR* d = ::opendir("/sys/class/virtio-ports")) {
+      while (auto* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        auto n = sys::read_file(fmt::format("/sys/class/virtio-ports/{}/name", e->d_name));
+        if (n && n->starts_with(want)) {
+          std::string dev = fmt::format("/dev/{}", e->d_name);
+          ::closedir(d);
+          if (sys::exists(dev)) return dev;
+          return "";
+        }
+      }
+      ::closedir(d);
+    }
+    ::usleep(20000);
+  }
+  return "";
+}
+
+// Runs brig with the given stdio; returns its wait status.
+int run_brig(std::vector<std::string> args, int in, int out, int err) {
+  args.insert(args.begin(), {kBrig, "--root", kRoot});
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    std::vector<char*> a;
+    for (auto& s : args) a.push_back(s.data());
+    a.push_back(nullptr);
+    ::execv(kBrig, a.data());
+    ::_exit(127);
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  return st;
+}
+
+// The msg of brig's logfmt error line (`time=.. level=error msg="..."`).
+std::string error_text(std::string line) {
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  if (line.find('\n') != std::string::npos) line = line.substr(line.rfind('\n') + 1);
+  size_t at = line.find("msg=\"");
+  if (at == std::string::npos || line.size() < at + 6 || line.back() != '"') return line;
+  std::string out;
+  for (size_t i = at + 5; i + 1 < line.size(); i++) {
+    if (line[i] == '\\' && i + 2 < line.size()) i++;
+    out.push_back(line[i]);
+  }
+  return out;
+}
+
+std::string drain(int fd) {
+  std::string s;
+  char b[4096];
+  ssize_t n;
+  while ((n = ::read(fd, b, sizeof b)) > 0) s.append(b, static_cast<size_t>(n));
+  return s;
+}
+
+// pivot_root refuses a root on the initramfs (it has no parent mount): move
+// a tmpfs holding the initramfs's binaries over / first (as switch_root
+// does), so the container gets a real pivot_root inside the guest.
+void leave_initramfs() {
+  ::mkdir("/newroot", 0755);
+  if (::mount("tmpfs", "/newroot", "tmpfs", 0, "mode=755") < 0) fatal(fmt::format("mount tmpfs: {}", std::strerror(errno)));
+  for (const char* d : {"bin", "lib", "lib64"}) {
+    std::string src = std::string("/") + d, dst = std::string("/newroot/") + d;
+    if (!sys::exists(src)) continue;
+    ::mkdir(dst.c_str(), 0755);
+    if (::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      fatal(fmt::format("bind {}: {}", src, std::strerror(errno)));
+  }
+  if (::chdir("/newroot") < 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0 || ::chroot(".") < 0 ||
+      ::chdir("/") < 0)
+    fatal(fmt::format("move the root off the initramfs: {}", std::strerror(errno)));
+  for (const char* d : {"/proc", "/sys", "/dev"}) ::mkdir(d, 0755);
+}
+
+}  // namespace
+
+void agent_main() {
+  // It remounts / and /proc: never on a host, only as a guest's first process.
+  if (::getpid() != 1) {
+    std::fputs("brig: vm-agent only runs as PID 1 of a brig microVM guest\n", stderr);
+    ::_exit(1);
+  }
+  ::umask(022);
+  sigset_t all;
+  sigfillset(&all);
+  ::sigprocmask(SIG_BLOCK, &all, nullptr);
+  leave_initramfs();
+  ::mount("proc", "/proc", "proc", 0, nullptr);
+  ::mount("sysfs", "/sys", "sysfs", 0, nullptr);
+  ::mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
+  for (const char* d : {"/run", "/tmp"}) {
+    ::mkdir(d, 0755);
+    ::mount("tmpfs", d, "tmpfs", 0, "mode=755");
+  }
+  ::mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, "nsdelegate");
+  load_modules();
+
+  std::string port = find_port("brig.ctl");
+  if (port.empty()) {
+    say("no virtio-serial port brig.ctl");
+    power_off();
+  }
+  ctl = ::open(port.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY);
+  if (ctl < 0) {
+    say(fmt::format("open {}: {}", port, std::strerror(errno)));
+    power_off();
+  }
+
+  Decoder dec;
+  char buf[65536];
+  auto next_msg = [&]() -> Msg {
+    for (;;) {
+      auto m = dec.next();
+      if (!m) fatal(m.error().msg);
+      if (*m) return std::move(**m);
+      ssize_t n = ::read(ctl, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fatal("control channel closed");
+      dec.feed(buf, static_cast<size_t>(n));
+    }
+  };
+  Msg hello = next_msg();
+  if (hello.type != Frame::config) fatal("the first frame is not the config");
+  auto j = nlohmann::json::parse(hello.data, nullptr, false);
+  if (j.is_discarded() || !j.contains("id") || !j.contains("config")) fatal("malformed config frame");
+  std::string id = j["id"].get<std::string>();
+
+  ::mkdir("/rootfs", 0755);
+  int tries = 0;
+  while (::mount("rootfs", "/rootfs", "virtiofs", 0, nullptr) < 0) {
+    if (++tries > 250) fatal(fmt::format("mount virtiofs rootfs: {}", std::strerror(errno)));
+    ::usleep(20000);
+  }
+  ::mkdir("/run/bundle", 0700);
+  if (auto w = sys::write_file_atomic("/run/bundle/config.json", j["config"].dump(), 0644); !w) fatal(w.error().msg);
+
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0)
+    fatal("pipe");
+  int cst = run_brig({"create", "--bundle", "/run/bundle", "--pid-file", "/run/ctr.pid", id}, in[0], out[1], err[1]);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  for (int fd : {out[0], err[0]}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
+  if (!WIFEXITED(cst) || WEXITSTATUS(cst) != 0) {
+    std::string e = error_text(drain(err[0]));
+    fatal(e.empty() ? "brig create failed in the guest" : "in the guest: " + e);
+  }
+  auto pidtext = sys::read_file("/run/ctr.pid");
+  pid_t cpid = pidtext ? static_cast<pid_t>(std::atoi(pidtext->c_str())) : 0;
+  if (cpid <= 0) fatal("brig create left no pid file");
+  send(Frame::created, std::to_string(cpid));
+
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  int in_w = in[1];
+  bool out_open = true, err_open = true, exited = false;
+  int status = 0;
+  long long exit_wait = 0;
+  for (;;) {
+    struct pollfd p[4] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
+                          {err_open ? err[0] : -1, POLLIN, 0}};
+    int n = ::poll(p, 4, exited ? 100 : -1);
+    if (n < 0 && errno != EINTR) fatal("poll");
+    if (p[2].revents) {
+      ssize_t r = ::read(out[0], buf, sizeof buf);
+      if (r > 0) send(Frame::out, std::string_view(buf, static_cast<size_t>(r)));
+      else if (r == 0) out_open = false;
+    }
+    if (p[3].revents) {
+      ssize_t r = ::read(err[0], buf, sizeof buf);
+      if (r > 0) send(Frame::err, std::string_view(buf, static_cast<size_t>(r)));
+      else if (r == 0) err_open = false;
+    }
+    if (p[1].revents) {
+      struct signalfd_siginfo si;
+      while (::read(sfd, &si, sizeof si) > 0) {}
+      int st;
+      pid_t w;
+      while ((w = ::waitpid(-1, &st, WNOHANG)) > 0)
+        if (w == cpid) {
+          exited = true;
+          status = st;
+        }
+    }
+    if (p[0].revents) {
+      ssize_t r = ::read(ctl, buf, sizeof buf);
+      if (r <= 0) power_off();
+      dec.feed(buf, static_cast<size_t>(r));
+      for (;;) {
+        auto m = dec.next();
+        if (!m) fatal(m.error().msg);
+        if (!*m) break;
+        Msg& msg = **m;
+        if (msg.type == Frame::start) {
+          int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+          int ep[2];
+          if (::pipe2(ep, O_CLOEXEC) < 0) fatal("pipe");
+          int st = run_brig({"start", id}, devnull, devnull, ep[1]);
+          ::close(ep[1]);
+          ::fcntl(ep[0], F_SETFL, O_NONBLOCK);
+          if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) send(Frame::err, drain(ep[0]));
+          ::close(ep[0]);
+          ::close(devnull);
+        } else if (msg.type == Frame::signal) {
+          if (!exited) ::kill(cpid, std::atoi(msg.data.c_str()));
+        } else if (msg.type == Frame::in) {
+          if (msg.data.empty()) {
+            if (in_w >= 0) ::close(in_w);
+            in_w = -1;
+          } else if (in_w >= 0) {
+            (void)!::write(in_w, msg.data.data(), msg.data.size());
+          }
+        }
+      }
+    }
+    if (exited) {
+      // The output the process left in the pipes goes out before its status.
+      if (!exit_wait) exit_wait = 30;
+      if ((!out_open && !err_open) || --exit_wait <= 0) {
+        send(Frame::exit, std::to_string(status));
+        power_off();
+      }
+    }
+  }
+}
+
+}  // namespace brig::runtime::vm

@@ -1,0 +1,168 @@
+// The microVM backend's pure half: frames, and spec -> QEMU/kernel plan.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/core/sys.hpp"
+#include "runtime/vm/vm.hpp"
+
+namespace brig::runtime::vm {
+
+std::string encode(Frame type, std::string_view data) {
+  std::string s;
+  s.reserve(5 + data.size());
+  s.push_back(static_cast<char>(type));
+  uint32_t n = static_cast<uint32_t>(data.size());
+  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((n >> shift) & 0xff));
+  s.append(data);
+  return s;
+}
+
+Result<std::optional<Msg>> Decoder::next() {
+  if (buf_.size() < 5) return std::optional<Msg>{};
+  uint8_t t = static_cast<uint8_t>(buf_[0]);
+  if (t < static_cast<uint8_t>(Frame::config) || t > static_cast<uint8_t>(Frame::exit))
+    return fail_msg("vm: control channel: unknown frame type {}", t);
+  uint32_t n = 0;
+  for (int i = 1; i < 5; i++) n = (n << 8) | static_cast<uint8_t>(buf_[i]);
+  if (n > kMaxFrame) return fail_msg("vm: control channel: frame of {} bytes is too large", n);
+  if (buf_.size() < 5 + size_t{n}) return std::optional<Msg>{};
+  Msg m{static_cast<Frame>(t), buf_.substr(5, n)};
+  buf_.erase(0, 5 + size_t{n});
+  return std::optional<Msg>{std::move(m)};
+}
+
+bool wanted(const spec::Config& cfg) {
+  if (cfg.vm) return true;
+  auto it = cfg.annotations.find(kAnnotation);
+  return it != cfg.annotations.end() && it->second == "vm";
+}
+
+constexpr uint64_t kGuestOverheadMib = 96;
+
+Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults) {
+  Plan p = defaults;
+  if (cfg.process && cfg.process->terminal)
+    return fail_msg("vm: process.terminal is not supported by the microVM backend yet");
+  if (cfg.hooks && (!cfg.hooks->prestart.empty() || !cfg.hooks->createRuntime.empty() ||
+                    !cfg.hooks->createContainer.empty() || !cfg.hooks->startContainer.empty()))
+    return fail_msg("vm: prestart/createRuntime/createContainer/startContainer hooks are not supported by the microVM backend yet");
+  // linux.resources size the guest unless vm.hwConfig does: the memory
+  // limit plus room for the guest kernel and agent, the CPU quota rounded up.
+  if (cfg.linux && cfg.linux->resources) {
+    const auto& r = *cfg.linux->resources;
+    if (r.memory && r.memory->limit && *r.memory->limit > 0)
+      p.mem_mib = (static_cast<uint64_t>(*r.memory->limit) + (1 << 20) - 1) / (1 << 20) + kGuestOverheadMib;
+    if (r.cpu && r.cpu->quota && *r.cpu->quota > 0) {
+      uint64_t period = r.cpu->period.value_or(100000);
+      if (period > 0) p.vcpus = static_cast<unsigned>((static_cast<uint64_t>(*r.cpu->quota) + period - 1) / period);
+    }
+  }
+  if (cfg.vm) {
+    const spec::Vm& v = *cfg.vm;
+    if (v.image) return fail_msg("vm.image: disk images are not supported yet (the rootfs is shared with virtiofs)");
+    if (v.hypervisor) {
+      if (!v.hypervisor->path.empty()) p.qemu = v.hypervisor->path;
+      p.extra_qemu = v.hypervisor->parameters;
+    }
+    if (!v.kernel.path.empty()) p.kernel = v.kernel.path;
+    if (v.kernel.initrd) p.initrd = *v.kernel.initrd;
+    if (v.hwConfig) {
+      if (v.hwConfig->vcpus) p.vcpus = *v.hwConfig->vcpus;
+      if (v.hwConfig->memory) p.mem_mib = (*v.hwConfig->memory + (1 << 20) - 1) >> 20;
+    }
+  }
+  if (p.vcpus == 0) return fail_msg("vm.hwConfig.vcpus: must be at least 1");
+  if (p.vcpus > host.cpus) p.vcpus = host.cpus;
+  if (p.mem_mib < 128) p.mem_mib = 128;
+  for (const auto* path : {&p.qemu, &p.kernel, &p.initrd})
+    if (path->empty() || path->front() != '/')
+      return fail_msg("vm: hypervisor, kernel and initrd need absolute paths (got \"{}\")", *path);
+  p.kvm = host.hw_virt;
+  p.kernel_args = {"console=ttyS0", "reboot=t", "panic=-1", "pci=off", "quiet", "loglevel=4",
+                   "cgroup_no_v1=all", "rdinit=/bin/brig"};
+  // TCG guests hang calibrating an unstable TSC without it.
+  if (!p.kvm) p.kernel_args.push_back(fmt::format("tsc_early_khz={}", host.tsc_khz ? host.tsc_khz : 2000000));
+  if (cfg.vm)
+    for (const auto& a : cfg.vm->kernel.parameters) p.kernel_args.push_back(a);
+  p.kernel_args.push_back("--");
+  p.kernel_args.push_back("vm-agent");
+  return p;
+}
+
+std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
+  std::string mem = fmt::format("{}M", p.mem_mib);
+  std::string cmdline;
+  for (const auto& a : p.kernel_args) cmdline += (cmdline.empty() ? "" : " ") + a;
+  std::vector<std::string> a = {
+      "-M", "microvm,memory-backend=mem", "-m", mem, "-smp", std::to_string(p.vcpus),
+      "-accel", p.kvm ? "kvm" : "tcg", "-cpu", p.kvm ? "host" : "max",
+      "-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
+      "-global", "virtio-mmio.force-legacy=false",
+      "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+      // QEMU's own seccomp filter: no exec, no setuid, no obsolete syscalls.
+      "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+      "-serial", "file:" + dir + "/console.log",
+      "-chardev", "socket,id=vfs,path=" + dir + "/vfs.sock",
+      "-device", "vhost-user-fs-device,chardev=vfs,tag=rootfs",
+      "-device", "virtio-serial-device",
+      "-chardev", "socket,id=ctl,path=" + dir + "/ctl.sock,server=on,wait=off",
+      "-device", "virtserialport,chardev=ctl,name=brig.ctl",
+      "-kernel", p.kernel, "-initrd", p.initrd, "-append", cmdline};
+  a.insert(a.end(), p.extra_qemu.begin(), p.extra_qemu.end());
+  return a;
+}
+
+nlohmann::json guest_config(const nlohmann::json& raw) {
+  nlohmann::json c = raw;
+  c.erase("vm");
+  c.erase("hooks");  // poststart/poststop run on the host
+  c["root"]["path"] = "/rootfs";
+  if (c.contains("annotations") && c["annotations"].is_object()) c["annotations"].erase(kAnnotation);
+  return c;
+}
+
+Host probe_host() {
+  Host h;
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  h.cpus = n > 0 ? static_cast<unsigned>(n) : 1;
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  bool flags = false;
+  while (std::getline(in, line)) {
+    if (!flags && line.starts_with("flags")) {
+      flags = true;
+      std::istringstream ws(line.substr(line.find(':') + 1));
+      std::string w;
+      while (ws >> w)
+        if (w == "vmx" || w == "svm") h.hw_virt = true;
+    } else if (!h.tsc_khz && line.starts_with("cpu MHz")) {
+      h.tsc_khz = static_cast<uint64_t>(std::atof(line.c_str() + line.find(':') + 1) * 1000);
+    }
+  }
+  // Hardware virtualization AND a /dev/kvm that opens (a paravirtual
+  // /dev/kvm without vmx/svm boots no stock kernel).
+  if (h.hw_virt) {
+    int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) h.hw_virt = false;
+    else ::close(fd);
+  }
+  return h;
+}
+
+Plan default_paths() {
+  auto env = [](const char* k, const char* d) {
+    const char* v = std::getenv(k);
+    return std::string(v && *v ? v : d);
+  };
+  Plan p;
+  p.qemu = env("BRIG_VM_QEMU", "/usr/bin/qemu-system-x86_64");
+  p.kernel = env("BRIG_VM_KERNEL", "/var/lib/brig/vm/vmlinuz");
+  p.initrd = env("BRIG_VM_INITRD", "/var/lib/brig/vm/initrd.img");
+  return p;
+}
+
+}  // namespace brig::runtime::vm

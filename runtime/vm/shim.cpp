@@ -1,0 +1,312 @@
+// The microVM executor: a shim process (the container's pid for `state`,
+// `kill` and `run`) boots QEMU with virtiofsd sharing the rootfs, hands the
+// guest agent the config, and relays start, signals, stdio and the exit.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/core/log.hpp"
+#include "runtime/core/sys.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/vm/vm.hpp"
+
+namespace brig::runtime::vm {
+namespace {
+
+constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded host is slow
+
+int64_t now_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+// A helper process that dies with the shim (PR_SET_PDEATHSIG).
+pid_t launch(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  // virtiofsd keeps one fd per inode it has seen: as many as we may.
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  int in = ::open("/dev/null", O_RDONLY);
+  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (in < 0 || out < 0) ::_exit(127);
+  ::dup2(in, 0);
+  ::dup2(out, 1);
+  ::dup2(out, 2);
+  std::vector<char*> a;
+  for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
+  ::execv(a[0], a.data());
+  ::_exit(127);
+}
+
+std::string tail_of(const std::string& path, size_t n = 400) {
+  auto t = sys::read_file(path);
+  if (!t || t->empty()) return "";
+  std::string s = t->size() > n ? t->substr(t->size() - n) : *t;
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+void write_fd(int fd, std::string_view d) {
+  while (!d.empty()) {
+    ssize_t n = ::write(fd, d.data(), d.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a gone reader must not stop the relay
+    d.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+struct Shim {
+  std::string dir, id, rootfs, fifo;
+  Plan plan;
+  nlohmann::json config;
+  int ready = -1;  // pipe to the creating brig; closed once reported
+  pid_t vfsd = 0, qemu = 0;
+  int ctl = -1;
+
+  void report(std::string_view msg) {
+    if (ready < 0) return;
+    write_fd(ready, msg);
+    ::close(ready);
+    ready = -1;
+  }
+
+  // Ends the shim: QEMU and virtiofsd go first, then the sockets.
+  [[noreturn]] void finish(int wait_status) {
+    for (pid_t p : {qemu, vfsd})
+      if (p > 0) {
+        ::kill(p, SIGKILL);
+        ::waitpid(p, nullptr, 0);
+      }
+    ::unlink((dir + "/ctl.sock").c_str());
+    ::unlink((dir + "/vfs.sock").c_str());
+    if (WIFSIGNALED(wait_status)) {
+      int sig = WTERMSIG(wait_status);
+      struct rlimit no_core {0, 0};
+      ::setrlimit(RLIMIT_CORE, &no_core);
+      ::signal(sig, SIG_DFL);
+      sigset_t s;
+      sigemptyset(&s);
+      sigaddset(&s, sig);
+      ::sigprocmask(SIG_UNBLOCK, &s, nullptr);
+      ::raise(sig);
+      ::_exit(128 + sig);
+    }
+    ::_exit(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 255);
+  }
+
+  // `console`: the guest's last console lines help (the boot went wrong).
+  [[noreturn]] void die(const std::string& msg, bool console = true) {
+    std::string con = console ? tail_of(dir + "/console.log") : "";
+    report(con.empty() ? msg : msg + "; guest console: " + con);
+    finish(W_EXITCODE(255, 0));
+  }
+
+  [[noreturn]] void run() {
+    ::signal(SIGPIPE, SIG_IGN);
+    sigset_t all;
+    sigfillset(&all);
+    ::sigprocmask(SIG_BLOCK, &all, nullptr);
+    int sfd = ::signalfd(-1, &all, SFD_CLOEXEC);
+    if (sfd < 0) die(fmt::format("vm: signalfd: {}", std::strerror(errno)));
+    // start writes the fifo; holding it read-write keeps `start` from
+    // seeing a stopped container while we live.
+    int ff = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (ff < 0) die(fmt::format("vm: open exec fifo {}: {}", fifo, std::strerror(errno)));
+
+    std::string vsock = dir + "/vfs.sock", csock = dir + "/ctl.sock";
+    vfsd = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + vsock, "-o", "source=" + rootfs, "-o",
+                   "cache=auto", "-o", "sandbox=chroot", "-o", "log_level=err", "--rlimit-nofile=0"},
+                  dir + "/virtiofsd.log");
+    if (vfsd < 0) die(fmt::format("vm: fork virtiofsd: {}", std::strerror(errno)));
+    int64_t t0 = now_ms();
+    while (!sys::exists(vsock)) {
+      if (::waitpid(vfsd, nullptr, WNOHANG) == vfsd) {
+        vfsd = 0;
+        die("vm: virtiofsd exited: " + tail_of(dir + "/virtiofsd.log"));
+      }
+      if (now_ms() - t0 > 10000) die("vm: virtiofsd did not create its socket");
+      ::usleep(20000);
+    }
+    std::vector<std::string> qa = {plan.qemu};
+    for (auto& a : qemu_args(plan, dir)) qa.push_back(a);
+    qemu = launch(qa, dir + "/qemu.log");
+    if (qemu < 0) die(fmt::format("vm: fork {}: {}", plan.qemu, std::strerror(errno)));
+    // QEMU listens on the control socket; connect once it is there.
+    while (ctl < 0) {
+      if (::waitpid(qemu, nullptr, WNOHANG) == qemu) {
+        qemu = 0;
+        die(fmt::format("vm: {} exited: {}", plan.qemu, tail_of(dir + "/qemu.log")));
+      }
+      if (sys::exists(csock))
+        if (auto c = sys::connect_unix(csock)) ctl = c->release();
+      if (ctl < 0) {
+        if (now_ms() - t0 > 20000) die("vm: QEMU did not open its control socket");
+        ::usleep(20000);
+      }
+    }
+    std::string hello = encode(Frame::config, nlohmann::json{{"id", id}, {"config", config}}.dump());
+    write_fd(ctl, hello);
+
+    Decoder dec;
+    bool created = false, started = false, in_open = false;
+    char buf[65536];
+    for (;;) {
+      struct pollfd p[4] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {0, POLLIN, 0}};
+      if (!created || started) p[2].fd = -1;
+      if (!in_open) p[3].fd = -1;
+      int timeout = created ? -1 : 1000;
+      int n = ::poll(p, 4, timeout);
+      if (n < 0 && errno != EINTR) die(fmt::format("vm: poll: {}", std::strerror(errno)));
+      if (!created && now_ms() - t0 > kBootTimeoutMs)
+        die(fmt::format("vm: the guest agent did not report within {}s", kBootTimeoutMs / 1000));
+      if (p[0].revents) {
+        ssize_t r = ::read(ctl, buf, sizeof buf);
+        if (r <= 0) die("vm: the control channel closed");
+        dec.feed(buf, static_cast<size_t>(r));
+        for (;;) {
+          auto m = dec.next();
+          if (!m) die(m.error().msg);
+          if (!*m) break;
+          Msg& msg = **m;
+          switch (msg.type) {
+            case Frame::created:
+              created = true;
+              report("");
+              break;
+            case Frame::error:
+              die("vm: " + msg.data, false);
+            case Frame::out:
+              write_fd(1, msg.data);
+              break;
+            case Frame::err:
+              write_fd(2, msg.data);
+              break;
+            case Frame::exit:
+              finish(std::atoi(msg.data.c_str()));
+            default:
+              break;
+          }
+        }
+      }
+      if (p[1].revents) {
+        struct signalfd_siginfo si;
+        if (::read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+          int sig = static_cast<int>(si.ssi_signo);
+          if (sig == SIGCHLD) {
+            int st = 0;
+            if (qemu > 0 && ::waitpid(qemu, &st, WNOHANG) == qemu) {
+              qemu = 0;
+              if (!created) die(fmt::format("vm: QEMU exited: {}", tail_of(dir + "/qemu.log")));
+              // The VM is gone with the container in it.
+              finish(W_EXITCODE(0, SIGKILL));
+            }
+            if (vfsd > 0 && ::waitpid(vfsd, &st, WNOHANG) == vfsd) vfsd = 0;
+          } else if (sig != SIGPIPE) {
+            write_fd(ctl, encode(Frame::signal, std::to_string(sig)));
+          }
+        }
+      }
+      if (p[2].fd >= 0 && p[2].revents) {
+        char c;
+        if (::read(ff, &c, 1) == 1) {
+          started = true;
+          in_open = true;
+          ::close(ff);
+          ff = -1;
+          write_fd(ctl, encode(Frame::start, ""));
+        }
+      }
+      if (p[3].fd >= 0 && p[3].revents) {
+        ssize_t r = ::read(0, buf, sizeof buf);
+        if (r > 0) {
+          write_fd(ctl, encode(Frame::in, std::string_view(buf, static_cast<size_t>(r))));
+        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+          in_open = false;
+          write_fd(ctl, encode(Frame::in, ""));
+        }
+      }
+    }
+  }
+};
+
+class VmExecutor final : public Executor {
+ public:
+  Result<Spawned> spawn(const SpawnRequest& rq, Rollback& rb) override {
+    Host host = probe_host();
+    TRY(Plan p, plan(rq.cfg, host, default_paths()));
+    for (const auto* f : {&p.qemu, &p.kernel, &p.initrd})
+      if (::access(f->c_str(), R_OK) < 0) return fail_errno("vm: {}", *f);
+    if (::access("/usr/lib/qemu/virtiofsd", X_OK) < 0) return fail_errno("vm: /usr/lib/qemu/virtiofsd");
+    if (!p.kvm)
+      log::warn("vm: no hardware virtualization (vmx/svm): falling back to TCG emulation, the guest runs slowly");
+    std::string dir = rq.fifo_path.substr(0, rq.fifo_path.rfind('/'));
+    if (dir.size() + 10 > sizeof(sockaddr_un::sun_path))
+      return fail_msg("vm: state directory {} is too long for a unix socket path", dir);
+
+    int rp[2];
+    if (::pipe2(rp, O_CLOEXEC) < 0) return fail_errno("pipe");
+    Fd rd(rp[0]), wr(rp[1]);
+    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw)};
+    pid_t pid = ::fork();
+    if (pid < 0) return fail_errno("fork");
+    if (pid == 0) {
+      ::setsid();
+      if (auto a = rq.cgroup.add(::getpid()); !a) {
+        write_fd(wr.get(), a.error().msg);
+        ::_exit(1);
+      }
+      // Nothing of the creating brig (its state lock above all) may stay open.
+      int keep[] = {wr.get()};
+      sys::close_fds_except(3, keep);
+      shim.ready = wr.get();
+      shim.run();
+    }
+    wr.reset();
+    rb.push([pid] {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    });
+    TRY(std::string msg, sys::read_all(rd));
+    if (!msg.empty()) return fail_msg("{}", msg);
+    Spawned out;
+    out.pid = pid;
+    auto st = sys::process_start_time(pid);
+    if (!st) return fail_msg("vm: the shim {} is gone", pid);
+    out.pid_start = *st;
+    TRY(out.pidfd, sys::pidfd_open(pid));
+    out.own_pidns = true;
+    return out;
+  }
+};
+
+}  // namespace
+}  // namespace brig::runtime::vm
+
+namespace brig::runtime {
+std::unique_ptr<Executor> vm_executor() { return std::make_unique<vm::VmExecutor>(); }
+}  // namespace brig::runtime

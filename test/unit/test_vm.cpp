@@ -1,0 +1,153 @@
+// The microVM backend's pure half: control-channel frames and the plan that
+// turns a spec into QEMU's arguments and the guest's command line.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "runtime/vm/vm.hpp"
+#include "spec/config.hpp"
+#include "test_spec_util.hpp"
+
+using namespace brig::runtime::vm;
+using nlohmann::json;
+
+namespace {
+
+brig::spec::Config config_with(const char* patch) {
+  json doc = brig::spec::test::base_config();
+  doc["process"]["terminal"] = false;
+  doc.merge_patch(json::parse(patch));
+  auto c = brig::spec::parse_config(doc);
+  REQUIRE(c);
+  return *c;
+}
+
+Plan defaults() {
+  Plan p;
+  p.qemu = "/usr/bin/qemu-system-x86_64";
+  p.kernel = "/k/vmlinuz";
+  p.initrd = "/k/initrd.img";
+  return p;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+TEST_CASE("vm frames round-trip, split anywhere") {
+  std::string wire = encode(Frame::out, "hello") + encode(Frame::in, "") + encode(Frame::exit, "1792");
+  for (size_t cut = 0; cut <= wire.size(); cut++) {
+    Decoder d;
+    d.feed(wire.data(), cut);
+    std::vector<Msg> got;
+    auto pop = [&] {
+      for (;;) {
+        auto m = d.next();
+        REQUIRE(m);
+        if (!*m) break;
+        got.push_back(**m);
+      }
+    };
+    pop();
+    d.feed(wire.data() + cut, wire.size() - cut);
+    pop();
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].type == Frame::out);
+    CHECK(got[0].data == "hello");
+    CHECK(got[1].type == Frame::in);
+    CHECK(got[1].data.empty());
+    CHECK(got[2].data == "1792");
+  }
+}
+
+TEST_CASE("vm frames: unknown types and oversized lengths are errors") {
+  Decoder d;
+  d.feed("\x63\0\0\0\0", 5);
+  CHECK_FALSE(d.next());
+  Decoder big;
+  big.feed("\x07\x7f\0\0\0", 5);
+  CHECK_FALSE(big.next());
+}
+
+TEST_CASE("vm backend: asked for by the vm section or the annotation") {
+  CHECK_FALSE(wanted(config_with("{}")));
+  CHECK(wanted(config_with(R"({"annotations": {"io.brig.runtime": "vm"}})")));
+  CHECK_FALSE(wanted(config_with(R"({"annotations": {"io.brig.runtime": "runc"}})")));
+  CHECK(wanted(config_with(R"({"vm": {"kernel": {"path": "/vmlinuz"}}})")));
+}
+
+TEST_CASE("vm plan: TCG gets tsc_early_khz, KVM the host CPU; agent is PID 1") {
+  auto cfg = config_with(R"({"annotations": {"io.brig.runtime": "vm"}})");
+  auto tcg = plan(cfg, Host{false, 2500000, 4}, defaults());
+  REQUIRE(tcg);
+  CHECK_FALSE(tcg->kvm);
+  CHECK(has(tcg->kernel_args, "tsc_early_khz=2500000"));
+  CHECK(has(tcg->kernel_args, "rdinit=/bin/brig"));
+  REQUIRE(tcg->kernel_args.size() >= 2);
+  CHECK(tcg->kernel_args.back() == "vm-agent");
+  CHECK(tcg->kernel_args[tcg->kernel_args.size() - 2] == "--");
+  auto args = qemu_args(*tcg, "/run/brig/x");
+  CHECK(has(args, "tcg"));
+  CHECK(has(args, "socket,id=ctl,path=/run/brig/x/ctl.sock,server=on,wait=off"));
+  CHECK(has(args, "virtserialport,chardev=ctl,name=brig.ctl"));
+  CHECK(has(args, "-sandbox"));
+  auto kvm = plan(cfg, Host{true, 2500000, 4}, defaults());
+  REQUIRE(kvm);
+  CHECK(kvm->kvm);
+  CHECK_FALSE(has(kvm->kernel_args, "tsc_early_khz=2500000"));
+  CHECK(has(qemu_args(*kvm, "/d"), "host"));
+}
+
+TEST_CASE("vm plan: the vm section's paths, parameters and hwConfig") {
+  auto cfg = config_with(R"({"vm": {
+    "hypervisor": {"path": "/opt/qemu", "parameters": ["-s"]},
+    "kernel": {"path": "/opt/vmlinuz", "parameters": ["debug"], "initrd": "/opt/initrd"},
+    "hwConfig": {"vcpus": 8, "memory": 536870912}}})");
+  auto p = plan(cfg, Host{false, 0, 2}, defaults());
+  REQUIRE(p);
+  CHECK(p->qemu == "/opt/qemu");
+  CHECK(p->kernel == "/opt/vmlinuz");
+  CHECK(p->initrd == "/opt/initrd");
+  CHECK(p->vcpus == 2);  // at most the host's
+  CHECK(p->mem_mib == 512);
+  CHECK(has(p->kernel_args, "debug"));
+  CHECK(has(p->kernel_args, "tsc_early_khz=2000000"));
+  CHECK(qemu_args(*p, "/d").back() == "-s");
+}
+
+TEST_CASE("vm plan: linux.resources size the guest unless hwConfig does") {
+  auto cfg = config_with(R"({"annotations": {"io.brig.runtime": "vm"},
+    "linux": {"resources": {"memory": {"limit": 268435456}, "cpu": {"quota": 150000, "period": 100000}}}})");
+  auto p = plan(cfg, Host{false, 0, 4}, defaults());
+  REQUIRE(p);
+  CHECK(p->mem_mib == 256 + 96);
+  CHECK(p->vcpus == 2);
+  auto hw = config_with(R"({"vm": {"kernel": {"path": "/k"}, "hwConfig": {"memory": 1073741824, "vcpus": 1}},
+    "linux": {"resources": {"memory": {"limit": 268435456}, "cpu": {"quota": 150000}}}})");
+  auto q = plan(hw, Host{false, 0, 4}, defaults());
+  REQUIRE(q);
+  CHECK(q->mem_mib == 1024);
+  CHECK(q->vcpus == 1);
+}
+
+TEST_CASE("vm plan: what the slice cannot do yet is refused, not skipped") {
+  CHECK_FALSE(plan(config_with(R"({"process": {"terminal": true}, "vm": {"kernel": {"path": "/k"}}})"),
+                   Host{}, defaults()));
+  CHECK_FALSE(plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "image": {"path": "/i", "format": "raw"}}})"),
+                   Host{}, defaults()));
+  Plan no_initrd = defaults();
+  no_initrd.initrd.clear();
+  CHECK_FALSE(plan(config_with(R"({"annotations": {"io.brig.runtime": "vm"}})"), Host{}, no_initrd));
+}
+
+TEST_CASE("vm guest config: no vm section, rootfs at the virtiofs mount") {
+  json raw = {{"root", {{"path", "rootfs"}}}, {"vm", {{"kernel", {{"path", "/k"}}}}},
+              {"hooks", json::object()}, {"annotations", {{"io.brig.runtime", "vm"}, {"a", "b"}}}};
+  json g = guest_config(raw);
+  CHECK_FALSE(g.contains("vm"));
+  CHECK_FALSE(g.contains("hooks"));
+  CHECK(g["root"]["path"] == "/rootfs");
+  CHECK(g["annotations"] == json{{"a", "b"}});
+}
