@@ -178,15 +178,10 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   // Every namespace the container has, entered through its init.
   static const std::vector<spec::Namespace> none;
   TRY(ns::Plan cplan, ns::plan(cfg.linux ? cfg.linux->namespaces : none));
-  if (needs_sealed_exe(cfg, &proc, rec.ptrace_seen)) {
-    TRY_VOID(reexec_sealed());
-    if (may_ptrace(proc) && !rec.ptrace_seen) {  // later execs need the copy too
-      TRY(auto lock, store.open(o.id));
-      TRY(rec, store.load(lock, o.id));
-      rec.ptrace_seen = true;
-      TRY_VOID(store.save(rec));
-    }
+  if (needs_protected_exe(cfg)) {
+    TRY_VOID(reexec_protected());
   }
+
   std::vector<spec::Namespace> targets;
   for (const char* t : {"user", "pid", "time", "network", "ipc", "uts", "cgroup", "mount"})
     if (cplan.has(t)) targets.push_back({t, fmt::format("/proc/{}/ns/{}", rec.pid, ns::proc_name_of(t))});

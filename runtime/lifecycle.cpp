@@ -120,8 +120,8 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     return fail_msg("cgroup manager \"{}\" is not supported yet: use cgroupfs", g.cgroup_manager);
   log::phase("create: begin");
   TRY(Loaded l, load_bundle(o.bundle));
-  if (needs_sealed_exe(l.cfg, nullptr, false)) {
-    TRY_VOID(reexec_sealed());
+  if (!vm::wanted(l.cfg) && needs_protected_exe(l.cfg)) {
+    TRY_VOID(reexec_protected());
   }
   TRY(auto exec, executor_for(l.cfg));
   log::phase("create: config parsed");

@@ -1,14 +1,19 @@
-// Protection of brig's own binary from the container (CVE-2019-5736 class).
+// Protection of brig's own binary from the container (CVE-2019-5736).
 //
-// While a container process is being set up it is still brig's image, so its
-// /proc/PID/exe is brig's binary on the host. brig's children are
-// non-dumpable, which keeps every container process without CAP_SYS_PTRACE in
-// the host's user namespace away from that link. A process that holds
-// CAP_SYS_PTRACE (a container without a user namespace that keeps the
-// capability) can still open it, keep the handle, and write through it once
-// no brig process runs the binary any more. For those containers only, brig
-// re-executes itself from a sealed memfd copy first: the link then names a
-// file the kernel refuses to write.
+// Until it execs the user's process, a process brig sets up inside a
+// container runs brig's image: /proc/PID/exe is brig's binary on the host.
+// Non-dumpable keeps that link from the container's other processes, but not
+// from the process itself: an image whose entrypoint is a script starting
+// "#!/proc/self/exe" (or an ELF with that interpreter) makes the kernel run
+// brig's binary again as the container's process, dumpable, and any process
+// of the container can then keep a handle on it and write through it once no
+// brig runs. So before it sets up a process in a container that shares the
+// host's user namespace (where container root can write the binary), brig
+// re-executes itself through a read-only view of its binary: a detached
+// read-only bind mount of it (no copy), or, where a mount cannot be made, a
+// sealed memfd copy. The link then names a file the kernel refuses to write.
+// A container with its own user namespace needs none of it: its root is not
+// the host's root and cannot write the binary.
 #pragma once
 
 #include "runtime/core/error.hpp"
@@ -16,22 +21,17 @@
 
 namespace brig::runtime {
 
-// Whether a process with these capabilities could reach a setup process's
-// /proc/PID/exe: CAP_SYS_PTRACE in any of its sets (the bounding set limits
-// what it can gain later through file capabilities or setuid binaries).
-bool may_ptrace(const spec::Process& proc);
+// Whether setting up a process in a container with config `cfg` needs brig to
+// run from a read-only view of its binary.
+bool needs_protected_exe(const spec::Config& cfg);
 
-// Whether brig must run from a sealed copy to set up a process in a container
-// with config `cfg`: no user namespace of its own, and a container process
-// (`cfg`'s, `extra` for exec, or an earlier exec: `ptrace_seen`) may ptrace.
-bool needs_sealed_exe(const spec::Config& cfg, const spec::Process* extra, bool ptrace_seen);
+// True when this process's binary cannot be written through /proc/self/exe:
+// it sits on a read-only mount, or is brig's sealed memfd.
+bool exe_protected();
 
-// True when this process already runs from brig's sealed memfd.
-bool running_sealed();
-
-// Copies /proc/self/exe into a memfd, seals it against every write and
-// re-executes it with the same arguments and environment. Returns only on
-// failure; a no-op (returning success) when already running sealed.
-Result<void> reexec_sealed();
+// Re-executes brig, with the same arguments and environment, from a read-only
+// view of its binary. Returns only on failure; a no-op (success) when
+// exe_protected() already.
+Result<void> reexec_protected();
 
 }  // namespace brig::runtime

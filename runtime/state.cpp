@@ -25,7 +25,6 @@ nlohmann::json to_json(const Record& r) {
           {"annotations", r.annotations},
           {"cgroupPath", r.cgroup_path},
           {"ownPidns", r.own_pidns},
-          {"ptraceSeen", r.ptrace_seen},
           {"config", r.config}};
 }
 
@@ -42,7 +41,6 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
     r.cgroup_path = j.at("cgroupPath").get<std::string>();
     r.own_pidns = j.at("ownPidns").get<bool>();
-    r.ptrace_seen = j.value("ptraceSeen", false);
     r.config = j.at("config");
     return r;
   } catch (const std::exception& e) {

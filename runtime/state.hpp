@@ -30,7 +30,6 @@ struct Record {
   std::map<std::string, std::string> annotations;
   std::string cgroup_path;  // relative cgroup path in every hierarchy
   bool own_pidns = false;   // killing init kills the whole container
-  bool ptrace_seen = false; // an exec'd process held CAP_SYS_PTRACE (see selfexe.hpp)
   nlohmann::json config;    // config.json as it was at create time
 };
 

@@ -45,15 +45,23 @@ def _wait_file(path, timeout=20):
     raise AssertionError(f"{path} never written")
 
 
-def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bundle, tmp_path):
-    """CVE-2019-5736 itself: a container without a user namespace that keeps
-    CAP_SYS_PTRACE may open the waiting init's /proc/1/exe (non-dumpable is no
-    barrier to it), keep the handle, and write through it once no runtime
-    process runs the binary any more. The runtime under test is a copy, so a
-    failure corrupts only the copy."""
+def _runtime_copy(runtime, tmp_path):
+    """The runtime under test runs from a copy: an attack that works corrupts
+    only the copy."""
     copy = tmp_path / "runtime-copy"
     shutil.copy2(runtime.binary, copy)
     runtime.binary = str(copy)
+    return copy
+
+
+def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bundle, tmp_path):
+    """CVE-2019-5736: a container without a user namespace that keeps
+    CAP_SYS_PTRACE may open the waiting init's /proc/1/exe (non-dumpable is no
+    barrier to it), keep the handle, and write through it once no runtime
+    process runs the binary any more. (The published vector, an entrypoint
+    interpreted by "#!/proc/self/exe", fails earlier on this kernel: a
+    non-dumpable process cannot resolve its own /proc/self/exe, ENOENT.)"""
+    copy = _runtime_copy(runtime, tmp_path)
     before = _digest(copy)
 
     def caps(cfg):

@@ -48,15 +48,11 @@ TEST_CASE("the state record round-trips through JSON", "[state]") {
   r.annotations = {{"k", "v"}};
   r.cgroup_path = "/brig/c";
   r.own_pidns = true;
-  r.ptrace_seen = true;
   r.config = {{"ociVersion", "1.3.0"}};
   auto back = runtime::record_from_json(runtime::to_json(r));
   REQUIRE(back);
   CHECK(back->pid == 42);
-  CHECK(back->ptrace_seen);
-  auto older = runtime::to_json(r);
-  older.erase("ptraceSeen");  // state written by an earlier brig
-  CHECK_FALSE(runtime::record_from_json(older)->ptrace_seen);
+
   CHECK(back->pid_start == 777);
   CHECK(back->annotations.at("k") == "v");
   CHECK(back->config["ociVersion"] == "1.3.0");
@@ -135,25 +131,15 @@ TEST_CASE("created timestamps are Go's RFC3339Nano", "[state]") {
   }
 }
 
-TEST_CASE("the sealed self-exe copy is made only where a container may ptrace", "[selfexe]") {
+TEST_CASE("brig runs from a read-only view of itself unless the container has a user namespace", "[selfexe]") {
   spec::Config cfg;
-  cfg.process.emplace();
-  CHECK_FALSE(runtime::needs_sealed_exe(cfg, nullptr, false));
-  cfg.process->capabilities.emplace();
-  cfg.process->capabilities->effective = std::vector<std::string>{"CAP_CHOWN", "CAP_KILL"};
-  CHECK_FALSE(runtime::needs_sealed_exe(cfg, nullptr, false));
-  // an earlier exec held it, or this exec asks for it
-  CHECK(runtime::needs_sealed_exe(cfg, nullptr, true));
-  spec::Process extra;
-  extra.capabilities.emplace();
-  extra.capabilities->ambient = std::vector<std::string>{"CAP_SYS_PTRACE"};
-  CHECK(runtime::may_ptrace(extra));
-  CHECK(runtime::needs_sealed_exe(cfg, &extra, false));
-  // the bounding set alone is enough: file caps or setuid can raise it
-  cfg.process->capabilities->bounding = std::vector<std::string>{"CAP_SYS_PTRACE"};
-  CHECK(runtime::needs_sealed_exe(cfg, nullptr, false));
-  // ptrace rights end at a user namespace of the container's own
+  CHECK(runtime::needs_protected_exe(cfg));
   cfg.linux.emplace();
-  cfg.linux->namespaces.push_back({"user", std::nullopt});
-  CHECK_FALSE(runtime::needs_sealed_exe(cfg, &extra, true));
+  cfg.linux->namespaces.push_back({"pid", std::nullopt});
+  cfg.linux->namespaces.push_back({"user", std::nullopt});  // a new one: its root is not ours
+  CHECK_FALSE(runtime::needs_protected_exe(cfg));
+  cfg.linux->namespaces.back().path = "/proc/self/ns/user";  // joining our own is no user namespace
+  CHECK(runtime::needs_protected_exe(cfg));
+  cfg.linux->namespaces.pop_back();
+  CHECK(runtime::needs_protected_exe(cfg));
 }
