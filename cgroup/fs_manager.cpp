@@ -156,7 +156,9 @@ class FsManager final : public Manager {
       pid_t p;
       while (in >> p)
         if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
-      break;  // every hierarchy holds the same processes (add() joins them all)
+      // Every hierarchy holds the same processes, but `exec --cgroup` can
+      // leave a controller's top directory empty: then look at the next.
+      if (!out.empty()) break;
     }
     return out;
   }

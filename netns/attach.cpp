@@ -286,10 +286,10 @@ Result<Attachment> attach_tap(const std::string& network, const std::string& tap
                               pid_t pid) {
   if (tap.empty() || tap.size() >= IFNAMSIZ) return fail_msg("tap device name \"{}\" is not valid", tap);
   TRY(Network net, load_network(network));
+  Rollback rb;  // before the lock: teardown takes the lock again, after this one is released
   TRY(NetLock lock, lock_networks());
   Attachment a = plan_attachment(net, owner, tap, {});
   TRY_VOID(save_attachment(a));
-  Rollback rb;
   rb.push([owner] { (void)teardown(owner); });
   TRY(Socket host, Socket::open());
   TRY(Link br, ensure_bridge(host, net));

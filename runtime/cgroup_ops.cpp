@@ -17,6 +17,7 @@
 #include "runtime/container.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/state.hpp"
+#include "runtime/vm/vm.hpp"
 #include "spec/config.hpp"
 
 extern char** environ;
@@ -52,6 +53,9 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
   TRY(Record rec, store.load(lock, id));
   std::string st = status_of(store, rec);
   if (st == "stopped" || st == "creating") return fail_msg("container not running");
+  // A microVM's host cgroup holds QEMU and virtiofsd, not the container.
+  if (auto cfg = spec::parse_config(rec.config); cfg && vm::wanted(*cfg))
+    return fail_msg("update: not supported in a microVM container yet");
   TRY(spec::Resources upd, parse_resources(resources));
   TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
   // Only the fields given are written (0 = unchanged, as runc's update).

@@ -376,7 +376,8 @@ Result<void> remove(const Globals& g, const std::string& id, bool force) {
   if (!rec) {
     // A state dir without a record: a create that died half-way.
     if (force) {
-      TRY_VOID(netns::teardown(net_owner(store, id)));
+      // Leases of a gone container are reclaimed later anyway: never keep its state for them.
+      if (auto t = netns::teardown(net_owner(store, id)); !t) log::warn(t.error().msg);
       return store.remove(id);
     }
     return fail(std::move(rec.error()));

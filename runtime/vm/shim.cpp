@@ -49,8 +49,8 @@ pid_t launch(const std::vector<std::string>& argv, const std::string& log) {
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
-  int in = ::open("/dev/null", O_RDONLY);
-  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 clears it on 0-2
+  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (in < 0 || out < 0) ::_exit(127);
   ::dup2(in, 0);
   ::dup2(out, 1);
@@ -104,6 +104,14 @@ struct Shim {
       }
     ::unlink((dir + "/ctl.sock").c_str());
     ::unlink((dir + "/vfs.sock").c_str());
+    // The status came from the guest: only a terminating signal is re-raised
+    // (a stop signal would freeze the shim with the VM already gone).
+    bool stop_sig = false;
+    if (WIFSIGNALED(wait_status))
+      for (int s : {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU})
+        if (WTERMSIG(wait_status) == s) stop_sig = true;
+    if (WIFSIGNALED(wait_status) && (stop_sig || WTERMSIG(wait_status) < 1 || WTERMSIG(wait_status) > 64))
+      ::_exit(255);
     if (WIFSIGNALED(wait_status)) {
       int sig = WTERMSIG(wait_status);
       struct rlimit no_core {0, 0};
