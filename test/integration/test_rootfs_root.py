@@ -91,3 +91,21 @@ def test_cgroup_rw(runtime, bundle):
     bundle.config(fn=fn)
     res = run_in(runtime, bundle, "grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo")
     assert " rw," in res.stdout, res
+
+
+@pytest.mark.cgroup  # runs in the pure cgroup v2 guest tier (test/vm/)
+def test_cgroup2_tree(runtime, bundle):
+    """On a pure cgroup v2 host the cgroup mount is a cgroup2 mount rooted at
+    the container's own cgroup (through its cgroup namespace), read-only."""
+    if os.path.isdir("/sys/fs/cgroup/memory") or not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        pytest.skip("not a pure cgroup v2 host")
+    bundle.config(add_ns=["cgroup"])
+    res = run_in(runtime, bundle, "cat /proc/self/mountinfo; echo ===; cat /proc/self/cgroup; "
+                 "cat /sys/fs/cgroup/cgroup.procs | wc -l; mkdir /sys/fs/cgroup/x 2>&1; echo rc=$?")
+    mi_text, rest = res.stdout.split("===\n")
+    m = parse_mountinfo(mi_text)["/sys/fs/cgroup"]
+    assert m["fstype"] == "cgroup2" and "ro" in m["opts"], res
+    lines = rest.splitlines()
+    assert lines[0] == "0::/", res  # the namespace is rooted at the container's cgroup
+    assert int(lines[1]) >= 1, res  # the container's own processes are listed
+    assert "rc=1" in rest and "Read-only file system" in rest, res
