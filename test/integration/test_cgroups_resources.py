@@ -553,3 +553,55 @@ def test_memory_limit_below_init_needs_names_oom(runtime, bundle):
                                 "init killed by signal 9: OOM-killed in cgroup "), res
     assert "linux.resources.memory.limit too low?" in res.error
     assert runtime.run("list", "-q", check=True).stdout == ""
+
+
+@pytest.fixture
+def extra_v1_hierarchies():
+    """net_cls, net_prio and hugetlb are in this kernel but not mounted on
+    these hosts: mount each missing one as a v1 hierarchy, as an admin would,
+    for one test (which deletes its containers before the unmount)."""
+    if CGROUP_V2:
+        pytest.skip("v1 hierarchies")
+    known = Path("/proc/cgroups").read_text()
+    mounted = []
+    for ctrl in ("net_cls", "net_prio", "hugetlb"):
+        d = CG / ctrl
+        if d.is_dir() or f"\n{ctrl}\t" not in known:
+            continue
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "cgroup", "-o", ctrl, "cgroup", str(d)], capture_output=True, text=True)
+        if r.returncode != 0:
+            d.rmdir()
+            continue
+        mounted.append(d)
+    yield [d.name for d in mounted]
+    for d in mounted:
+        parent = d / RUNC_CGROUP_PARENT
+        if parent.is_dir():
+            os.rmdir(parent)
+        subprocess.run(["umount", str(d)], check=True)
+        d.rmdir()
+
+
+def test_v1_net_cls_net_prio_hugetlb_written(runtime, bundle, extra_v1_hierarchies):
+    for ctrl in ("net_cls", "net_prio", "hugetlb"):
+        if not (CG / ctrl).is_dir():
+            pytest.skip(f"{ctrl} cannot be mounted here")
+    res = {"network": {"classID": 0x100001, "priorities": [{"name": "lo", "priority": 5}]},
+           "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 21}]}
+    with_resources(bundle, res)
+    try:
+        run_d(runtime, bundle)
+        assert cgfile(bundle, "net_cls", "net_cls.classid") == str(0x100001)
+        assert "lo 5" in cgfile(bundle, "net_prio", "net_prio.ifpriomap").splitlines()
+        assert cgfile(bundle, "hugetlb", "hugetlb.2MB.limit_in_bytes") == str(4 << 21)
+        # the container's processes are in each of them
+        pid = runtime.state(bundle.id)["pid"]
+        procs = Path(f"/proc/{pid}/cgroup").read_text()
+        for ctrl in ("net_cls", "net_prio", "hugetlb"):
+            assert any(ctrl in line.split(":")[1].split(",") and line.endswith(cg_path(bundle))
+                       for line in procs.splitlines()), procs
+    finally:
+        runtime.run("delete", "-f", bundle.id)
+    for ctrl in ("net_cls", "net_prio", "hugetlb"):
+        assert not (CG / ctrl / cg_path(bundle).lstrip("/")).exists()
