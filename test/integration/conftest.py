@@ -644,6 +644,14 @@ class Bundle:
     def load(self):
         return json.loads(self.config_path.read_text())
 
+    def open_for_mapped_root(self):
+        """A container root mapped to an unprivileged host uid must reach the
+        rootfs: pytest makes its tmp dirs 0700, so open them for traversal."""
+        p = self.path
+        while str(p).startswith(str(self.path.parents[2])) and p != p.parent:
+            os.chmod(p, os.stat(p).st_mode | 0o011)
+            p = p.parent
+
     def save(self, cfg):
         self.config_path.write_text(json.dumps(cfg, indent=2))
 

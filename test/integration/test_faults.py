@@ -40,10 +40,7 @@ def _prepare(runtime, bundle, tmp_path, step):
     hook = {"path": "/bin/true", "args": ["true"]}
     cfg = dict(args=["sleep", "100"], fn=lambda c: c.update(hooks={"createRuntime": [hook]}))
     if step == "create.after-idmaps":
-        p = bundle.path
-        while str(p).startswith(str(bundle.path.parents[2])) and p != p.parent:
-            os.chmod(p, os.stat(p).st_mode | 0o011)
-            p = p.parent
+        bundle.open_for_mapped_root()
         cfg.update(add_ns=["user"], readonly=False,
                    uid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}],
                    gid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}])

@@ -111,12 +111,7 @@ def test_join_namespace_bad_path(runtime, bundle, tmp_path):
 
 
 def test_user_namespace_mappings(runtime, bundle):
-    # The mapped root (host uid 100000) must be able to reach the rootfs:
-    # pytest makes its tmp dirs 0700, so open them for traversal.
-    p = bundle.path
-    while str(p).startswith(str(bundle.path.parents[2])) and p != p.parent:
-        os.chmod(p, os.stat(p).st_mode | 0o011)
-        p = p.parent
+    bundle.open_for_mapped_root()  # the mapped root is host uid 100000
     bundle.config(
         add_ns=["user"],
         uid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}],

@@ -97,10 +97,7 @@ def _open_for_mapped_root(bundle):
     # The container's root is host uid 100000: pytest's tmp dirs are 0700,
     # and the host-owned rootfs takes no new directory from it.
     (bundle.rootfs / "idm").mkdir()
-    p = bundle.path
-    while str(p).startswith(str(bundle.path.parents[2])) and p != p.parent:
-        os.chmod(p, os.stat(p).st_mode | 0o011)
-        p = p.parent
+    bundle.open_for_mapped_root()
 
 
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
