@@ -15,26 +15,33 @@
 
 namespace brig::cgroup {
 
+bool split_mountinfo_line(const std::string& line, std::vector<std::string>& f, size_t& fstype) {
+  f.clear();
+  std::istringstream ls(line);
+  std::string w;
+  while (ls >> w) f.push_back(w);
+  auto dash = std::find(f.begin(), f.end(), "-");
+  if (f.size() < 7 || dash == f.end() || dash + 3 > f.end()) return false;
+  fstype = static_cast<size_t>(dash - f.begin()) + 1;
+  return true;
+}
+
 std::vector<Hierarchy> parse_mountinfo(const std::string& mountinfo) {
   std::vector<Hierarchy> out;
   std::istringstream in(mountinfo);
   std::string line;
+  std::vector<std::string> f;
+  size_t ft = 0;
   while (std::getline(in, line)) {
-    // id parent major:minor root mountpoint options [optional...] - fstype source superopts
-    std::istringstream ls(line);
-    std::vector<std::string> f;
-    std::string w;
-    while (ls >> w) f.push_back(w);
-    auto dash = std::find(f.begin(), f.end(), "-");
-    if (f.size() < 7 || dash == f.end() || dash + 3 > f.end()) continue;
-    const std::string& fstype = *(dash + 1);
+    if (!split_mountinfo_line(line, f, ft)) continue;
+    const std::string& fstype = f[ft];
     if (fstype != "cgroup" && fstype != "cgroup2") continue;
     Hierarchy h;
     h.root = f[3];
     h.mountpoint = f[4];
     h.v2 = fstype == "cgroup2";
     if (!h.v2) {
-      std::string opts = *(dash + 3);
+      std::string opts = f[ft + 2];
       std::stringstream os(opts);
       std::string o;
       while (std::getline(os, o, ',')) {

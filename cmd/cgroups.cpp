@@ -8,6 +8,7 @@
 #include <iterator>
 #include <regex>
 
+#include "cgroup/resctrl.hpp"
 #include "cmd/cli.hpp"
 #include "cmd/globals.hpp"
 #include "runtime/container.hpp"
@@ -117,12 +118,18 @@ int update_action(cli::Context& c) {
     auto w = *parse_num<uint16_t>(c.p.get("blkio-weight"), "");
     if (w != 0) set("blockIO", "weight", w);
   }
-  // brig has no Intel RDT support: runc's message for a host without it.
-  if (!c.p.get("l3-cache-schema").empty())
-    return cli::fail_command("Intel RDT/CAT: l3 cache schema is not enabled");
-  if (!c.p.get("mem-bw-schema").empty())
-    return cli::fail_command("Intel RDT/MBA: memory bandwidth schema is not enabled");
-  return finish(runtime::update(globals(), id, r));
+  // Intel RDT: runc's messages for a host without resctrl.
+  nlohmann::json rdt = nlohmann::json::object();
+  if (!c.p.get("l3-cache-schema").empty()) {
+    if (!cgroup::resctrl::available()) return cli::fail_command("Intel RDT/CAT: l3 cache schema is not enabled");
+    rdt["l3CacheSchema"] = c.p.get("l3-cache-schema");
+  }
+  if (!c.p.get("mem-bw-schema").empty()) {
+    if (!cgroup::resctrl::available())
+      return cli::fail_command("Intel RDT/MBA: memory bandwidth schema is not enabled");
+    rdt["memBwSchema"] = c.p.get("mem-bw-schema");
+  }
+  return finish(runtime::update(globals(), id, r, rdt));
 }
 
 cli::Register update_cmd({

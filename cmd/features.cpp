@@ -1,6 +1,7 @@
 // features: what this build of brig really supports (features.md, spec v1.3).
 #include <cstdio>
 
+#include "cgroup/resctrl.hpp"
 #include "cmd/cli.hpp"
 #include "spec/features.hpp"
 #include "spec/state.hpp"
@@ -16,9 +17,9 @@ spec::FeatureSupport brig_support() {
   s.rdma = false;
   s.apparmor = false;
   s.selinux = false;
-  s.intelRdt = false;
-  s.idmapMounts = true;   // not yet inside a container with its own user namespace
-  s.netDevices = false;
+  s.intelRdt = cgroup::resctrl::available();  // as runc: where resctrl is mounted
+  s.idmapMounts = true;
+  s.netDevices = true;
   s.annotations = {{"io.github.brig.version", BRIG_VERSION}};
   return s;
 }

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cgroup/manager.hpp"
+#include "cgroup/resctrl.hpp"
 #include "cgroup/resources.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/sys.hpp"
@@ -47,7 +48,8 @@ int64_t now_ms() {
 
 }  // namespace
 
-Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources) {
+Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources,
+                    const nlohmann::json& rdt) {
   Store store(g.root);
   TRY(auto lock, store.open(id));
   TRY(Record rec, store.load(lock, id));
@@ -57,6 +59,15 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
   if (auto cfg = spec::parse_config(rec.config); cfg && vm::wanted(*cfg))
     return fail_msg("update: not supported in a microVM container yet");
   TRY(spec::Resources upd, parse_resources(resources));
+  if (!rdt.empty()) {
+    if (rec.rdt_tasks.empty()) return fail_msg("update: the container has no Intel RDT group (linux.intelRdt)");
+    std::vector<std::string> lines;
+    for (const char* k : {"l3CacheSchema", "memBwSchema"})
+      if (rdt.contains(k)) lines.push_back(rdt[k].get<std::string>());
+    TRY_VOID(cgroup::resctrl::update_schemata(rec.rdt_tasks, lines));
+    auto& lin = rec.config["linux"];
+    lin["intelRdt"].merge_patch(rdt);
+  }
   TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
   // Only the fields given are written (0 = unchanged, as runc's update).
   TRY_VOID(cg->apply(upd));

@@ -64,8 +64,10 @@ std::vector<ListEntry> list(const Globals& g);
 Result<int> parse_signal(const std::string& s);
 
 // cgroup commands (runtime/cgroup_ops.cpp).
-// `resources`: a linux.resources JSON object with the fields to change.
-Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources);
+// `resources`: a linux.resources JSON object with the fields to change;
+// `rdt`: linux.intelRdt fields to change (l3CacheSchema, memBwSchema).
+Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources,
+                    const nlohmann::json& rdt = nlohmann::json::object());
 Result<void> pause(const Globals& g, const std::string& id);
 Result<void> resume(const Globals& g, const std::string& id);
 // Prints runc's event JSON lines; `stats_only` prints one stats event.

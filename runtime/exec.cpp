@@ -14,6 +14,7 @@
 #include <charconv>
 
 #include "cgroup/manager.hpp"
+#include "cgroup/resctrl.hpp"
 #include "namespaces/namespaces.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/rollback.hpp"
@@ -257,6 +258,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   join = {};
   // --cgroup [controller:]sub: a sub-cgroup of the container's, which must exist.
   for (const auto& arg : o.cgroups) TRY_VOID(cgroup::add_to_sub(*cg, pid, arg));
+  TRY_VOID(cgroup::resctrl::add_task({rec.rdt_tasks, {}}, pid));
   log::phase("exec: child in cgroups");
   BRIG_FAULT("exec.after-cgroup-join");
   TRY_VOID(send(sync.parent, Msg::go));

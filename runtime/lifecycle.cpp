@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cgroup/manager.hpp"
+#include "cgroup/resctrl.hpp"
 #include "cgroup/resources.hpp"
 #include "netns/attach.hpp"
 #include "netns/network.hpp"
@@ -76,8 +77,8 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   if (!l.cfg.process) return fail_msg("process: must be set to create a container");
   TRY_VOID(check_lsm(*l.cfg.process));
   // Never a silent skip: a limit asked for and not enforced is an error.
-  if (l.cfg.linux && l.cfg.linux->intelRdt)
-    return fail_msg("linux.intelRdt: Intel RDT (resctrl) is not supported by brig yet");
+  if (l.cfg.linux && l.cfg.linux->intelRdt && vm::wanted(l.cfg))
+    return fail_msg("linux.intelRdt: Intel RDT is not supported by the microVM backend");
   const std::string& rp = l.cfg.root.path;
   l.rootfs = sys::clean_path(!rp.empty() && rp[0] == '/' ? rp : l.bundle + "/" + rp);
   if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
@@ -164,6 +165,16 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
   }
   TRY_VOID(cg->ensure_thawed());
+  // Intel RDT: the resctrl group is made now, init is put in it once cloned.
+  cgroup::resctrl::Applied rdt;
+  if (l.cfg.linux && l.cfg.linux->intelRdt) {
+    TRY(auto rp, cgroup::resctrl::plan(*l.cfg.linux->intelRdt, o.id));
+    TRY(rdt, cgroup::resctrl::prepare(rp, rb));
+    rec.rdt_tasks = rdt.tasks;
+    rec.rdt_remove = rdt.remove;
+    TRY_VOID(store.save(rec));  // so that delete --force finds the groups
+    BRIG_FAULT("create.after-resctrl");
+  }
   log::phase("create: cgroups made and resources written");
 
   // The terminal: the master goes to --console-socket, or to us for `run`.
@@ -197,6 +208,8 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   }
   TRY(Spawned sp, exec->spawn(rq, rb));
   log::phase("create: init ready");
+  // Before the fifo lets it exec: every process it starts inherits the group.
+  TRY_VOID(cgroup::resctrl::add_task(rdt, sp.pid));
   BRIG_FAULT("create.after-ready");
   console_peer.reset();
   Fd master;
@@ -271,6 +284,7 @@ Result<void> destroy(const Store& store, const Record& rec) {
     TRY_VOID((*cg)->destroy());
     BRIG_FAULT("delete.after-cgroup-removal");
   }
+  TRY_VOID(cgroup::resctrl::remove(rec.rdt_remove));
   log::phase("delete: container killed, cgroups removed");
   TRY_VOID(netns::teardown(net_owner(store, rec.id)));
   // poststop: after the container is gone; a failure only warns (runtime.md).

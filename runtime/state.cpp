@@ -15,7 +15,7 @@
 namespace brig::runtime {
 
 nlohmann::json to_json(const Record& r) {
-  return {{"id", r.id},
+  nlohmann::json j = {{"id", r.id},
           {"pid", r.pid},
           {"pidStart", r.pid_start},
           {"phase", r.phase},
@@ -26,6 +26,8 @@ nlohmann::json to_json(const Record& r) {
           {"cgroupPath", r.cgroup_path},
           {"ownPidns", r.own_pidns},
           {"config", r.config}};
+  if (!r.rdt_tasks.empty()) j["intelRdt"] = {{"tasks", r.rdt_tasks}, {"remove", r.rdt_remove}};
+  return j;
 }
 
 Result<Record> record_from_json(const nlohmann::json& j) {
@@ -42,6 +44,10 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.cgroup_path = j.at("cgroupPath").get<std::string>();
     r.own_pidns = j.at("ownPidns").get<bool>();
     r.config = j.at("config");
+    if (auto it = j.find("intelRdt"); it != j.end()) {
+      r.rdt_tasks = it->at("tasks").get<std::string>();
+      r.rdt_remove = it->at("remove").get<std::vector<std::string>>();
+    }
     return r;
   } catch (const std::exception& e) {
     return fail_msg("corrupt state: {}", e.what());

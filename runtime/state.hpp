@@ -30,6 +30,8 @@ struct Record {
   std::map<std::string, std::string> annotations;
   std::string cgroup_path;  // relative cgroup path in every hierarchy
   bool own_pidns = false;   // killing init kills the whole container
+  std::string rdt_tasks;    // resctrl tasks file processes go to (linux.intelRdt)
+  std::vector<std::string> rdt_remove;  // resctrl groups delete removes
   nlohmann::json config;    // config.json as it was at create time
 };
 

@@ -15,6 +15,7 @@ const std::vector<std::string_view>& steps() {
       "create.after-record",       // state.json says "creating"
       "create.after-fifo",         // exec.fifo made
       "create.after-cgroup",       // cgroup dirs made, limits written
+      "create.after-resctrl",      // resctrl group made (linux.intelRdt only)
       "create.after-clone",        // init exists, not yet in its cgroup
       "create.after-idmaps",       // uid/gid maps written (user namespace only)
       "create.after-cgroup-join",  // init in the container's cgroup

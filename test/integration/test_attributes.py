@@ -76,12 +76,3 @@ def test_apparmor_profile_without_apparmor(runtime, bundle):
     assert res.returncode == 1, res
     assert "apparmor is not enabled on this system" in res.error, res
     assert runtime.state(bundle.id, check=False) is None
-
-
-@brig_only
-def test_intel_rdt_is_refused_not_ignored(runtime, bundle):
-    bundle.config(args=["true"], fn=lambda c: c["linux"].update(intelRdt={"closID": "x"}))
-    res = runtime.run("run", "--bundle", bundle, bundle.id)
-    assert res.returncode == 1, res
-    assert "linux.intelRdt" in res.error, res
-    assert runtime.state(bundle.id, check=False) is None

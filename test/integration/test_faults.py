@@ -44,6 +44,15 @@ def _prepare(runtime, bundle, tmp_path, step):
         cfg.update(add_ns=["user"], readonly=False,
                    uid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}],
                    gid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}])
+    if step == "create.after-resctrl":
+        # a stand-in resctrl (test builds only; see test_rdt.py)
+        root = tmp_path / "resctrl"
+        (root / "mon_groups").mkdir(parents=True)
+        (root / "tasks").write_text("")
+        (root / "schemata").write_text("")
+        runtime.extra_env["BRIG_RESCTRL_ROOT"] = str(root)
+        rdt = {"l3CacheSchema": "L3:0=ff", "enableMonitoring": True}
+        cfg["fn"] = lambda c: c.update(hooks={"createRuntime": [hook]}, linux={**c["linux"], "intelRdt": rdt})
     bundle.config(**cfg)
     phase = step.split(".")[0]
     if phase == "create":
@@ -67,6 +76,8 @@ def _traces(runtime, cid, tmp_path):
     out += [f"cgroup dir {d}" for d in _find_cgroup_dirs({cid})]
     out += [f"process {p}" for p in marked_pids(runtime.marker, [tmp_path], [cid])]
     out += [f"mount {m}" for m in mounts_under(tmp_path)]
+    if (tmp_path / "resctrl" / cid).exists():
+        out.append(f"resctrl group {tmp_path}/resctrl/{cid}")
     return out
 
 
