@@ -65,7 +65,7 @@ Result<Network> parse_network(const std::string& name, const nlohmann::json& j) 
   n.name = name;
   if (!j.contains("bridge") || !j["bridge"].is_string()) return fail_msg("{}.bridge: must be a string", w);
   n.bridge = j["bridge"].get<std::string>();
-  if (n.bridge.empty() || n.bridge.size() > 15 || n.bridge.find_first_of("/ :%") != std::string::npos)
+  if (!spec::valid_ifname(n.bridge))
     return fail_msg("{}.bridge: \"{}\" is not a valid interface name", w, n.bridge);
   if (!j.contains("subnet")) return fail_msg("{}.subnet: must be set", w);
   TRY(n.subnet, subnet_field(w + ".subnet", j["subnet"], AF_INET));

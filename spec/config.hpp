@@ -357,6 +357,9 @@ Result<Config> parse_config(const J& doc) {
 }
 // Semantic checks (MUST rules of the spec); called by parse_config.
 Result<void> validate(const Config&);
+// A Linux interface name the kernel takes (dev_valid_name): 1..15 bytes, not
+// "." or "..", no '/', ':' or whitespace; `template_ok` also lets "%d" through.
+bool valid_ifname(std::string_view name, bool template_ok = false);
 Result<void> validate(const Process&, std::string_view path = "process");
 
 // process.json for `exec --process`: validated (args non-empty, cwd absolute).

@@ -260,8 +260,12 @@ void check_linux(const Linux& l) {
         check_no_newline(index(member(rp, "schemata"), i), (*l.intelRdt->schemata)[i]);
   }
   if (l.personality) check_enum(member(member(path, "personality"), "domain"), l.personality->domain, kPersonalityDomains);
-  for (const auto& [k, v] : l.netDevices)
+  for (const auto& [k, v] : l.netDevices) {
     if (k.empty()) fail_at(member(path, "netDevices"), "keys must not be empty");
+    else if (!valid_ifname(k)) fail_at(member(member(path, "netDevices"), k), "not a valid interface name");
+    else if (v.name && !valid_ifname(*v.name, true))
+      fail_at(member(member(member(path, "netDevices"), k), "name"), fmt::format("\"{}\" is not a valid interface name", *v.name));
+  }
   if (l.memoryPolicy) {
     auto mp = member(path, "memoryPolicy");
     check_enum(member(mp, "mode"), l.memoryPolicy->mode, kMpolModes);
@@ -365,6 +369,16 @@ void check_config(const Config& c) {
 
 bool is_known_namespace(std::string_view type) { return one_of(type, kNamespaces); }
 bool is_known_rlimit(std::string_view type) { return one_of(type, kRlimits); }
+
+bool valid_ifname(std::string_view name, bool template_ok) {
+  if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+  for (unsigned char c : name)
+    if (c == '/' || c == ':' || std::isspace(c) || c < 0x20 || c == 0x7f) return false;
+  size_t pct = name.find('%');
+  if (pct == std::string_view::npos) return true;
+  // the kernel numbers "eth%d" itself; one %d, nothing else after a '%'
+  return template_ok && name.substr(pct, 2) == "%d" && name.find('%', pct + 1) == std::string_view::npos;
+}
 
 Result<void> validate(const Config& cfg) {
   return jr::guarded([&] { check_config(cfg); });

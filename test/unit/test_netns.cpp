@@ -262,6 +262,9 @@ TEST_CASE("network definitions", "[netns]") {
   CHECK(bad(R"({"bridge":"b","subnet":"10.0.0.0/24","colour":"red"})") == "network x: unknown key \"colour\"");
   CHECK(bad(R"({"bridge":"a-very-long-bridge-name","subnet":"10.0.0.0/24"})") ==
         "network x.bridge: \"a-very-long-bridge-name\" is not a valid interface name");
+  for (const char* b : {"..", "br\\tx", "br%d", "a:b"})
+    CHECK(bad(fmt::format(R"({{"bridge":"{}","subnet":"10.0.0.0/24"}})", b).c_str()).find("is not a valid interface name") !=
+          std::string::npos);
   CHECK(bad(R"({"bridge":"b","subnet":"10.0.0.0/24","mtu":10})") ==
         "network x.mtu: must be a number between 576 and 65535");
   CHECK(valid_network_name("brig"));

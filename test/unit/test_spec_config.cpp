@@ -332,6 +332,14 @@ TEST_CASE("config: process rules", "[spec][config]") {
 }
 
 TEST_CASE("config: linux rules", "[spec][config]") {
+  CHECK(err_with(R"({"linux": {"netDevices": {"eth/0": {}}}})") ==
+        "linux.netDevices[\"eth/0\"]: not a valid interface name");
+  CHECK(err_with(R"({"linux": {"netDevices": {"eth0": {"name": "a-name-much-too-long"}}}})") ==
+        "linux.netDevices.eth0.name: \"a-name-much-too-long\" is not a valid interface name");
+  CHECK(err_with(R"({"linux": {"netDevices": {"eth0": {"name": ".."}}}})") ==
+        "linux.netDevices.eth0.name: \"..\" is not a valid interface name");
+  CHECK(err_with(R"({"linux": {"netDevices": {"eth0": {"name": "net%d"}, "eth1": {"name": "x y"}}}})") ==
+        "linux.netDevices.eth1.name: \"x y\" is not a valid interface name");
   CHECK(err_with(R"({"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "foo"}]}})") ==
         "linux.namespaces[2].type: unknown namespace \"foo\"");
   CHECK(err_with(R"({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}]}})") ==
