@@ -198,6 +198,12 @@ class FsManager final : public Manager {
     return {};
   }
 
+  bool remove_if_empty() override {
+    for (auto& d : dirs())
+      if (::rmdir(d.c_str()) < 0 && errno != ENOENT) return false;
+    return true;
+  }
+
   // Directories above the container's leaf that brig itself owns (/brig) are
   // shared by all containers and stay.
 
@@ -460,6 +466,10 @@ Result<std::unique_ptr<Manager>> open_fs(const std::string& path) {
   if (path.empty() || path[0] != '/' || path.find("/../") != std::string::npos)
     return fail_msg("cgroup path {}: must be absolute and clean", path);
   return std::unique_ptr<Manager>(new FsManager(path, std::move(hs)));
+}
+
+std::unique_ptr<Manager> same_cgroup(const Manager& m) {
+  return std::unique_ptr<Manager>(new FsManager(m.path(), m.hierarchies()));
 }
 
 Result<void> add_to_sub(const Manager& m, pid_t pid, const std::string& arg) {

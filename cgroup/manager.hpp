@@ -80,6 +80,9 @@ class Manager {
   virtual Result<void> signal_all(int sig) const = 0;
   // Removes the directories (retrying EBUSY while processes die).
   virtual Result<void> destroy() = 0;
+  // Removes the container's own directories if they hold no process; false
+  // (some may be gone already) when one is busy or cannot be removed.
+  virtual bool remove_if_empty() = 0;
   // One directory per hierarchy, absolute ("/sys/fs/cgroup/memory/brig/x").
   virtual std::vector<std::string> dirs() const = 0;
   virtual const std::vector<Hierarchy>& hierarchies() const = 0;
@@ -106,6 +109,10 @@ Result<void> add_to_sub(const Manager& m, pid_t pid, const std::string& arg);
 
 // The cgroupfs backend for v1, hybrid and v2 hosts.
 Result<std::unique_ptr<Manager>> open_fs(const std::string& path);
+// The same cgroup in the same hierarchies as `m`, without reading mountinfo
+// again, and without m's record of what its create() made (so destroy()
+// removes only the container's own directories).
+std::unique_ptr<Manager> same_cgroup(const Manager& m);
 
 // runc's `events --stats` data object ({"cpu":..,"memory":..,"pids":..,...}).
 nlohmann::ordered_json stats(const Manager& m, pid_t init_pid);

@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -28,7 +27,7 @@ Result<int64_t> ram_in_bytes(const std::string& s) {
   if (m[2].matched) {
     const std::string units = "kmgtp";
     auto i = units.find(static_cast<char>(std::tolower(m[2].str()[0])));
-    v *= std::pow(1024.0, static_cast<double>(i + 1));
+    for (size_t k = 0; k <= i; ++k) v *= 1024.0;  // exact: no libm needed for pow
   }
   return static_cast<int64_t>(v);
 }

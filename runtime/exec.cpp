@@ -101,11 +101,11 @@ struct ExecChild {
   const cgroup::SelfJoin* cgroup_join;  // joins its v1 cgroups itself when active
   bool userns;
   int sync_fd, console_fd, preserve_fds;
+  bool wait_go;  // the parent sends go after the clone (see await_go)
 };
 
 Result<std::string> child_setup(const ExecChild& c) {
-  TRY(auto go, receive(c.sync_fd));
-  if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
+  TRY_VOID(await_go(c.sync_fd, c.wait_go));
   if (c.cgroup_join->active()) TRY_VOID(cgroup::join_self(*c.cgroup_join));
   TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
   if (::setsid() < 0) return fail_errno("setsid");
@@ -232,11 +232,13 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   cgroup::SelfJoin join;
   if (o.cgroups.empty())
     if (auto j = cg->prepare_self_join()) join = std::move(*j);
-  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds};
+  // We have work between the clone and the child's set-up only when we move it.
+  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds, !join.active() || !o.cgroups.empty()};
   int pidfd = -1;
   auto cl = ns::clone_child(0, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
   if (!cl && join.v2_dir) {
     join = {};  // no CLONE_INTO_CGROUP: moved from here below
+    ec.wait_go = true;
     cl = ns::clone_child(0, &pidfd);
   }
   (void)::setns(own_pid.get(), CLONE_NEWPID);
@@ -261,7 +263,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   TRY_VOID(cgroup::resctrl::add_task({rec.rdt_tasks, {}}, pid));
   log::phase("exec: child in cgroups");
   BRIG_FAULT("exec.after-cgroup-join");
-  TRY_VOID(send(sync.parent, Msg::go));
+  if (ec.wait_go) TRY_VOID(send(sync.parent, Msg::go));
   auto m = receive(sync.parent);
   while (m && m->type == Msg::seccomp_fd) {  // a notify filter's listener fd
     if (!m->fd) return fail_msg("sync: seccomp listener message without an fd");

@@ -81,8 +81,7 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   const spec::Config& cfg = *c.cfg;
   const spec::Process& proc = *cfg.process;
 
-  TRY(auto go, receive(c.sync_fd));
-  if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
+  TRY_VOID(await_go(c.sync_fd, c.wait_go));
   log::phase("init: go received");
   if (c.cgroup_join && c.cgroup_join->active()) {
     TRY_VOID(cgroup::join_self(*c.cgroup_join));
@@ -180,7 +179,8 @@ void init_main(const InitContext& c) {
   // From here on the parent may exit: do not die with it.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   log::phase("init: ready");
-  (void)send(c.sync_fd, Msg::ready, phases);
+  // Nobody to start us (the runtime died just now): do not wait for ever.
+  if (!send(c.sync_fd, Msg::ready, phases)) ::_exit(1);
   log::buffer_phases(nullptr);
   ::close(c.sync_fd);
 

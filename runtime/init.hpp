@@ -27,6 +27,7 @@ struct InitContext {
   bool no_pivot = false;
   int preserve_fds = 0;
   int sync_fd = -1;
+  bool wait_go = true;  // the parent sends go after the clone (see await_go)
   int fifo_fd = -1;
   int console_fd = -1;
   const seccomp::Program* seccomp = nullptr;  // linux.seccomp, compiled; null without one

@@ -111,6 +111,7 @@ struct Created {
   Record rec;
   Fd pidfd;
   Fd console;  // pty master, when `run` proxies the terminal itself
+  std::unique_ptr<cgroup::Manager> cgroup;  // for `run`'s delete
 };
 
 // `foreground`: the caller stays attached (run without -d), so a terminal
@@ -226,7 +227,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
   log::phase("create: state saved");
-  return Created{std::move(rec), std::move(sp.pidfd), std::move(master)};
+  return Created{std::move(rec), std::move(sp.pidfd), std::move(master), cgroup::same_cgroup(*cg)};
 }
 
 Result<void> do_start(const Store& store, const Record& rec) {
@@ -262,10 +263,11 @@ Result<void> do_start(const Store& store, const Record& rec) {
   return {};
 }
 
-// Kills what is left and removes the cgroup and the state dir.
-Result<void> destroy(const Store& store, const Record& rec) {
+// Kills what is left and removes the cgroup and the state dir. `known`: the
+// container's cgroup as `run` found it at create (no mountinfo read again).
+Result<void> destroy(const Store& store, const Record& rec, std::unique_ptr<cgroup::Manager> known = {}) {
   log::phase("delete: begin");
-  auto cg = cgroup::open_fs(rec.cgroup_path);
+  auto cg = known ? Result<std::unique_ptr<cgroup::Manager>>(std::move(known)) : cgroup::open_fs(rec.cgroup_path);
   log::phase("delete: cgroup hierarchies found");
   if (process_alive(rec)) {
     auto pfd = sys::pidfd_open(rec.pid);
@@ -277,11 +279,17 @@ Result<void> destroy(const Store& store, const Record& rec) {
     }
   }
   BRIG_FAULT("delete.after-kill");
-  if (cg) {
+  // init is gone. With its own pid namespace, so is every process of the
+  // container (the kernel kills them and waits for them before init dies):
+  // the directories are empty unless something moved a process in, so try
+  // removing them before listing processes in each hierarchy.
+  if (cg && !(rec.own_pidns && (*cg)->remove_if_empty())) {
     // Without its own pid namespace the container's other processes outlive init.
     (void)(*cg)->signal_all(SIGKILL);
     if ((*cg)->freezer_state() != cgroup::Freezer::thawed) (void)(*cg)->freeze(false);
     TRY_VOID((*cg)->destroy());
+  }
+  if (cg) {
     BRIG_FAULT("delete.after-cgroup-removal");
   }
   TRY_VOID(cgroup::resctrl::remove(rec.rdt_remove));
@@ -342,7 +350,7 @@ Result<int> run(const Globals& g, const RunOptions& o) {
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (!o.keep) {
     TRY(auto lock, store.open(o.create.id));
-    TRY_VOID(destroy(store, c.rec));
+    TRY_VOID(destroy(store, c.rec, std::move(c.cgroup)));
   }
   return code;
 }

@@ -118,10 +118,14 @@ class NamespaceExecutor final : public Executor {
     // Likewise the time namespace: its offsets can be set only before any
     // process is in it, so init unshares it and the exec'd process enters it.
     uint64_t flags = nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME);
+    // Whether we have work between the clone and init's set-up (below).
+    auto parent_work = [&] { return nsp.new_user() || !join.active() || bool(rq.after_clone); };
+    ic.wait_go = parent_work();
     auto cl = ns::clone_child(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
     if (!cl && join.v2_dir) {
       // No CLONE_INTO_CGROUP here (old kernel, or the directory refuses it).
       join = {};
+      ic.wait_go = parent_work();
       cl = ns::clone_child(flags, &pidfd);
     }
     if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
@@ -152,7 +156,7 @@ class NamespaceExecutor final : public Executor {
     BRIG_FAULT("create.after-cgroup-join");
     if (rq.after_clone) TRY_VOID(rq.after_clone(pid));
     log::phase("spawn: init in its cgroups");
-    TRY_VOID(send(sync.parent, Msg::go));
+    if (ic.wait_go) TRY_VOID(send(sync.parent, Msg::go));
 
     auto m = receive(sync.parent);
     // Before it is ready, init may hand over a notify filter's listener fd,

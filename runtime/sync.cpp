@@ -2,6 +2,7 @@
 
 #include "runtime/core/sys.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -38,6 +39,22 @@ Result<Received> receive(BorrowedFd fd) {
   if (!r) return fail(std::move(r.error()).context("sync: receive"));
   if (r->size == 0) return fail_err(0, "sync: init exited before it was ready");
   return Received{static_cast<Msg>(buf[0]), std::string(buf + 1, r->size - 1), std::move(r->fd)};
+}
+
+Result<void> await_go(BorrowedFd fd, bool needed) {
+  if (needed) {
+    TRY(auto go, receive(fd));
+    if (go.type != Msg::go) return fail_msg("sync: unexpected message from parent");
+    return {};
+  }
+  struct pollfd p {fd.get(), POLLRDHUP, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_errno("sync: poll");
+  if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) return fail_msg("sync: the runtime is gone");
+  return {};
 }
 
 }  // namespace brig::runtime

@@ -33,4 +33,11 @@ struct Received {
 // Fails with "unexpected EOF" style error if the peer went away.
 Result<Received> receive(BorrowedFd fd);
 
+// The child's first step. `needed`: the parent has work to do between the
+// clone and the child's set-up (id maps, moving the child into its cgroups,
+// the network), so wait for its go. Otherwise no go is sent, saving a
+// wake-up of each side: only check that the parent is still there (the
+// child's death signal is already set, so a later death kills it).
+Result<void> await_go(BorrowedFd fd, bool needed);
+
 }  // namespace brig::runtime

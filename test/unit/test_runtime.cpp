@@ -9,6 +9,7 @@
 #include "runtime/core/sys.hpp"
 #include "runtime/selfexe.hpp"
 #include "runtime/state.hpp"
+#include "runtime/sync.hpp"
 
 using namespace brig;
 
@@ -142,4 +143,31 @@ TEST_CASE("brig runs from a read-only view of itself unless the container has a 
   CHECK(runtime::needs_protected_exe(cfg));
   cfg.linux->namespaces.pop_back();
   CHECK(runtime::needs_protected_exe(cfg));
+}
+
+TEST_CASE("await_go: waits for the go only when one is coming, else checks the parent", "[sync]") {
+  using namespace brig::runtime;
+  {
+    auto p = make_sync_pair();
+    REQUIRE(p);
+    REQUIRE(send(p->parent, Msg::go));
+    CHECK(await_go(p->child, true));
+  }
+  {
+    auto p = make_sync_pair();
+    REQUIRE(p);
+    REQUIRE(send(p->parent, Msg::ready));
+    auto r = await_go(p->child, true);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().msg == "sync: unexpected message from parent");
+  }
+  {
+    auto p = make_sync_pair();
+    REQUIRE(p);
+    CHECK(await_go(p->child, false));  // parent there, nothing sent: no wait
+    p->parent.reset();
+    auto r = await_go(p->child, false);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().msg == "sync: the runtime is gone");
+  }
 }
