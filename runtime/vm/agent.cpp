@@ -19,7 +19,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <optional>
 
 #include "runtime/core/sys.hpp"
 #include "runtime/vm/vm.hpp"
@@ -101,8 +103,8 @@ std::string find_port(const std::string& want) {
   return "";
 }
 
-// Runs brig with the given stdio; returns its wait status.
-int run_brig(std::vector<std::string> args, int in, int out, int err) {
+// Starts brig with the given stdio; returns its pid.
+pid_t spawn_brig(std::vector<std::string> args, int in, int out, int err) {
   args.insert(args.begin(), {kBrig, "--root", kRoot});
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -118,6 +120,12 @@ int run_brig(std::vector<std::string> args, int in, int out, int err) {
     ::execv(kBrig, a.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+// Runs brig with the given stdio; returns its wait status.
+int run_brig(std::vector<std::string> args, int in, int out, int err) {
+  pid_t pid = spawn_brig(std::move(args), in, out, err);
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
   return st;
@@ -143,6 +151,45 @@ std::string drain(int fd) {
   ssize_t n;
   while ((n = ::read(fd, b, sizeof b)) > 0) s.append(b, static_cast<size_t>(n));
   return s;
+}
+
+// A second process: the guest's `brig exec`, its stdio on pipes.
+struct Exec {
+  uint32_t n = 0;
+  pid_t pid = 0;
+  int in = -1, out = -1, err = -1;
+  bool exited = false;
+  int status = 0;
+  int grace = 0;  // poll rounds left for its output once it exited
+};
+
+// Starts `brig exec` for an exec frame; its stdio are pipes (/dev/null detached).
+std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::string& id) {
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (j.is_discarded() || !j.contains("process")) return std::nullopt;
+  bool detach = j.value("detach", false);
+  std::string path = fmt::format("/run/bundle/exec-{}.json", n);
+  if (!sys::write_file_atomic(path, j["process"].dump(), 0600)) return std::nullopt;
+  std::vector<std::string> args = {"exec", "--process", path};
+  if (detach) args.push_back("-d");
+  args.push_back(id);
+  Exec e;
+  e.n = n;
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return std::nullopt;
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  // Detached, the process keeps brig's stdio: nothing may hold the pipes then.
+  e.pid = spawn_brig(args, detach ? devnull : in[0], detach ? devnull : out[1], err[1]);
+  ::close(devnull);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  e.in = in[1];
+  e.out = out[0];
+  e.err = err[0];
+  ::fcntl(e.out, F_SETFL, O_NONBLOCK);
+  ::fcntl(e.err, F_SETFL, O_NONBLOCK);
+  return e;
 }
 
 // pivot_root refuses a root on the initramfs (it has no parent mount): move
@@ -251,31 +298,61 @@ void agent_main() {
   bool out_open = true, err_open = true, exited = false;
   int status = 0;
   long long exit_wait = 0;
+  std::vector<Exec> execs;
+  auto exec_of = [&](uint32_t num) -> Exec* {
+    for (auto& e : execs)
+      if (e.n == num) return &e;
+    return nullptr;
+  };
+  // Moves what a pipe has into frames; false at EOF.
+  auto relay = [&](int fd, Frame type, std::optional<uint32_t> num) {
+    ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0) return errno == EAGAIN || errno == EINTR;
+    if (r == 0) return false;
+    std::string_view d(buf, static_cast<size_t>(r));
+    send(type, num ? tag(*num, d) : std::string(d));
+    return true;
+  };
   for (;;) {
-    struct pollfd p[4] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
-                          {err_open ? err[0] : -1, POLLIN, 0}};
-    int n = ::poll(p, 4, exited ? 100 : -1);
-    if (n < 0 && errno != EINTR) fatal("poll");
-    if (p[2].revents) {
-      ssize_t r = ::read(out[0], buf, sizeof buf);
-      if (r > 0) send(Frame::out, std::string_view(buf, static_cast<size_t>(r)));
-      else if (r == 0) out_open = false;
+    std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
+                             {err_open ? err[0] : -1, POLLIN, 0}};
+    for (auto& e : execs) {
+      p.push_back({e.out, POLLIN, 0});
+      p.push_back({e.err, POLLIN, 0});
     }
-    if (p[3].revents) {
-      ssize_t r = ::read(err[0], buf, sizeof buf);
-      if (r > 0) send(Frame::err, std::string_view(buf, static_cast<size_t>(r)));
-      else if (r == 0) err_open = false;
+    bool waiting = exited || std::any_of(execs.begin(), execs.end(), [](const Exec& e) { return e.exited; });
+    int n = ::poll(p.data(), p.size(), waiting ? 100 : -1);
+    if (n < 0 && errno != EINTR) fatal("poll");
+    if (p[2].revents) out_open = relay(out[0], Frame::out, std::nullopt);
+    if (p[3].revents) err_open = relay(err[0], Frame::err, std::nullopt);
+    for (size_t i = 0; i < execs.size(); i++) {
+      Exec& e = execs[i];
+      if (p[4 + 2 * i].revents && !relay(e.out, Frame::exec_out, e.n)) {
+        ::close(e.out);
+        e.out = -1;
+      }
+      if (p[5 + 2 * i].revents && !relay(e.err, Frame::exec_err, e.n)) {
+        ::close(e.err);
+        e.err = -1;
+      }
     }
     if (p[1].revents) {
       struct signalfd_siginfo si;
       while (::read(sfd, &si, sizeof si) > 0) {}
       int st;
       pid_t w;
-      while ((w = ::waitpid(-1, &st, WNOHANG)) > 0)
+      while ((w = ::waitpid(-1, &st, WNOHANG)) > 0) {
         if (w == cpid) {
           exited = true;
           status = st;
         }
+        for (auto& e : execs)
+          if (e.pid == w && !e.exited) {
+            e.exited = true;
+            e.status = st;
+            e.grace = 30;
+          }
+      }
     }
     if (p[0].revents) {
       ssize_t r = ::read(ctl, buf, sizeof buf);
@@ -286,6 +363,7 @@ void agent_main() {
         if (!m) fatal(m.error().msg);
         if (!*m) break;
         Msg& msg = **m;
+        auto [num, rest] = untag(msg.data);
         if (msg.type == Frame::start) {
           int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
           int ep[2];
@@ -293,7 +371,15 @@ void agent_main() {
           int st = run_brig({"start", id}, devnull, devnull, ep[1]);
           ::close(ep[1]);
           ::fcntl(ep[0], F_SETFL, O_NONBLOCK);
-          if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) send(Frame::err, drain(ep[0]));
+          if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            send(Frame::started, "");
+          } else {
+            // The host's `brig start` fails with this line; the container
+            // goes, as it would after a failed `brig run`.
+            std::string e = error_text(drain(ep[0]));
+            send(Frame::started, "in the guest: " + (e.empty() ? std::string("brig start failed") : e));
+            if (!exited) ::kill(cpid, SIGKILL);
+          }
           ::close(ep[0]);
           ::close(devnull);
         } else if (msg.type == Frame::signal) {
@@ -305,9 +391,32 @@ void agent_main() {
           } else if (in_w >= 0) {
             (void)!::write(in_w, msg.data.data(), msg.data.size());
           }
+        } else if (msg.type == Frame::exec) {
+          if (auto e = start_exec(num, rest, id)) execs.push_back(*e);
+          else send(Frame::exec_exit, tag(num, std::to_string(W_EXITCODE(255, 0))));
+        } else if (msg.type == Frame::exec_in) {
+          Exec* e = exec_of(num);
+          if (e && e->in >= 0 && rest.empty()) {
+            ::close(e->in);
+            e->in = -1;
+          } else if (e && e->in >= 0) {
+            (void)!::write(e->in, rest.data(), rest.size());
+          }
+        } else if (msg.type == Frame::exec_signal) {
+          Exec* e = exec_of(num);
+          if (e && !e->exited) ::kill(e->pid, std::atoi(std::string(rest).c_str()));
         }
       }
     }
+    // An exec that ended: its output first, then its status.
+    for (auto& e : execs)
+      if (e.exited && ((e.out < 0 && e.err < 0) || --e.grace <= 0)) {
+        send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
+        for (int fd : {e.in, e.out, e.err})
+          if (fd >= 0) ::close(fd);
+        e.n = 0;
+      }
+    std::erase_if(execs, [](const Exec& e) { return e.n == 0; });
     if (exited) {
       // The output the process left in the pipes goes out before its status.
       if (!exit_wait) exit_wait = 30;

@@ -21,10 +21,25 @@ std::string encode(Frame type, std::string_view data) {
   return s;
 }
 
+std::string tag(uint32_t n, std::string_view data) {
+  std::string s;
+  s.reserve(4 + data.size());
+  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((n >> shift) & 0xff));
+  s.append(data);
+  return s;
+}
+
+std::pair<uint32_t, std::string_view> untag(std::string_view payload) {
+  if (payload.size() < 4) return {0, {}};
+  uint32_t n = 0;
+  for (int i = 0; i < 4; i++) n = (n << 8) | static_cast<uint8_t>(payload[i]);
+  return {n, payload.substr(4)};
+}
+
 Result<std::optional<Msg>> Decoder::next() {
   if (buf_.size() < 5) return std::optional<Msg>{};
   uint8_t t = static_cast<uint8_t>(buf_[0]);
-  if (t < static_cast<uint8_t>(Frame::config) || t > static_cast<uint8_t>(Frame::exit))
+  if (t < static_cast<uint8_t>(Frame::config) || t > static_cast<uint8_t>(kLastFrame))
     return fail_msg("vm: control channel: unknown frame type {}", t);
   uint32_t n = 0;
   for (int i = 1; i < 5; i++) n = (n << 8) | static_cast<uint8_t>(buf_[i]);
@@ -39,6 +54,15 @@ bool wanted(const spec::Config& cfg) {
   if (cfg.vm) return true;
   auto it = cfg.annotations.find(kAnnotation);
   return it != cfg.annotations.end() && it->second == "vm";
+}
+
+bool wanted(const nlohmann::json& raw) {
+  if (!raw.is_object()) return false;
+  if (auto v = raw.find("vm"); v != raw.end() && !v->is_null()) return true;
+  auto a = raw.find("annotations");
+  if (a == raw.end() || !a->is_object()) return false;
+  auto it = a->find(kAnnotation);
+  return it != a->end() && it->is_string() && *it == "vm";
 }
 
 constexpr uint64_t kGuestOverheadMib = 96;

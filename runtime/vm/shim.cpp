@@ -8,13 +8,16 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
@@ -104,6 +107,7 @@ struct Shim {
       }
     ::unlink((dir + "/ctl.sock").c_str());
     ::unlink((dir + "/vfs.sock").c_str());
+    ::unlink((dir + "/" + kShimSocket).c_str());
     // The status came from the guest: only a terminating signal is re-raised
     // (a stop signal would freeze the shim with the VM already gone).
     bool stop_sig = false;
@@ -146,6 +150,7 @@ struct Shim {
     int ff = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (ff < 0) die(fmt::format("vm: open exec fifo {}: {}", fifo, std::strerror(errno)));
 
+    listen_socket();
     std::string vsock = dir + "/vfs.sock", csock = dir + "/ctl.sock";
     vfsd = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + vsock, "-o", "source=" + rootfs, "-o",
                    "cache=auto", "-o", "sandbox=chroot", "-o", "log_level=err", "--rlimit-nofile=0"},
@@ -184,11 +189,14 @@ struct Shim {
     bool created = false, started = false, in_open = false;
     char buf[65536];
     for (;;) {
-      struct pollfd p[4] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {0, POLLIN, 0}};
+      // ctl, signals, fifo, stdin, the shim socket, then its clients.
+      std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {0, POLLIN, 0}, {lsn, POLLIN, 0}};
       if (!created || started) p[2].fd = -1;
       if (!in_open) p[3].fd = -1;
+      if (!created) p[4].fd = -1;
+      for (auto& c : clients) p.push_back({c.fd, POLLIN, 0});
       int timeout = created ? -1 : 1000;
-      int n = ::poll(p, 4, timeout);
+      int n = ::poll(p.data(), p.size(), timeout);
       if (n < 0 && errno != EINTR) die(fmt::format("vm: poll: {}", std::strerror(errno)));
       if (!created && now_ms() - t0 > kBootTimeoutMs)
         die(fmt::format("vm: the guest agent did not report within {}s", kBootTimeoutMs / 1000));
@@ -216,6 +224,22 @@ struct Shim {
               break;
             case Frame::exit:
               finish(std::atoi(msg.data.c_str()));
+            case Frame::started:
+              start_result = msg.data;
+              for (auto& c : clients)
+                if (c.wants_start) write_fd(c.fd, encode(Frame::started, msg.data));
+              break;
+            case Frame::exec_out:
+            case Frame::exec_err:
+            case Frame::exec_exit: {
+              uint32_t num = untag(msg.data).first;
+              for (auto& c : clients)
+                if (c.exec == num) {
+                  write_fd(c.fd, encode(msg.type, msg.data));
+                  if (msg.type == Frame::exec_exit) c.exec = 0;  // done: it hangs up
+                }
+              break;
+            }
             default:
               break;
           }
@@ -258,7 +282,80 @@ struct Shim {
           write_fd(ctl, encode(Frame::in, ""));
         }
       }
+      if (p[4].fd >= 0 && p[4].revents) {
+        int c = ::accept4(lsn, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) clients.push_back(Client{c});
+      }
+      for (size_t i = 5; i < p.size(); i++)
+        if (p[i].revents) serve(p[i].fd, buf, sizeof buf);
+      std::erase_if(clients, [](const Client& c) { return c.fd < 0; });
     }
+  }
+
+  // One `brig start` or `brig exec` on the shim socket.
+  struct Client {
+    int fd = -1;
+    Decoder dec;
+    uint32_t exec = 0;  // the exec number it runs, 0 = none
+    bool wants_start = false;
+  };
+  std::vector<Client> clients;
+  int lsn = -1;
+  uint32_t next_exec = 1;
+  std::optional<std::string> start_result;
+
+  void hang_up(Client& c) {
+    // A foreground `brig exec` gone: the process loses its stdin, as it
+    // would with the caller's terminal closed; it keeps running.
+    if (c.exec) write_fd(ctl, encode(Frame::exec_in, tag(c.exec, "")));
+    ::close(c.fd);
+    c.fd = -1;
+  }
+
+  void serve(int fd, char* buf, size_t size) {
+    auto it = std::find_if(clients.begin(), clients.end(), [fd](const Client& c) { return c.fd == fd; });
+    if (it == clients.end()) return;
+    Client& c = *it;
+    ssize_t r = ::read(fd, buf, size);
+    if (r <= 0) return hang_up(c);
+    c.dec.feed(buf, static_cast<size_t>(r));
+    for (;;) {
+      auto m = c.dec.next();
+      if (!m) return hang_up(c);
+      if (!*m) return;
+      Msg& msg = **m;
+      auto rest = untag(msg.data).second;
+      switch (msg.type) {
+        case Frame::started:
+          c.wants_start = true;
+          if (start_result) write_fd(fd, encode(Frame::started, *start_result));
+          break;
+        case Frame::exec:
+          if (c.exec) return hang_up(c);
+          c.exec = next_exec++;
+          write_fd(ctl, encode(Frame::exec, tag(c.exec, rest)));
+          break;
+        case Frame::exec_in:
+        case Frame::exec_signal:
+          if (c.exec) write_fd(ctl, encode(msg.type, tag(c.exec, rest)));
+          break;
+        default:
+          return hang_up(c);
+      }
+    }
+  }
+
+  // The shim socket, for `brig start` and `brig exec` (root only).
+  void listen_socket() {
+    std::string path = dir + "/" + kShimSocket;
+    lsn = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    mode_t old = ::umask(077);
+    bool ok = lsn >= 0 && ::bind(lsn, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(lsn, 16) == 0;
+    ::umask(old);
+    if (!ok) die(fmt::format("vm: listen on {}: {}", path, std::strerror(errno)), false);
   }
 };
 
@@ -273,7 +370,7 @@ class VmExecutor final : public Executor {
     if (!p.kvm)
       log::warn("vm: no hardware virtualization (vmx/svm): falling back to TCG emulation, the guest runs slowly");
     std::string dir = rq.fifo_path.substr(0, rq.fifo_path.rfind('/'));
-    if (dir.size() + 10 > sizeof(sockaddr_un::sun_path))
+    if (dir.size() + 2 + std::strlen(kShimSocket) > sizeof(sockaddr_un::sun_path))
       return fail_msg("vm: state directory {} is too long for a unix socket path", dir);
 
     int rp[2];

@@ -8,11 +8,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
 #include "spec/config.hpp"
 
 namespace brig::runtime::vm {
@@ -28,7 +30,20 @@ enum class Frame : uint8_t {
   out = 7,      // guest -> host: stdout bytes
   err = 8,      // guest -> host: stderr bytes
   exit = 9,     // guest -> host: decimal wait status of the container process
+  // `brig start` asks the shim with an empty one; the guest answers the shim
+  // (and the shim `brig start`): empty = the process runs, else the error line.
+  started = 10,
+  // A second process (`brig exec`). Each payload starts with the 4-byte big
+  // endian exec number the shim gives it (tag()); a `brig exec` talking to
+  // the shim sends 0 and the shim puts the number in.
+  exec = 11,         // -> guest: {"process": {...}, "detach": bool}
+  exec_in = 12,      // -> guest: stdin bytes; empty = EOF
+  exec_out = 13,     // <- guest: stdout bytes
+  exec_err = 14,     // <- guest: stderr bytes
+  exec_exit = 15,    // <- guest: decimal wait status of the guest's `brig exec`
+  exec_signal = 16,  // -> guest: decimal signal number
 };
+inline constexpr Frame kLastFrame = Frame::exec_signal;
 constexpr uint32_t kMaxFrame = 1u << 20;
 
 struct Msg {
@@ -37,6 +52,14 @@ struct Msg {
 };
 
 std::string encode(Frame type, std::string_view data);
+
+// The exec number in front of an exec frame's payload.
+std::string tag(uint32_t n, std::string_view data);
+// (number, rest); a payload shorter than the tag is number 0, rest empty.
+std::pair<uint32_t, std::string_view> untag(std::string_view payload);
+
+// The shim's socket in the container's state dir (`brig start`, `brig exec`).
+inline constexpr const char* kShimSocket = "shim.sock";
 
 // Feed it bytes as they come; next() pops whole frames.
 class Decoder {
@@ -53,6 +76,8 @@ class Decoder {
 inline constexpr const char* kAnnotation = "io.brig.runtime";  // = "vm"
 
 bool wanted(const spec::Config& cfg);
+// The same on a saved config, without parsing it all.
+bool wanted(const nlohmann::json& raw);
 
 struct Host {
   bool hw_virt = false;  // vmx/svm in /proc/cpuinfo and /dev/kvm opens
@@ -79,6 +104,15 @@ nlohmann::json guest_config(const nlohmann::json& raw);
 
 Host probe_host();
 Plan default_paths();
+
+// ---- host side: `brig start` / `brig exec` talking to the shim ---------------
+// Waits for the guest's answer to the start just written to the fifo; `conn`
+// was connected (connect_shim) before the fifo was written.
+Result<Fd> connect_shim(const std::string& state_dir);
+Result<void> await_start(BorrowedFd conn);
+// Runs `process` in the guest container; its stdio is ours. Returns the exit
+// code to leave with (0 at once with detach).
+Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach);
 
 // `brig vm-agent`: PID 1 in the guest. Never returns.
 [[noreturn]] void agent_main();

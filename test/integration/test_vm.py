@@ -97,14 +97,29 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     children = Path(f"/proc/{shim}/task/{shim}/children").read_text().split()
     helpers = [(int(p), proc_starttime(int(p))) for p in children]
     assert len(helpers) == 2  # virtiofsd and QEMU
-    # exec is a later slice: refused, never run on the host beside the shim
-    res = runtime.run("exec", b.id, "true", check=False)
-    assert "exec: not supported in a microVM container yet" in res.error, res
     runtime.run("start", b.id, timeout=60, check=True)
     assert runtime.status(b.id) == "running"
     # The rootfs is the host's directory, shared over virtiofs: the guest's
     # write shows up here once the trap is set (PID 1 ignores an untrapped TERM).
     assert wait_for(lambda: (b.rootfs / "up").exists(), 60)
+    # exec: a second process in the guest container (its pid namespace, its
+    # cgroup), stdin/stdout/stderr relayed, its exit code ours.
+    res = runtime.run("exec", b.id, "sh", "-c",
+                      "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat; echo to-err >&2; "
+                      "[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo same-cgroup; "
+                      "uname -r; exit 5", input="piped in\n", timeout=60)
+    assert res.returncode == 5, res
+    out = res.stdout.splitlines()
+    assert out[0].startswith("sh -c trap"), res  # the container's init is its PID 1
+    assert out[1:3] == ["piped in", "same-cgroup"], res
+    assert out[3] != os.uname().release, res
+    assert res.stderr == "to-err\n", res
+    # exec -d: back at once, the process runs on in the guest
+    runtime.run("exec", "-d", b.id, "sh", "-c", "sleep 1; touch /detached", timeout=60, check=True)
+    assert wait_for(lambda: (b.rootfs / "detached").exists(), 30)
+    # an exec that cannot start: the guest brig's one error line, exit 1
+    res = runtime.run("exec", b.id, "/nonexistent", timeout=60, check=False)
+    assert res.returncode != 0 and "/nonexistent" in res.error, res
     runtime.run("kill", b.id, "TERM", check=True)
     assert runtime.wait_status(b.id, "stopped", timeout=60)
     runtime.run("delete", b.id, timeout=60, check=True)

@@ -151,3 +151,29 @@ TEST_CASE("vm guest config: no vm section, rootfs at the virtiofs mount") {
   CHECK(g["root"]["path"] == "/rootfs");
   CHECK(g["annotations"] == json{{"a", "b"}});
 }
+
+TEST_CASE("vm exec frames carry their exec number") {
+  std::string t = tag(0x01020304, "data");
+  CHECK(t.size() == 8);
+  auto [n, rest] = untag(t);
+  CHECK(n == 0x01020304);
+  CHECK(rest == "data");
+  CHECK(untag("ab").first == 0);
+  CHECK(untag("ab").second.empty());
+  Decoder d;
+  std::string w = encode(Frame::exec_signal, tag(7, "15"));
+  d.feed(w.data(), w.size());
+  auto m = d.next();
+  REQUIRE(m);
+  REQUIRE(*m);
+  CHECK((*m)->type == Frame::exec_signal);
+  CHECK(untag((*m)->data).first == 7);
+}
+
+TEST_CASE("vm backend: asked for in a saved config") {
+  CHECK(wanted(json{{"vm", {{"kernel", {{"path", "/k"}}}}}}));
+  CHECK(wanted(json{{"annotations", {{"io.brig.runtime", "vm"}}}}));
+  CHECK_FALSE(wanted(json{{"annotations", {{"io.brig.runtime", 3}}}}));
+  CHECK_FALSE(wanted(json{{"vm", nullptr}}));
+  CHECK_FALSE(wanted(json::array()));
+}
