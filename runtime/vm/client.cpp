@@ -51,7 +51,7 @@ Result<void> await_start(BorrowedFd conn) {
     if (!m) return fail_msg("vm: the microVM stopped before the container process started");
     if (m->type != Frame::started) continue;
     if (m->data.empty()) return {};
-    return fail_msg("{}", m->data);
+    return fail_msg("vm: {}", m->data);
   }
 }
 

@@ -117,7 +117,26 @@ Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& default
   return p;
 }
 
+std::string qemu_escape(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == ',') out.push_back(',');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string fuse_escape(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
+  std::string d = qemu_escape(dir);
   std::string mem = fmt::format("{}M", p.mem_mib);
   std::string cmdline;
   for (const auto& a : p.kernel_args) cmdline += (cmdline.empty() ? "" : " ") + a;
@@ -129,11 +148,13 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
       // QEMU's own seccomp filter: no exec, no setuid, no obsolete syscalls.
       "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-      "-serial", "file:" + dir + "/console.log",
-      "-chardev", "socket,id=vfs,path=" + dir + "/vfs.sock",
+      // Paths built from the state dir go into QEMU's key=value lists: a
+      // comma in them is doubled, or it would start a new key.
+      "-chardev", "file,id=con,path=" + d + "/console.log", "-serial", "chardev:con",
+      "-chardev", "socket,id=vfs,path=" + d + "/vfs.sock",
       "-device", "vhost-user-fs-device,chardev=vfs,tag=rootfs",
       "-device", "virtio-serial-device",
-      "-chardev", "socket,id=ctl,path=" + dir + "/ctl.sock,server=on,wait=off",
+      "-chardev", "socket,id=ctl,path=" + d + "/ctl.sock,server=on,wait=off",
       "-device", "virtserialport,chardev=ctl,name=brig.ctl",
       "-kernel", p.kernel, "-initrd", p.initrd, "-append", cmdline};
   a.insert(a.end(), p.extra_qemu.begin(), p.extra_qemu.end());

@@ -152,8 +152,12 @@ struct Shim {
 
     listen_socket();
     std::string vsock = dir + "/vfs.sock", csock = dir + "/ctl.sock";
-    vfsd = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + vsock, "-o", "source=" + rootfs, "-o",
-                   "cache=auto", "-o", "sandbox=chroot", "-o", "log_level=err", "--rlimit-nofile=0"},
+    // chroot'ed into the rootfs (nothing the guest names resolves outside
+    // it), and without CAP_MKNOD / CAP_SETFCAP: the guest can make no device
+    // node and no file capability on the host.
+    vfsd = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + vsock, "-o", "source=" + fuse_escape(rootfs), "-o",
+                   "cache=auto", "-o", "sandbox=chroot", "-o", "modcaps=-mknod:-setfcap", "-o", "log_level=err",
+                   "--rlimit-nofile=0"},
                   dir + "/virtiofsd.log");
     if (vfsd < 0) die(fmt::format("vm: fork virtiofsd: {}", std::strerror(errno)));
     int64_t t0 = now_ms();

@@ -96,6 +96,10 @@ struct Plan {
 
 // `defaults`: {qemu, kernel, initrd} used where the spec names none.
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults);
+// A value inside QEMU's "key=value,..." option lists: ',' doubled.
+std::string qemu_escape(std::string_view v);
+// A value inside virtiofsd's (libfuse's) "-o a=b,c": ',' and '\' backslashed.
+std::string fuse_escape(std::string_view v);
 // QEMU's argv (without argv[0]) for a plan and the sockets in `dir`.
 std::vector<std::string> qemu_args(const Plan& p, const std::string& dir);
 // The config the agent runs: vm section and host-side hooks removed, the

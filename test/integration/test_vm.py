@@ -43,8 +43,8 @@ def vm_env(tmp_path_factory):
     return {"BRIG_VM_KERNEL": os.path.join(kdir, "vmlinuz"), "BRIG_VM_INITRD": str(initrd)}
 
 
-def vm_bundle(make_bundle, args, spec_vm=None):
-    b = make_bundle()
+def vm_bundle(make_bundle, args, spec_vm=None, name=None):
+    b = make_bundle(name)
 
     def fn(cfg):
         cfg["process"]["args"] = args
@@ -57,14 +57,28 @@ def vm_bundle(make_bundle, args, spec_vm=None):
     return b
 
 
+def b_id_suffix():
+    return os.urandom(4).hex()
+
+
 def hw_virt():
     with open("/proc/cpuinfo") as f:
         flags = f.read().split()
     return "vmx" in flags or "svm" in flags
 
 
-def test_run_output_and_exit_code(runtime, make_bundle, vm_env):
-    b = vm_bundle(make_bundle, ["sh", "-c", "echo hello from the guest; uname -r; echo oops >&2; exit 7"])
+def test_run_output_and_exit_code(runtime, make_bundle, vm_env, tmp_path):
+    # Commas in the state dir and the rootfs path: each is one QEMU / virtiofsd
+    # option value, never a second option.
+    runtime.root = str(tmp_path / "st,ate")
+    uniq = f"brigvm-{b_id_suffix()}"
+    b = vm_bundle(make_bundle, ["sh", "-c", "echo hello from the guest; uname -r; echo oops >&2; "
+                                            f"touch /a/{uniq}-w; exit 7"], name="bun,dle")
+    # A symlink to a host path: the mount under it and the process's write
+    # land in the rootfs (resolved in the guest's root), never on the host.
+    os.symlink("/tmp", b.rootfs / "a")
+    b.set_config(lambda cfg: cfg["mounts"].append({"destination": f"/a/{uniq}/deep", "type": "tmpfs",
+                                                   "source": "tmpfs"}))
     t0 = time.monotonic()
     res = runtime.run("run", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env)
     took = time.monotonic() - t0
@@ -79,6 +93,8 @@ def test_run_output_and_exit_code(runtime, make_bundle, vm_env):
     warnings = [l for l in res.stderr.splitlines() if "TCG" in l]
     assert len(warnings) == (0 if hw_virt() else 1), res
     assert runtime.state(b.id, check=False) is None
+    assert (b.rootfs / "tmp" / uniq / "deep").is_dir() and (b.rootfs / "tmp" / f"{uniq}-w").exists()
+    assert not os.path.exists(f"/tmp/{uniq}") and not os.path.exists(f"/tmp/{uniq}-w")
 
 
 def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
@@ -117,6 +133,13 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     # exec -d: back at once, the process runs on in the guest
     runtime.run("exec", "-d", b.id, "sh", "-c", "sleep 1; touch /detached", timeout=60, check=True)
     assert wait_for(lambda: (b.rootfs / "detached").exists(), 30)
+    # virtiofsd runs without CAP_MKNOD: a device node made on the guest's
+    # tmpfs /dev works, on the shared rootfs (the host's directory) it does not.
+    res = runtime.run("exec", "--cap", "CAP_MKNOD", b.id, "sh", "-c",
+                      "mknod /dev/n1 c 1 3 && echo tmpfs-ok; mknod /n2 c 1 3 || echo rootfs-refused",
+                      timeout=60)
+    assert res.stdout.split() == ["tmpfs-ok", "rootfs-refused"], res
+    assert not (b.rootfs / "n2").exists()
     # an exec that cannot start: the guest brig's one error line, exit 1
     res = runtime.run("exec", b.id, "/nonexistent", timeout=60, check=False)
     assert res.returncode != 0 and "/nonexistent" in res.error, res
@@ -159,6 +182,30 @@ def test_guest_side_create_error_is_one_line_and_leaves_nothing(runtime, make_bu
     assert len(lines) == 1, res
     assert "vm: in the guest: brig create failed: unable to start container process: mounts[" in lines[0], res
     assert "fsopen nosuchfs: no such device" in lines[0], res
+    assert not (Path(runtime.root) / b.id).exists()
+
+
+def fault_build():
+    env = dict(os.environ, BRIG_FAULT="list")
+    res = subprocess.run([BRIG], env=env, capture_output=True, text=True, timeout=30)
+    return res.returncode == 0 and "start.before-fifo" in res.stdout.split()
+
+
+def test_guest_side_start_failure_fails_start(runtime, make_bundle, vm_env):
+    if not fault_build():
+        pytest.skip("brig built without -DBRIG_FAULT_INJECTION=ON")
+    # Unknown NAME=value kernel parameters reach the guest's PID 1 as its
+    # environment: the guest's `brig start` (only) fails at the named step.
+    b = vm_bundle(make_bundle, ["sleep", "100"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"],
+                                      "parameters": ["BRIG_FAULT=start.before-fifo:fail"]}})
+    runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, check=True)
+    res = runtime.run("start", b.id, timeout=60, check=False)
+    assert res.returncode == 1, res
+    assert res.error == "vm: in the guest: fault injected at start.before-fifo", res
+    # the guest kills the container it could not start: the VM goes
+    assert runtime.wait_status(b.id, "stopped", timeout=60)
+    runtime.run("delete", b.id, timeout=60, check=True)
     assert not (Path(runtime.root) / b.id).exists()
 
 

@@ -177,3 +177,14 @@ TEST_CASE("vm backend: asked for in a saved config") {
   CHECK_FALSE(wanted(json{{"vm", nullptr}}));
   CHECK_FALSE(wanted(json::array()));
 }
+
+TEST_CASE("vm: commas in paths never start a new QEMU or virtiofsd option") {
+  CHECK(qemu_escape("/run/a,b,,c") == "/run/a,,b,,,,c");
+  CHECK(fuse_escape("/srv/a,b\\c") == "/srv/a\\,b\\\\c");
+  auto p = plan(config_with(R"({"annotations": {"io.brig.runtime": "vm"}})"), Host{false, 0, 1}, defaults());
+  REQUIRE(p);
+  auto args = qemu_args(*p, "/run/st,ate=x");
+  CHECK(has(args, "socket,id=ctl,path=/run/st,,ate=x/ctl.sock,server=on,wait=off"));
+  CHECK(has(args, "socket,id=vfs,path=/run/st,,ate=x/vfs.sock"));
+  CHECK(has(args, "file,id=con,path=/run/st,,ate=x/console.log"));
+}
