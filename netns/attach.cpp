@@ -313,6 +313,11 @@ Result<Attachment> attach_tap(const std::string& network, const std::string& tap
   return a;
 }
 
+Result<void> configure_here(const Attachment& a, const std::string& dev) {
+  TRY(Socket s, Socket::open());
+  return configure_inside(s, a, dev);
+}
+
 Result<NetworkStatus> status(const Network& net) {
   NetworkStatus st;
   st.net = net;

@@ -59,6 +59,10 @@ Result<std::optional<Attachment>> load_attachment(const std::string& owner);
 Result<Attachment> attach_tap(const std::string& network, const std::string& tap, const std::string& owner,
                               pid_t pid);
 
+// Inside a microVM guest: lo up, and on `dev` the attachment's addresses and
+// default routes, in this process's network namespace.
+Result<void> configure_here(const Attachment& a, const std::string& dev);
+
 // `brig network inspect`: a network, its leases and its bridge as seen in
 // this network namespace.
 struct NetworkStatus {

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #include <map>
 #include <optional>
 
+#include "netns/attach.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/vm/vm.hpp"
 
@@ -158,6 +160,8 @@ struct Exec {
   uint32_t n = 0;
   pid_t pid = 0;
   int in = -1, out = -1, err = -1;
+  int lsn = -1, pty = -1;  // with a terminal: the console socket, then the pty master
+  std::string size;        // its last size, for a pty not there yet
   bool exited = false;
   int status = 0;
   int grace = 0;  // poll rounds left for its output once it exited
@@ -172,9 +176,16 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
   if (!sys::write_file_atomic(path, j["process"].dump(), 0600)) return std::nullopt;
   std::vector<std::string> args = {"exec", "--process", path};
   if (detach) args.push_back("-d");
-  args.push_back(id);
   Exec e;
   e.n = n;
+  if (j["process"].value("terminal", false)) {
+    std::string sock = fmt::format("/run/bundle/console-{}.sock", n);
+    auto l = listen_unix(sock, true);
+    if (!l) return std::nullopt;
+    e.lsn = l->release();
+    args.insert(args.end(), {"--console-socket", sock});
+  }
+  args.push_back(id);
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return std::nullopt;
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -190,6 +201,18 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
   ::fcntl(e.out, F_SETFL, O_NONBLOCK);
   ::fcntl(e.err, F_SETFL, O_NONBLOCK);
   return e;
+}
+
+// The pty master a guest brig sends to the console socket `lsn`; -1 if none
+// (yet, with a non-blocking `lsn`).
+int take_master(int lsn) {
+  int c = ::accept4(lsn, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return -1;
+  Fd conn(c);
+  char name[256];
+  auto r = sys::recv_with_fd(conn, name, sizeof name);
+  if (!r || !r->fd) return -1;
+  return r->fd.release();
 }
 
 // pivot_root refuses a root on the initramfs (it has no parent mount): move
@@ -264,6 +287,13 @@ void agent_main() {
   if (j.is_discarded() || !j.contains("id") || !j.contains("config")) fatal("malformed config frame");
   std::string id = j["id"].get<std::string>();
 
+  // brig networking: eth0 (virtio-net on the host's tap) gets the lease.
+  if (j.contains("network")) {
+    auto a = netns::attachment_from_json(j["network"]);
+    if (!a) fatal(a.error().msg);
+    for (int i = 0; i < 250 && !sys::exists("/sys/class/net/eth0"); i++) ::usleep(20000);
+    if (auto r = netns::configure_here(*a, "eth0"); !r) fatal("network: " + r.error().msg);
+  }
   ::mkdir("/rootfs", 0755);
   int tries = 0;
   while (::mount("rootfs", "/rootfs", "virtiofs", 0, nullptr) < 0) {
@@ -276,7 +306,18 @@ void agent_main() {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0)
     fatal("pipe");
-  int cst = run_brig({"create", "--bundle", "/run/bundle", "--pid-file", "/run/ctr.pid", id}, in[0], out[1], err[1]);
+  // A terminal: the guest brig sends the pty master to our console socket.
+  bool terminal = j["config"].contains("process") && j["config"]["process"].value("terminal", false);
+  std::vector<std::string> create = {"create", "--bundle", "/run/bundle", "--pid-file", "/run/ctr.pid"};
+  Fd console;
+  if (terminal) {
+    auto l = listen_unix("/run/bundle/console.sock");
+    if (!l) fatal(l.error().msg);
+    console = std::move(*l);
+    create.insert(create.end(), {"--console-socket", "/run/bundle/console.sock"});
+  }
+  create.push_back(id);
+  int cst = run_brig(create, in[0], out[1], err[1]);
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
@@ -284,6 +325,12 @@ void agent_main() {
   if (!WIFEXITED(cst) || WEXITSTATUS(cst) != 0) {
     std::string e = error_text(drain(err[0]));
     fatal(e.empty() ? "brig create failed in the guest" : "in the guest: " + e);
+  }
+  int tty = -1;
+  if (terminal) {
+    tty = take_master(console.get());
+    if (tty < 0) fatal("the guest's brig create sent no pty master");
+    console.reset();
   }
   auto pidtext = sys::read_file("/run/ctr.pid");
   pid_t cpid = pidtext ? static_cast<pid_t>(std::atoi(pidtext->c_str())) : 0;
@@ -315,26 +362,37 @@ void agent_main() {
   };
   for (;;) {
     std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
-                             {err_open ? err[0] : -1, POLLIN, 0}};
+                             {err_open ? err[0] : -1, POLLIN, 0}, {tty, POLLIN, 0}};
     for (auto& e : execs) {
       p.push_back({e.out, POLLIN, 0});
       p.push_back({e.err, POLLIN, 0});
+      p.push_back({e.lsn, POLLIN, 0});
+      p.push_back({e.pty, POLLIN, 0});
     }
     bool waiting = exited || std::any_of(execs.begin(), execs.end(), [](const Exec& e) { return e.exited; });
     int n = ::poll(p.data(), p.size(), waiting ? 100 : -1);
     if (n < 0 && errno != EINTR) fatal("poll");
     if (p[2].revents) out_open = relay(out[0], Frame::out, std::nullopt);
     if (p[3].revents) err_open = relay(err[0], Frame::err, std::nullopt);
+    // A pty master reads EIO once the last slave is closed: the end.
+    if (p[4].revents && !relay(tty, Frame::out, std::nullopt)) {
+      ::close(tty);
+      tty = -1;
+    }
+    auto done = [](int& fd) {
+      ::close(fd);
+      fd = -1;
+    };
     for (size_t i = 0; i < execs.size(); i++) {
       Exec& e = execs[i];
-      if (p[4 + 2 * i].revents && !relay(e.out, Frame::exec_out, e.n)) {
-        ::close(e.out);
-        e.out = -1;
+      pollfd* q = &p[5 + 4 * i];
+      if (q[0].revents && !relay(e.out, Frame::exec_out, e.n)) done(e.out);
+      if (q[1].revents && !relay(e.err, Frame::exec_err, e.n)) done(e.err);
+      if (q[2].revents && (e.pty = take_master(e.lsn)) >= 0) {
+        done(e.lsn);
+        if (!e.size.empty()) set_window_size(e.pty, e.size);
       }
-      if (p[5 + 2 * i].revents && !relay(e.err, Frame::exec_err, e.n)) {
-        ::close(e.err);
-        e.err = -1;
-      }
+      if (q[3].revents && !relay(e.pty, Frame::exec_out, e.n)) done(e.pty);
     }
     if (p[1].revents) {
       struct signalfd_siginfo si;
@@ -384,6 +442,13 @@ void agent_main() {
           ::close(devnull);
         } else if (msg.type == Frame::signal) {
           if (!exited) ::kill(cpid, std::atoi(msg.data.c_str()));
+        } else if (msg.type == Frame::resize) {
+          Exec* e = num ? exec_of(num) : nullptr;
+          if (e) e->size = rest;
+          int t = num ? (e ? e->pty : -1) : tty;
+          if (t >= 0) set_window_size(t, rest);
+        } else if (msg.type == Frame::in && tty >= 0) {
+          if (!msg.data.empty()) (void)!::write(tty, msg.data.data(), msg.data.size());
         } else if (msg.type == Frame::in) {
           if (msg.data.empty()) {
             if (in_w >= 0) ::close(in_w);
@@ -396,7 +461,9 @@ void agent_main() {
           else send(Frame::exec_exit, tag(num, std::to_string(W_EXITCODE(255, 0))));
         } else if (msg.type == Frame::exec_in) {
           Exec* e = exec_of(num);
-          if (e && e->in >= 0 && rest.empty()) {
+          if (e && e->pty >= 0) {
+            if (!rest.empty()) (void)!::write(e->pty, rest.data(), rest.size());
+          } else if (e && e->in >= 0 && rest.empty()) {
             ::close(e->in);
             e->in = -1;
           } else if (e && e->in >= 0) {
@@ -409,18 +476,21 @@ void agent_main() {
       }
     }
     // An exec that ended: its output first, then its status.
-    for (auto& e : execs)
-      if (e.exited && ((e.out < 0 && e.err < 0) || --e.grace <= 0)) {
+    for (auto& e : execs) {
+      // Its master may still wait in the console socket's queue.
+      if (e.exited && e.lsn >= 0 && (e.pty = take_master(e.lsn)) >= 0) done(e.lsn);
+      if (e.exited && ((e.out < 0 && e.err < 0 && e.pty < 0) || --e.grace <= 0)) {
         send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
-        for (int fd : {e.in, e.out, e.err})
+        for (int fd : {e.in, e.out, e.err, e.lsn, e.pty})
           if (fd >= 0) ::close(fd);
         e.n = 0;
       }
+    }
     std::erase_if(execs, [](const Exec& e) { return e.n == 0; });
     if (exited) {
       // The output the process left in the pipes goes out before its status.
       if (!exit_wait) exit_wait = 30;
-      if ((!out_open && !err_open) || --exit_wait <= 0) {
+      if ((!out_open && !err_open && tty < 0) || --exit_wait <= 0) {
         send(Frame::exit, std::to_string(status));
         power_off();
       }

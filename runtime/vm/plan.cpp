@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "netns/attach.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/vm/vm.hpp"
 
@@ -69,8 +70,6 @@ constexpr uint64_t kGuestOverheadMib = 96;
 
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults) {
   Plan p = defaults;
-  if (cfg.process && cfg.process->terminal)
-    return fail_msg("vm: process.terminal is not supported by the microVM backend yet");
   if (cfg.hooks && (!cfg.hooks->prestart.empty() || !cfg.hooks->createRuntime.empty() ||
                     !cfg.hooks->createContainer.empty() || !cfg.hooks->startContainer.empty()))
     return fail_msg("vm: prestart/createRuntime/createContainer/startContainer hooks are not supported by the microVM backend yet");
@@ -157,17 +156,41 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-chardev", "socket,id=ctl,path=" + d + "/ctl.sock,server=on,wait=off",
       "-device", "virtserialport,chardev=ctl,name=brig.ctl",
       "-kernel", p.kernel, "-initrd", p.initrd, "-append", cmdline};
+  if (!p.tap.empty()) {
+    a.insert(a.end(), {"-netdev", "tap,id=net0,ifname=" + qemu_escape(p.tap) + ",script=no,downscript=no", "-device",
+                       "virtio-net-device,netdev=net0,mac=" + p.mac});
+  }
   a.insert(a.end(), p.extra_qemu.begin(), p.extra_qemu.end());
   return a;
 }
 
-nlohmann::json guest_config(const nlohmann::json& raw) {
+nlohmann::json guest_config(const nlohmann::json& raw, bool networked) {
   nlohmann::json c = raw;
   c.erase("vm");
   c.erase("hooks");  // poststart/poststop run on the host
   c["root"]["path"] = "/rootfs";
-  if (c.contains("annotations") && c["annotations"].is_object()) c["annotations"].erase(kAnnotation);
+  if (c.contains("annotations") && c["annotations"].is_object()) {
+    auto& an = c["annotations"];
+    an.erase(kAnnotation);
+    if (networked)
+      for (auto it = an.begin(); it != an.end();) {
+        if (it.key().starts_with("io.brig.network")) it = an.erase(it);
+        else ++it;
+      }
+  }
+  if (networked && c.contains("linux") && c["linux"].contains("namespaces") && c["linux"]["namespaces"].is_array()) {
+    auto& ns = c["linux"]["namespaces"];
+    for (auto it = ns.begin(); it != ns.end();) {
+      if (it->is_object() && it->value("type", "") == "network") it = ns.erase(it);
+      else ++it;
+    }
+  }
   return c;
+}
+
+std::string mac_for(const std::string& owner) {
+  std::string h = netns::host_dev_name(owner, "");  // 8 hex digits of a hash
+  return fmt::format("52:54:00:{}:{}:{}", h.substr(2, 2), h.substr(4, 2), h.substr(6, 2));
 }
 
 Host probe_host() {

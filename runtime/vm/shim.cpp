@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,9 +20,12 @@
 #include <cstring>
 #include <optional>
 
+#include "netns/attach.hpp"
+#include "netns/network.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/tty.hpp"
 #include "runtime/vm/vm.hpp"
 
 namespace brig::runtime::vm {
@@ -87,7 +91,9 @@ struct Shim {
   std::string dir, id, rootfs, fifo;
   Plan plan;
   nlohmann::json config;
+  std::string network, owner;  // brig networking: the network, the lease owner
   int ready = -1;  // pipe to the creating brig; closed once reported
+  int tty = -1;    // with process.terminal: the host pty's slave, raw
   pid_t vfsd = 0, qemu = 0;
   int ctl = -1;
 
@@ -169,6 +175,16 @@ struct Shim {
       if (now_ms() - t0 > 10000) die("vm: virtiofsd did not create its socket");
       ::usleep(20000);
     }
+    // brig networking: a tap on the network's bridge with a lease held by
+    // this shim (the container's pid); delete's teardown removes both.
+    nlohmann::json hello_net;
+    if (!network.empty()) {
+      plan.tap = netns::host_dev_name(owner, "tb");
+      plan.mac = mac_for(owner);
+      auto a = netns::attach_tap(network, plan.tap, owner, ::getpid());
+      if (!a) die(a.error().msg, false);
+      hello_net = netns::to_json(*a);
+    }
     std::vector<std::string> qa = {plan.qemu};
     for (auto& a : qemu_args(plan, dir)) qa.push_back(a);
     qemu = launch(qa, dir + "/qemu.log");
@@ -186,7 +202,9 @@ struct Shim {
         ::usleep(20000);
       }
     }
-    std::string hello = encode(Frame::config, nlohmann::json{{"id", id}, {"config", config}}.dump());
+    nlohmann::json h = {{"id", id}, {"config", config}};
+    if (!hello_net.is_null()) h["network"] = hello_net;
+    std::string hello = encode(Frame::config, h.dump());
     write_fd(ctl, hello);
 
     Decoder dec;
@@ -194,14 +212,24 @@ struct Shim {
     char buf[65536];
     for (;;) {
       // ctl, signals, fifo, stdin, the shim socket, then its clients.
-      std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {0, POLLIN, 0}, {lsn, POLLIN, 0}};
+      // With a terminal the container's stdio is the host pty, not ours.
+      int tin = tty >= 0 ? tty : 0, tout = tty >= 0 ? tty : 1;
+      std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {tin, POLLIN, 0}, {lsn, POLLIN, 0}};
       if (!created || started) p[2].fd = -1;
       if (!in_open) p[3].fd = -1;
       if (!created) p[4].fd = -1;
       for (auto& c : clients) p.push_back({c.fd, POLLIN, 0});
-      int timeout = created ? -1 : 1000;
+      // The console socket's holder resizes the pty without telling us: look.
+      int timeout = !created ? 1000 : tty >= 0 ? 200 : -1;
       int n = ::poll(p.data(), p.size(), timeout);
       if (n < 0 && errno != EINTR) die(fmt::format("vm: poll: {}", std::strerror(errno)));
+      if (created && tty >= 0) {
+        std::string now = window_size(tty);
+        if (!now.empty() && now != size) {
+          size = now;
+          write_fd(ctl, encode(Frame::resize, tag(0, size)));
+        }
+      }
       if (!created && now_ms() - t0 > kBootTimeoutMs)
         die(fmt::format("vm: the guest agent did not report within {}s", kBootTimeoutMs / 1000));
       if (p[0].revents) {
@@ -221,10 +249,10 @@ struct Shim {
             case Frame::error:
               die("vm: " + msg.data, false);
             case Frame::out:
-              write_fd(1, msg.data);
+              write_fd(tout, msg.data);
               break;
             case Frame::err:
-              write_fd(2, msg.data);
+              write_fd(tty >= 0 ? tty : 2, msg.data);
               break;
             case Frame::exit:
               finish(std::atoi(msg.data.c_str()));
@@ -278,7 +306,7 @@ struct Shim {
         }
       }
       if (p[3].fd >= 0 && p[3].revents) {
-        ssize_t r = ::read(0, buf, sizeof buf);
+        ssize_t r = ::read(tin, buf, sizeof buf);
         if (r > 0) {
           write_fd(ctl, encode(Frame::in, std::string_view(buf, static_cast<size_t>(r))));
         } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
@@ -307,6 +335,7 @@ struct Shim {
   int lsn = -1;
   uint32_t next_exec = 1;
   std::optional<std::string> start_result;
+  std::string size;  // the terminal's last size sent
 
   void hang_up(Client& c) {
     // A foreground `brig exec` gone: the process loses its stdin, as it
@@ -341,6 +370,7 @@ struct Shim {
           break;
         case Frame::exec_in:
         case Frame::exec_signal:
+        case Frame::resize:
           if (c.exec) write_fd(ctl, encode(msg.type, tag(c.exec, rest)));
           break;
         default:
@@ -351,15 +381,9 @@ struct Shim {
 
   // The shim socket, for `brig start` and `brig exec` (root only).
   void listen_socket() {
-    std::string path = dir + "/" + kShimSocket;
-    lsn = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size());
-    mode_t old = ::umask(077);
-    bool ok = lsn >= 0 && ::bind(lsn, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(lsn, 16) == 0;
-    ::umask(old);
-    if (!ok) die(fmt::format("vm: listen on {}: {}", path, std::strerror(errno)), false);
+    auto l = listen_unix(dir + "/" + kShimSocket);
+    if (!l) die(l.error().msg, false);
+    lsn = l->release();
   }
 };
 
@@ -377,10 +401,29 @@ class VmExecutor final : public Executor {
     if (dir.size() + 2 + std::strlen(kShimSocket) > sizeof(sockaddr_un::sun_path))
       return fail_msg("vm: state directory {} is too long for a unix socket path", dir);
 
+    // A terminal: a host pty whose master goes to the console socket once the
+    // container exists; the shim relays its slave to the guest's pty.
+    std::optional<Pty> pty;
+    if (rq.cfg.process->terminal) {
+      if (rq.console_fd < 0) return fail_msg("vm: process.terminal needs a console socket");
+      TRY(pty, open_pty());
+      struct termios t;
+      if (::tcgetattr(pty->slave.get(), &t) == 0) {
+        ::cfmakeraw(&t);  // the guest's pty does the line discipline
+        ::tcsetattr(pty->slave.get(), TCSANOW, &t);
+      }
+      if (const auto& cs = rq.cfg.process->consoleSize)
+        set_window_size(pty->slave.get(), fmt::format("{} {}", cs->height, cs->width));
+    }
     int rp[2];
     if (::pipe2(rp, O_CLOEXEC) < 0) return fail_errno("pipe");
     Fd rd(rp[0]), wr(rp[1]);
-    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw)};
+    TRY(netns::Request net, netns::request_for(rq.cfg));
+    if (!net.net_devices.empty()) return fail_msg("vm: linux.netDevices is not supported by the microVM backend yet");
+    if (!net.ports.empty())
+      return fail_msg("vm: {}: published ports are not supported by the microVM backend yet", netns::kPortsAnnotation);
+    std::string owner = sys::abs_path(dir);
+    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach()), net.network, owner};
     pid_t pid = ::fork();
     if (pid < 0) return fail_errno("fork");
     if (pid == 0) {
@@ -390,18 +433,29 @@ class VmExecutor final : public Executor {
         ::_exit(1);
       }
       // Nothing of the creating brig (its state lock above all) may stay open.
-      int keep[] = {wr.get()};
+      int keep[] = {wr.get(), pty ? pty->slave.get() : -1};
       sys::close_fds_except(3, keep);
       shim.ready = wr.get();
+      if (pty) {
+        shim.tty = pty->slave.get();
+        shim.size = window_size(shim.tty);
+      }
       shim.run();
     }
     wr.reset();
+    if (net.attach())
+      rb.push([owner] {
+        if (auto r = netns::teardown(owner); !r) log::warn(r.error().msg);
+      });
     rb.push([pid] {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     });
     TRY(std::string msg, sys::read_all(rd));
     if (!msg.empty()) return fail_msg("{}", msg);
+    if (pty) {
+      TRY_VOID(send_fd(rq.console_fd, pty->master, pty->name));
+    }
     Spawned out;
     out.pid = pid;
     auto st = sys::process_start_time(pid);

@@ -42,8 +42,10 @@ enum class Frame : uint8_t {
   exec_err = 14,     // <- guest: stderr bytes
   exec_exit = 15,    // <- guest: decimal wait status of the guest's `brig exec`
   exec_signal = 16,  // -> guest: decimal signal number
+  // -> guest: "ROWS COLS" for a terminal: exec number, 0 = the container's.
+  resize = 17,
 };
-inline constexpr Frame kLastFrame = Frame::exec_signal;
+inline constexpr Frame kLastFrame = Frame::resize;
 constexpr uint32_t kMaxFrame = 1u << 20;
 
 struct Msg {
@@ -92,6 +94,7 @@ struct Plan {
   std::vector<std::string> extra_qemu;   // vm.hypervisor.parameters
   uint64_t mem_mib = 256;
   unsigned vcpus = 1;
+  std::string tap, mac;  // brig networking: a virtio-net device on this tap
 };
 
 // `defaults`: {qemu, kernel, initrd} used where the spec names none.
@@ -103,11 +106,22 @@ std::string fuse_escape(std::string_view v);
 // QEMU's argv (without argv[0]) for a plan and the sockets in `dir`.
 std::vector<std::string> qemu_args(const Plan& p, const std::string& dir);
 // The config the agent runs: vm section and host-side hooks removed, the
-// rootfs at /rootfs (the virtiofs mount).
-nlohmann::json guest_config(const nlohmann::json& raw);
+// rootfs at /rootfs (the virtiofs mount). `networked` (brig networking on
+// the VM's tap): the container shares the guest's network namespace, where
+// the agent configures eth0, and brig's network annotations go.
+nlohmann::json guest_config(const nlohmann::json& raw, bool networked = false);
+// A locally administered MAC for a VM's NIC, from its owner (state dir).
+std::string mac_for(const std::string& owner);
 
 Host probe_host();
 Plan default_paths();
+
+// A listening unix socket at `path` (mode 0600), for the shim and the agent.
+Result<Fd> listen_unix(const std::string& path, bool nonblock = false);
+// "ROWS COLS" of a terminal, "" when it has none (or is no terminal).
+std::string window_size(int tty);
+// Sets a terminal's size from "ROWS COLS".
+void set_window_size(int tty, std::string_view size);
 
 // ---- host side: `brig start` / `brig exec` talking to the shim ---------------
 // Waits for the guest's answer to the start just written to the fifo; `conn`
@@ -116,7 +130,10 @@ Result<Fd> connect_shim(const std::string& state_dir);
 Result<void> await_start(BorrowedFd conn);
 // Runs `process` in the guest container; its stdio is ours. Returns the exit
 // code to leave with (0 at once with detach).
-Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach);
+// With process.terminal the terminal is a host pty whose master goes to
+// `console_socket`, or, without one, the caller's own (raw meanwhile).
+Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach,
+                          const std::string& console_socket);
 
 // `brig vm-agent`: PID 1 in the guest. Never returns.
 [[noreturn]] void agent_main();

@@ -7,9 +7,14 @@ Skipped, with the reason, when QEMU, virtiofsd, cpio or the Debian kernel
 (contrib/vm/fetch-kernel.sh, apt-get download) are not available.
 """
 
+import fcntl
 import os
+import select
 import shutil
+import socket
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -238,3 +243,138 @@ def test_foreground_run_forwards_signals_inside(runtime, make_bundle, vm_env):
             p.wait()
     p.outfile.seek(0)
     assert "got TERM" in p.outfile.read()
+
+
+class Console:
+    """A --console-socket listener that keeps the pty master it is sent."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(1)
+        self.srv.settimeout(BOOT_TIMEOUT)
+        self.master = None
+        self.seen = b""
+
+    def take(self):
+        conn, _ = self.srv.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        self.master = fds[0]
+        self.srv.close()
+
+    def write(self, text):
+        os.write(self.master, text.encode())
+
+    def resize(self, rows, cols):
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def expect(self, text, timeout=60):
+        end = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = end - time.monotonic()
+            assert left > 0, f"never saw {text!r} on the terminal: {self.seen!r}"
+            if select.select([self.master], [], [], left)[0]:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"terminal closed before {text!r}: {self.seen!r}"
+                self.seen += chunk
+        return self.seen.decode(errors="replace")
+
+    def close(self):
+        if self.master is not None:
+            os.close(self.master)
+        self.srv.close()
+
+
+def test_terminal_through_console_sockets(runtime, make_bundle, vm_env, tmp_path):
+    """process.terminal: a pty inside the guest; brig's host pty master goes
+    over the console socket; typing, output and resizes cross both ways. Then
+    exec -t into the same container through a second console socket."""
+    b = vm_bundle(make_bundle, ["sh"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
+
+    def cfg(c):
+        c["process"]["terminal"] = True
+        c["process"]["consoleSize"] = {"height": 30, "width": 100}
+        c["process"]["env"] += ["PS1=ctr# ", "PATH=/bin"]
+    b.set_config(cfg)
+    con = Console(tmp_path / "console.sock")
+    econ = Console(tmp_path / "exec-console.sock")
+    try:
+        runtime.run("create", "--console-socket", con.path, "--bundle", b, b.id, timeout=BOOT_TIMEOUT,
+                    check=True)
+        con.take()
+        runtime.run("start", b.id, timeout=60, check=True)
+        con.expect("ctr# ")
+        con.write("echo typed-$((6*7)); tty; busybox stty size\n")
+        t = con.expect("30 100")
+        assert "typed-42" in t and "/dev/pts/0" in t, t
+        con.resize(40, 120)
+        time.sleep(1)  # the shim looks every 200 ms
+        con.write("busybox stty size\n")
+        con.expect("40 120")
+
+        p = runtime.popen("exec", "-t", "--console-socket", econ.path, b.id,
+                          "sh", "-c", "read x; echo got-$x; busybox stty size; exit 3")
+        econ.take()
+        econ.resize(25, 90)
+        time.sleep(1)
+        econ.write("line\n")
+        t = econ.expect("25 90")
+        assert "got-line" in t, t
+        assert p.wait(timeout=60) == 3
+        con.write("exit 7\n")
+        assert runtime.wait_status(b.id, "stopped", timeout=60)
+    finally:
+        con.close()
+        econ.close()
+    runtime.run("delete", b.id, timeout=60, check=True)
+
+
+def test_network_reaches_a_namespace_container_on_the_same_bridge(runtime, make_bundle, vm_env, tmp_path):
+    """io.brig.network: the VM gets a virtio-net NIC on a tap on the network's
+    bridge with an address from the same lease store as namespace containers;
+    it reaches one over TCP and ICMP; delete removes the tap and the lease.
+    Everything runs in a throwaway network namespace (as test_network.py)."""
+    from test_network import NetEnv, SERVER, ip_of, record
+    net = NetEnv(tmp_path)
+    runtime.prefix = ["nsenter", f"--net={net.path}"]
+    runtime.extra_env = {"BRIG_CONFIG_DIR": str(net.config), "BRIG_NETWORK_STATE_DIR": str(net.state)}
+    try:
+        a = make_bundle()
+        a.set_config(lambda c: (c["process"].update(args=SERVER),
+                                c.setdefault("annotations", {}).update({"io.brig.network": "brig"})))
+        runtime.run("run", "-d", "--bundle", a, a.id, check=True)
+        v = vm_bundle(make_bundle, ["sleep", "1000"],
+                      spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
+        v.set_config(lambda c: c.setdefault("annotations", {}).update({"io.brig.network": "brig"}))
+        runtime.run("run", "-d", "--bundle", v, v.id, timeout=BOOT_TIMEOUT, check=True)
+        ipa, ipv = ip_of(runtime, a.id), ip_of(runtime, v.id)
+        tap = record(runtime, v.id)["hostDevice"]
+        assert ipa != ipv and ipv.startswith("10.87."), (ipa, ipv)
+        assert tap in net.links()
+        assert len(net.leases()) == 2
+        # the guest's eth0 has the lease; the container shares the guest's netns
+        r = runtime.run("exec", v.id, "/bin/busybox", "ip", "-o", "addr", "show", "eth0", timeout=60, check=True)
+        assert f"{ipv}/16" in r.stdout, r
+        r = runtime.run("exec", v.id, "sh", "-c", f"nc -w 5 {ipa} 80", timeout=60, check=True)
+        assert "hello" in r.stdout, r
+        r = runtime.run("exec", "--cap", "CAP_NET_RAW", v.id, "/bin/busybox", "ping", "-c", "1", "-W", "5", ipa,
+                        timeout=60, check=True)
+        assert "1 packets received" in r.stdout, r
+        # and the host side (the test netns) reaches the VM
+        assert net.sh("busybox", "ping", "-c", "1", "-W", "5", ipv, check=False).returncode == 0
+        runtime.run("delete", "-f", v.id, timeout=60, check=True)
+        assert tap not in net.links()
+        assert len(net.leases()) == 1
+        runtime.run("delete", "-f", a.id, check=True)
+        net.assert_clean(runtime)
+    finally:
+        for cid in list(runtime.ids):
+            runtime.run("delete", "-f", cid, timeout=60)
+        net.close()
+        runtime.prefix, runtime.extra_env = [], {}
