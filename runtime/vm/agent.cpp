@@ -2,7 +2,9 @@
 // initramfs's virtio modules, takes the config from the host over the
 // virtio-serial port "brig.ctl", mounts the rootfs shared over virtiofs and
 // runs the container with brig's own namespace executor (`brig create` /
-// `brig start` on a guest-local state root), relaying stdio and the exit.
+// `brig start` / `brig exec` on a guest-local state root), relaying stdio,
+// terminals (the guest brig's pty masters, over console sockets), execs and
+// the exit. With brig networking it configures eth0 first.
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>

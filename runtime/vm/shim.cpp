@@ -1,6 +1,7 @@
 // The microVM executor: a shim process (the container's pid for `state`,
-// `kill` and `run`) boots QEMU with virtiofsd sharing the rootfs, hands the
-// guest agent the config, and relays start, signals, stdio and the exit.
+// `kill` and `run`) boots QEMU with virtiofsd sharing the rootfs (and a tap
+// with brig networking), hands the guest agent the config, and relays start,
+// signals, stdio (or the terminal: a host pty), execs and the exit.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>

@@ -1,7 +1,9 @@
 // The microVM backend (issue #8): the container runs inside a QEMU microvm
 // guest whose PID 1 is brig itself (`brig vm-agent`). The host side is a shim
 // process (the pid `state` reports) that owns QEMU and virtiofsd and talks to
-// the agent over one virtio-serial port with the framed protocol below.
+// the agent over one virtio-serial port with the framed protocol below;
+// `brig start` and `brig exec` reach the shim over its socket in the state
+// dir with the same frames.
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,7 @@
 guest whose PID 1 is brig's agent, asked for with the io.brig.runtime=vm
 annotation or a spec `vm` section.
 
-Each test boots one guest (under TCG on machines without VMX/SVM: ~10-20 s).
+Each test boots one guest (under TCG on machines without VMX/SVM: ~5-14 s).
 Skipped, with the reason, when QEMU, virtiofsd, cpio or the Debian kernel
 (contrib/vm/fetch-kernel.sh, apt-get download) are not available.
 """
