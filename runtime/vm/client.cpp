@@ -124,9 +124,14 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
   }
 
   TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
-  nlohmann::json rq = {{"process", process}, {"detach", detach}};
+  // The guest's pty starts at our terminal's size (no resize race at start).
+  std::string size = size_src >= 0 ? window_size(size_src) : "";
+  nlohmann::json proc = process;
+  unsigned rows = 0, cols = 0;
+  if (std::sscanf(size.c_str(), "%u %u", &rows, &cols) == 2 && rows && cols)
+    proc["consoleSize"] = {{"height", rows}, {"width", cols}};
+  nlohmann::json rq = {{"process", proc}, {"detach", detach}};
   TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, rq.dump()))), "vm: ask the shim");
-  std::string size;
   auto check_size = [&]() -> Result<void> {
     if (size_src < 0) return {};
     std::string now = window_size(size_src);
@@ -134,7 +139,6 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
     size = now;
     return sys::write_all(c, encode(Frame::resize, tag(0, size)));
   };
-  TRY_VOID(check_size());
 
   // In the foreground the caller's signals go to the process inside.
   sigset_t fwd;

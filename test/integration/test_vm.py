@@ -378,3 +378,48 @@ def test_network_reaches_a_namespace_container_on_the_same_bridge(runtime, make_
             runtime.run("delete", "-f", cid, timeout=60)
         net.close()
         runtime.prefix, runtime.extra_env = [], {}
+
+
+def test_foreground_run_and_exec_on_the_callers_terminal(runtime, make_bundle, vm_env):
+    """No console socket: `run` and `exec -t` in the foreground relay the
+    caller's own terminal (here a pty pair), its size included."""
+    import pty
+    b = vm_bundle(make_bundle, ["sh"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
+
+    def cfg(c):
+        c["process"]["terminal"] = True
+        c["process"]["env"] += ["PS1=ctr# ", "PATH=/bin"]
+    b.set_config(cfg)
+    terms, procs = [], []
+
+    def attach(*args):
+        m, s = pty.openpty()
+        fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        argv, _, _ = runtime._prepare(args, ())
+        p = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, env=runtime.env(), start_new_session=True)
+        os.close(s)
+        t = Console.__new__(Console)
+        t.master, t.seen, t.srv = m, b"", socket.socket()
+        terms.append(t)
+        procs.append(p)
+        return t, p
+    try:
+        run, rp = attach("run", "--bundle", b, b.id)
+        run.expect("ctr# ", timeout=BOOT_TIMEOUT)
+        run.write("busybox stty size\n")
+        run.expect("33 111")
+        ex, ep = attach("exec", "-t", b.id, "sh", "-c", "busybox stty size; read x; echo got-$x; exit 4")
+        ex.expect("33 111")
+        ex.write("word\n")
+        ex.expect("got-word")
+        assert ep.wait(timeout=60) == 4
+        run.write("exit 6\n")
+        assert rp.wait(timeout=60) == 6
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for t in terms:
+            t.close()
