@@ -93,6 +93,7 @@ struct Shim {
   Plan plan;
   nlohmann::json config;
   std::string network, owner;  // brig networking: the network, the lease owner
+  std::vector<netns::PortMap> ports;
   int ready = -1;  // pipe to the creating brig; closed once reported
   int tty = -1;    // with process.terminal: the host pty's slave, raw
   pid_t vfsd = 0, qemu = 0;
@@ -182,7 +183,7 @@ struct Shim {
     if (!network.empty()) {
       plan.tap = netns::host_dev_name(owner, "tb");
       plan.mac = mac_for(owner);
-      auto a = netns::attach_tap(network, plan.tap, owner, ::getpid());
+      auto a = netns::attach_tap(network, plan.tap, owner, ::getpid(), ports);
       if (!a) die(a.error().msg, false);
       hello_net = netns::to_json(*a);
     }
@@ -421,10 +422,9 @@ class VmExecutor final : public Executor {
     Fd rd(rp[0]), wr(rp[1]);
     TRY(netns::Request net, netns::request_for(rq.cfg));
     if (!net.net_devices.empty()) return fail_msg("vm: linux.netDevices is not supported by the microVM backend yet");
-    if (!net.ports.empty())
-      return fail_msg("vm: {}: published ports are not supported by the microVM backend yet", netns::kPortsAnnotation);
     std::string owner = sys::abs_path(dir);
-    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach()), net.network, owner};
+    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach()), net.network, owner,
+              net.ports};
     pid_t pid = ::fork();
     if (pid < 0) return fail_errno("fork");
     if (pid == 0) {

@@ -8,6 +8,7 @@ Skipped, with the reason, when QEMU, virtiofsd, cpio or the Debian kernel
 """
 
 import fcntl
+import json
 import os
 import select
 import shutil
@@ -340,7 +341,7 @@ def test_network_reaches_a_namespace_container_on_the_same_bridge(runtime, make_
     bridge with an address from the same lease store as namespace containers;
     it reaches one over TCP and ICMP; delete removes the tap and the lease.
     Everything runs in a throwaway network namespace (as test_network.py)."""
-    from test_network import NetEnv, SERVER, ip_of, record
+    from test_network import NFT, NetEnv, SERVER, ip_of, nc, record
     net = NetEnv(tmp_path)
     runtime.prefix = ["nsenter", f"--net={net.path}"]
     runtime.extra_env = {"BRIG_CONFIG_DIR": str(net.config), "BRIG_NETWORK_STATE_DIR": str(net.state)}
@@ -349,9 +350,12 @@ def test_network_reaches_a_namespace_container_on_the_same_bridge(runtime, make_
         a.set_config(lambda c: (c["process"].update(args=SERVER),
                                 c.setdefault("annotations", {}).update({"io.brig.network": "brig"})))
         runtime.run("run", "-d", "--bundle", a, a.id, check=True)
-        v = vm_bundle(make_bundle, ["sleep", "1000"],
+        v = vm_bundle(make_bundle, SERVER,
                       spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
-        v.set_config(lambda c: c.setdefault("annotations", {}).update({"io.brig.network": "brig"}))
+        ann = {"io.brig.network": "brig"}
+        if NFT:
+            ann["io.brig.network.ports"] = "8080:80/tcp"
+        v.set_config(lambda c: c.setdefault("annotations", {}).update(ann))
         runtime.run("run", "-d", "--bundle", v, v.id, timeout=BOOT_TIMEOUT, check=True)
         ipa, ipv = ip_of(runtime, a.id), ip_of(runtime, v.id)
         tap = record(runtime, v.id)["hostDevice"]
@@ -366,8 +370,13 @@ def test_network_reaches_a_namespace_container_on_the_same_bridge(runtime, make_
         r = runtime.run("exec", "--cap", "CAP_NET_RAW", v.id, "/bin/busybox", "ping", "-c", "1", "-W", "5", ipa,
                         timeout=60, check=True)
         assert "1 packets received" in r.stdout, r
-        # and the host side (the test netns) reaches the VM
+        # and the host side (the test netns) reaches the VM, directly and
+        # through the published port on the bridge's address
         assert net.sh("busybox", "ping", "-c", "1", "-W", "5", ipv, check=False).returncode == 0
+        assert "hello" in nc(net, ipv)
+        if NFT:
+            assert "hello" in nc(net, "10.87.0.1", 8080)
+            assert ipv in json.dumps(net.nft_elements())
         runtime.run("delete", "-f", v.id, timeout=60, check=True)
         assert tap not in net.links()
         assert len(net.leases()) == 1
