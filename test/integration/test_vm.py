@@ -285,6 +285,17 @@ class Console:
                 self.seen += chunk
         return self.seen.decode(errors="replace")
 
+    def until(self, line, text, timeout=60):
+        """Types `line` again until `text` shows (a resize travels async)."""
+        end = time.monotonic() + timeout
+        while True:
+            self.write(line)
+            try:
+                return self.expect(text, timeout=1)
+            except AssertionError:
+                if time.monotonic() > end:
+                    raise
+
     def close(self):
         if self.master is not None:
             os.close(self.master)
@@ -314,19 +325,16 @@ def test_terminal_through_console_sockets(runtime, make_bundle, vm_env, tmp_path
         con.write("echo typed-$((6*7)); tty; busybox stty size\n")
         t = con.expect("30 100")
         assert "typed-42" in t and "/dev/pts/0" in t, t
-        con.resize(40, 120)
-        time.sleep(1)  # the shim looks every 200 ms
-        con.write("busybox stty size\n")
-        con.expect("40 120")
+        con.resize(40, 120)  # the shim looks every 200 ms
+        con.until("busybox stty size\n", "40 120")
 
-        p = runtime.popen("exec", "-t", "--console-socket", econ.path, b.id,
-                          "sh", "-c", "read x; echo got-$x; busybox stty size; exit 3")
+        p = runtime.popen("exec", "-t", "--console-socket", econ.path, b.id, "sh", "-c",
+                          "while read x; do [ $x = q ] && exit 3; echo got-$x; busybox stty size; done")
         econ.take()
         econ.resize(25, 90)
-        time.sleep(1)
-        econ.write("line\n")
-        t = econ.expect("25 90")
+        t = econ.until("line\n", "25 90")
         assert "got-line" in t, t
+        econ.write("q\n")
         assert p.wait(timeout=60) == 3
         con.write("exit 7\n")
         assert runtime.wait_status(b.id, "stopped", timeout=60)
