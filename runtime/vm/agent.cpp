@@ -157,11 +157,52 @@ std::string drain(int fd) {
   return s;
 }
 
+// Input for a process (a pipe, or a pty master) that never blocks the
+// agent: what the process does not take yet waits here; EOF after it.
+struct Sink {
+  int fd = -1;
+  bool own = true;  // a pipe closes at EOF; a pty master is closed elsewhere
+  std::string pending;
+  bool eof = false;
+
+  void put(std::string_view d) {
+    if (fd < 0) return;
+    pending.append(d);
+    flush();
+  }
+  void end() {
+    eof = true;
+    flush();
+  }
+  void flush() {
+    while (fd >= 0 && !pending.empty()) {
+      ssize_t n = ::write(fd, pending.data(), pending.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n <= 0) {
+        pending.clear();  // the reader is gone
+        break;
+      }
+      pending.erase(0, static_cast<size_t>(n));
+    }
+    if (eof && own && fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+};
+
+Sink sink_for(int fd, bool own) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return Sink{fd, own, {}, false};
+}
+
 // A second process: the guest's `brig exec`, its stdio on pipes.
 struct Exec {
   uint32_t n = 0;
   pid_t pid = 0;
-  int in = -1, out = -1, err = -1;
+  Sink in;  // its stdin pipe, or its pty once there
+  int out = -1, err = -1;
   int lsn = -1, pty = -1;  // with a terminal: the console socket, then the pty master
   std::string size;        // its last size, for a pty not there yet
   bool exited = false;
@@ -197,7 +238,7 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
-  e.in = in[1];
+  e.in = sink_for(in[1], true);
   e.out = out[0];
   e.err = err[0];
   ::fcntl(e.out, F_SETFL, O_NONBLOCK);
@@ -343,7 +384,9 @@ void agent_main() {
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  int in_w = in[1];
+  // The container's stdin: the pipe brig create gave it, or the pty master.
+  Sink input = tty >= 0 ? sink_for(tty, false) : sink_for(in[1], true);
+  if (tty >= 0) ::close(in[1]);
   bool out_open = true, err_open = true, exited = false;
   int status = 0;
   long long exit_wait = 0;
@@ -371,30 +414,49 @@ void agent_main() {
       p.push_back({e.lsn, POLLIN, 0});
       p.push_back({e.pty, POLLIN, 0});
     }
+    // Input waiting for a process to take it.
+    std::vector<Sink*> blocked;
+    for (Sink* k : {&input})
+      if (k->fd >= 0 && !k->pending.empty()) blocked.push_back(k);
+    for (auto& e : execs)
+      if (e.in.fd >= 0 && !e.in.pending.empty()) blocked.push_back(&e.in);
+    size_t first_sink = p.size();
+    for (Sink* k : blocked) p.push_back({k->fd, POLLOUT, 0});
     bool waiting = exited || std::any_of(execs.begin(), execs.end(), [](const Exec& e) { return e.exited; });
     int n = ::poll(p.data(), p.size(), waiting ? 100 : -1);
     if (n < 0 && errno != EINTR) fatal("poll");
+    for (size_t i = 0; i < blocked.size(); i++)
+      if (p[first_sink + i].revents) blocked[i]->flush();
     if (p[2].revents) out_open = relay(out[0], Frame::out, std::nullopt);
     if (p[3].revents) err_open = relay(err[0], Frame::err, std::nullopt);
     // A pty master reads EIO once the last slave is closed: the end.
     if (p[4].revents && !relay(tty, Frame::out, std::nullopt)) {
       ::close(tty);
-      tty = -1;
+      tty = input.fd = -1;
     }
     auto done = [](int& fd) {
       ::close(fd);
       fd = -1;
+    };
+    // An exec's terminal arrived: its input goes there now, at its size.
+    auto got_pty = [&](Exec& e) {
+      done(e.lsn);
+      if (!e.size.empty()) set_window_size(e.pty, e.size);
+      std::string early = std::move(e.in.pending);
+      e.in.end();  // the stdin pipe of brig exec: not the process's
+      e.in = sink_for(e.pty, false);
+      e.in.put(early);
     };
     for (size_t i = 0; i < execs.size(); i++) {
       Exec& e = execs[i];
       pollfd* q = &p[5 + 4 * i];
       if (q[0].revents && !relay(e.out, Frame::exec_out, e.n)) done(e.out);
       if (q[1].revents && !relay(e.err, Frame::exec_err, e.n)) done(e.err);
-      if (q[2].revents && (e.pty = take_master(e.lsn)) >= 0) {
-        done(e.lsn);
-        if (!e.size.empty()) set_window_size(e.pty, e.size);
+      if (q[2].revents && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
+      if (q[3].revents && !relay(e.pty, Frame::exec_out, e.n)) {
+        done(e.pty);
+        e.in.fd = -1;
       }
-      if (q[3].revents && !relay(e.pty, Frame::exec_out, e.n)) done(e.pty);
     }
     if (p[1].revents) {
       struct signalfd_siginfo si;
@@ -449,28 +511,17 @@ void agent_main() {
           if (e) e->size = rest;
           int t = num ? (e ? e->pty : -1) : tty;
           if (t >= 0) set_window_size(t, rest);
-        } else if (msg.type == Frame::in && tty >= 0) {
-          if (!msg.data.empty()) (void)!::write(tty, msg.data.data(), msg.data.size());
         } else if (msg.type == Frame::in) {
-          if (msg.data.empty()) {
-            if (in_w >= 0) ::close(in_w);
-            in_w = -1;
-          } else if (in_w >= 0) {
-            (void)!::write(in_w, msg.data.data(), msg.data.size());
-          }
+          // EOF closes a pipe; a terminal has no EOF to pass on.
+          if (!msg.data.empty()) input.put(msg.data);
+          else if (input.own) input.end();
         } else if (msg.type == Frame::exec) {
           if (auto e = start_exec(num, rest, id)) execs.push_back(*e);
           else send(Frame::exec_exit, tag(num, std::to_string(W_EXITCODE(255, 0))));
         } else if (msg.type == Frame::exec_in) {
           Exec* e = exec_of(num);
-          if (e && e->pty >= 0) {
-            if (!rest.empty()) (void)!::write(e->pty, rest.data(), rest.size());
-          } else if (e && e->in >= 0 && rest.empty()) {
-            ::close(e->in);
-            e->in = -1;
-          } else if (e && e->in >= 0) {
-            (void)!::write(e->in, rest.data(), rest.size());
-          }
+          if (e && !rest.empty()) e->in.put(rest);
+          else if (e && e->in.own) e->in.end();
         } else if (msg.type == Frame::exec_signal) {
           Exec* e = exec_of(num);
           if (e && !e->exited) ::kill(e->pid, std::atoi(std::string(rest).c_str()));
@@ -480,10 +531,11 @@ void agent_main() {
     // An exec that ended: its output first, then its status.
     for (auto& e : execs) {
       // Its master may still wait in the console socket's queue.
-      if (e.exited && e.lsn >= 0 && (e.pty = take_master(e.lsn)) >= 0) done(e.lsn);
+      if (e.exited && e.lsn >= 0 && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
       if (e.exited && ((e.out < 0 && e.err < 0 && e.pty < 0) || --e.grace <= 0)) {
         send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
-        for (int fd : {e.in, e.out, e.err, e.lsn, e.pty})
+        if (e.in.own && e.in.fd >= 0) ::close(e.in.fd);
+        for (int fd : {e.out, e.err, e.lsn, e.pty})
           if (fd >= 0) ::close(fd);
         e.n = 0;
       }
