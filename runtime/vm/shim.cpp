@@ -220,7 +220,7 @@ struct Shim {
       if (!created || started) p[2].fd = -1;
       if (!in_open) p[3].fd = -1;
       if (!created) p[4].fd = -1;
-      for (auto& c : clients) p.push_back({c.fd, POLLIN, 0});
+      for (auto& c : clients) p.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
       // The console socket's holder resizes the pty without telling us: look.
       int timeout = !created ? 1000 : tty >= 0 ? 200 : -1;
       int n = ::poll(p.data(), p.size(), timeout);
@@ -261,7 +261,7 @@ struct Shim {
             case Frame::started:
               start_result = msg.data;
               for (auto& c : clients)
-                if (c.wants_start) write_fd(c.fd, encode(Frame::started, msg.data));
+                if (c.wants_start) to_client(c, encode(Frame::started, msg.data));
               break;
             case Frame::exec_out:
             case Frame::exec_err:
@@ -269,7 +269,7 @@ struct Shim {
               uint32_t num = untag(msg.data).first;
               for (auto& c : clients)
                 if (c.exec == num) {
-                  write_fd(c.fd, encode(msg.type, msg.data));
+                  to_client(c, encode(msg.type, msg.data));
                   if (msg.type == Frame::exec_exit) c.exec = 0;  // done: it hangs up
                 }
               break;
@@ -317,11 +317,15 @@ struct Shim {
         }
       }
       if (p[4].fd >= 0 && p[4].revents) {
-        int c = ::accept4(lsn, nullptr, nullptr, SOCK_CLOEXEC);
+        int c = ::accept4(lsn, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (c >= 0) clients.push_back(Client{c});
       }
-      for (size_t i = 5; i < p.size(); i++)
-        if (p[i].revents) serve(p[i].fd, buf, sizeof buf);
+      for (size_t i = 5; i < p.size(); i++) {
+        if (p[i].revents & POLLOUT)
+          for (auto& c : clients)
+            if (c.fd == p[i].fd) flush(c);
+        if (p[i].revents & ~POLLOUT) serve(p[i].fd, buf, sizeof buf);
+      }
       std::erase_if(clients, [](const Client& c) { return c.fd < 0; });
     }
   }
@@ -332,6 +336,7 @@ struct Shim {
     Decoder dec;
     uint32_t exec = 0;  // the exec number it runs, 0 = none
     bool wants_start = false;
+    std::string out;  // frames it has not taken yet: a slow client stalls nobody
   };
   std::vector<Client> clients;
   int lsn = -1;
@@ -339,12 +344,34 @@ struct Shim {
   std::optional<std::string> start_result;
   std::string size;  // the terminal's last size sent
 
+  // At most this much waits for a client that does not read: then it goes.
+  static constexpr size_t kClientBacklog = 64u << 20;
+
+  void to_client(Client& c, const std::string& frame) {
+    if (c.fd < 0) return;
+    c.out += frame;
+    flush(c);
+  }
+
+  void flush(Client& c) {
+    while (c.fd >= 0 && !c.out.empty()) {
+      ssize_t n = ::write(c.fd, c.out.data(), c.out.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n <= 0) return hang_up(c);
+      c.out.erase(0, static_cast<size_t>(n));
+    }
+    if (c.out.size() > kClientBacklog) hang_up(c);
+  }
+
   void hang_up(Client& c) {
+    if (c.fd < 0) return;
     // A foreground `brig exec` gone: the process loses its stdin, as it
     // would with the caller's terminal closed; it keeps running.
     if (c.exec) write_fd(ctl, encode(Frame::exec_in, tag(c.exec, "")));
     ::close(c.fd);
     c.fd = -1;
+    c.exec = 0;
   }
 
   void serve(int fd, char* buf, size_t size) {
@@ -352,6 +379,7 @@ struct Shim {
     if (it == clients.end()) return;
     Client& c = *it;
     ssize_t r = ::read(fd, buf, size);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (r <= 0) return hang_up(c);
     c.dec.feed(buf, static_cast<size_t>(r));
     for (;;) {
@@ -363,7 +391,7 @@ struct Shim {
       switch (msg.type) {
         case Frame::started:
           c.wants_start = true;
-          if (start_result) write_fd(fd, encode(Frame::started, *start_result));
+          if (start_result) to_client(c, encode(Frame::started, *start_result));
           break;
         case Frame::exec:
           if (c.exec) return hang_up(c);

@@ -140,19 +140,26 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     runtime.run("exec", "-d", b.id, "sh", "-c", "sleep 1; touch /detached", timeout=60, check=True)
     assert wait_for(lambda: (b.rootfs / "detached").exists(), 30)
     # stdin a process does not read never stalls the guest agent: another
-    # exec still runs while 1 MiB waits for a sleeping one
+    # exec still runs while 1 MiB waits for a sleeping one...
     big = Path(runtime.tmp_path) / "big"
     big.write_bytes(b"x" * (1 << 20))
     with open(big, "rb") as f:
         sleeper = subprocess.Popen(runtime.cmd("exec", b.id, "sleep", "1000"), stdin=f,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=runtime.env())
+    # nor does a `brig exec` that does not read what its process writes
+    flood = subprocess.Popen(runtime.cmd("exec", b.id, "sh", "-c", "while [ ! -e /stop ]; do echo flood; done"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             env=runtime.env())
     try:
         time.sleep(2)
         res = runtime.run("exec", b.id, "echo", "still-served", timeout=30)
         assert res.stdout == "still-served\n", res
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        for p in (sleeper, flood):
+            p.kill()
+            p.wait()
+        flood.stdout.close()
+        (b.rootfs / "stop").touch()  # the flood ends in the guest too
     # virtiofsd runs without CAP_MKNOD: a device node made on the guest's
     # tmpfs /dev works, on the shared rootfs (the host's directory) it does not.
     res = runtime.run("exec", "--cap", "CAP_MKNOD", b.id, "sh", "-c",
