@@ -213,22 +213,34 @@ struct Exec {
 // Starts `brig exec` for an exec frame; its stdio are pipes (/dev/null detached).
 std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::string& id) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (j.is_discarded() || !j.contains("process")) return std::nullopt;
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
   bool detach = j.value("detach", false);
-  std::string path = fmt::format("/run/bundle/exec-{}.json", n);
-  if (!sys::write_file_atomic(path, j["process"].dump(), 0600)) return std::nullopt;
-  std::vector<std::string> args = {"exec", "--process", path};
-  if (detach) args.push_back("-d");
   Exec e;
   e.n = n;
-  if (j["process"].value("terminal", false)) {
+  std::vector<std::string> args;
+  if (j.contains("brig")) {
+    // A brig command on the guest container (`ps`): its arguments as given.
+    try {
+      args = j["brig"].get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  } else if (j.contains("process")) {
+    std::string path = fmt::format("/run/bundle/exec-{}.json", n);
+    if (!sys::write_file_atomic(path, j["process"].dump(), 0600)) return std::nullopt;
+    args = {"exec", "--process", path};
+    if (detach) args.push_back("-d");
+  } else {
+    return std::nullopt;
+  }
+  if (j.contains("process") && j["process"].value("terminal", false)) {
     std::string sock = fmt::format("/run/bundle/console-{}.sock", n);
     auto l = listen_unix(sock, true);
     if (!l) return std::nullopt;
     e.lsn = l->release();
     args.insert(args.end(), {"--console-socket", sock});
   }
-  args.push_back(id);
+  if (j.contains("process")) args.push_back(id);
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return std::nullopt;
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -94,6 +94,79 @@ Result<void> await_start(BorrowedFd conn) {
   }
 }
 
+namespace {
+
+// One request to the guest over the shim: its output to `tout` and stderr,
+// with `interactive` our stdin (`tin`) and signals to it, and the size of
+// `size_src` followed (looked at every 200 ms with `poll_size`). Returns the
+// exit code to leave with.
+Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, bool interactive, int tin, int tout,
+                     int size_src, std::string size, bool poll_size) {
+  TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
+  TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, rq.dump()))), "vm: ask the shim");
+  auto check_size = [&]() -> Result<void> {
+    if (size_src < 0) return {};
+    std::string now = window_size(size_src);
+    if (now.empty() || now == size) return {};
+    size = now;
+    return sys::write_all(c, encode(Frame::resize, tag(0, size)));
+  };
+
+  // In the foreground the caller's signals go to the process inside.
+  sigset_t fwd;
+  sigemptyset(&fwd);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP, SIGWINCH}) sigaddset(&fwd, s);
+  Fd sig;
+  if (interactive) {
+    ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
+    int s = ::signalfd(-1, &fwd, SFD_CLOEXEC);
+    if (s < 0) return fail_errno("signalfd");
+    sig = Fd(s);
+  }
+  bool in_open = interactive;
+  if (!interactive) TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));
+  Decoder dec;
+  char buf[65536];
+  for (;;) {
+    struct pollfd p[3] = {{c.get(), POLLIN, 0}, {in_open ? tin : -1, POLLIN, 0}, {sig ? sig.get() : -1, POLLIN, 0}};
+    // A console socket's holder resizes the pty without telling us: look.
+    if (::poll(p, 3, poll_size ? 200 : -1) < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("poll");
+    }
+    if (poll_size) TRY_VOID(check_size());
+    if (p[1].revents) {
+      ssize_t n = ::read(tin, buf, sizeof buf);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      std::string_view d = n > 0 ? std::string_view(buf, static_cast<size_t>(n)) : std::string_view();
+      if (n <= 0) in_open = false;
+      TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, d))));
+    }
+    if (p[2].revents) {
+      struct signalfd_siginfo si;
+      if (::read(sig.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        if (si.ssi_signo == SIGWINCH) TRY_VOID(check_size());
+        else TRY_VOID(sys::write_all(c, encode(Frame::exec_signal, tag(0, std::to_string(si.ssi_signo)))));
+      }
+    }
+    if (!p[0].revents) continue;
+    ssize_t n = ::read(c.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail_msg("vm: the microVM stopped before the exec'd process ended");
+    dec.feed(buf, static_cast<size_t>(n));
+    for (;;) {
+      TRY(auto m, dec.next());
+      if (!m) break;
+      auto rest = untag(m->data).second;
+      if (m->type == Frame::exec_out) (void)sys::write_all(tout, rest);
+      else if (m->type == Frame::exec_err) (void)sys::write_all(STDERR_FILENO, rest);
+      else if (m->type == Frame::exec_exit) return exit_code(std::atoi(std::string(rest).c_str()));
+    }
+  }
+}
+
+}  // namespace
+
 Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach,
                           const std::string& console_socket) {
   bool terminal = process.value("terminal", false);
@@ -123,74 +196,18 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
     size_src = STDIN_FILENO;
   }
 
-  TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
   // The guest's pty starts at our terminal's size (no resize race at start).
   std::string size = size_src >= 0 ? window_size(size_src) : "";
   nlohmann::json proc = process;
   unsigned rows = 0, cols = 0;
   if (std::sscanf(size.c_str(), "%u %u", &rows, &cols) == 2 && rows && cols)
     proc["consoleSize"] = {{"height", rows}, {"width", cols}};
-  nlohmann::json rq = {{"process", proc}, {"detach", detach}};
-  TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, rq.dump()))), "vm: ask the shim");
-  auto check_size = [&]() -> Result<void> {
-    if (size_src < 0) return {};
-    std::string now = window_size(size_src);
-    if (now.empty() || now == size) return {};
-    size = now;
-    return sys::write_all(c, encode(Frame::resize, tag(0, size)));
-  };
+  return converse(state_dir, {{"process", proc}, {"detach", detach}}, !detach, tin, tout, size_src, size,
+                  static_cast<bool>(slave));
+}
 
-  // In the foreground the caller's signals go to the process inside.
-  sigset_t fwd;
-  sigemptyset(&fwd);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP, SIGWINCH}) sigaddset(&fwd, s);
-  Fd sig;
-  if (!detach) {
-    ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
-    int s = ::signalfd(-1, &fwd, SFD_CLOEXEC);
-    if (s < 0) return fail_errno("signalfd");
-    sig = Fd(s);
-  }
-  bool in_open = !detach;
-  if (detach) TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));
-  Decoder dec;
-  char buf[65536];
-  for (;;) {
-    struct pollfd p[3] = {{c.get(), POLLIN, 0}, {in_open ? tin : -1, POLLIN, 0}, {sig ? sig.get() : -1, POLLIN, 0}};
-    // A console socket's holder resizes the pty without telling us: look.
-    if (::poll(p, 3, slave ? 200 : -1) < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("poll");
-    }
-    if (slave) TRY_VOID(check_size());
-    if (p[1].revents) {
-      ssize_t n = ::read(tin, buf, sizeof buf);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      std::string_view d = n > 0 ? std::string_view(buf, static_cast<size_t>(n)) : std::string_view();
-      if (n <= 0) in_open = false;
-      TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, d))));
-    }
-    if (p[2].revents) {
-      struct signalfd_siginfo si;
-      if (::read(sig.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-        if (si.ssi_signo == SIGWINCH) TRY_VOID(check_size());
-        else TRY_VOID(sys::write_all(c, encode(Frame::exec_signal, tag(0, std::to_string(si.ssi_signo)))));
-      }
-    }
-    if (!p[0].revents) continue;
-    ssize_t n = ::read(c.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail_msg("vm: the microVM stopped before the exec'd process ended");
-    dec.feed(buf, static_cast<size_t>(n));
-    for (;;) {
-      TRY(auto m, dec.next());
-      if (!m) break;
-      auto rest = untag(m->data).second;
-      if (m->type == Frame::exec_out) (void)sys::write_all(tout, rest);
-      else if (m->type == Frame::exec_err) (void)sys::write_all(STDERR_FILENO, rest);
-      else if (m->type == Frame::exec_exit) return exit_code(std::atoi(std::string(rest).c_str()));
-    }
-  }
+Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args) {
+  return converse(state_dir, {{"brig", args}, {"detach", false}}, false, -1, STDOUT_FILENO, -1, "", false);
 }
 
 }  // namespace brig::runtime::vm

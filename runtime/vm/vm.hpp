@@ -38,7 +38,7 @@ enum class Frame : uint8_t {
   // A second process (`brig exec`). Each payload starts with the 4-byte big
   // endian exec number the shim gives it (tag()); a `brig exec` talking to
   // the shim sends 0 and the shim puts the number in.
-  exec = 11,         // -> guest: {"process": {...}, "detach": bool}
+  exec = 11,         // -> guest: {"process": {...}, "detach": bool} or {"brig": [args]}
   exec_in = 12,      // -> guest: stdin bytes; empty = EOF
   exec_out = 13,     // <- guest: stdout bytes
   exec_err = 14,     // <- guest: stderr bytes
@@ -136,6 +136,10 @@ Result<void> await_start(BorrowedFd conn);
 // `console_socket`, or, without one, the caller's own (raw meanwhile).
 Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach,
                           const std::string& console_socket);
+
+// The guest's own brig run with `args` (the container id among them, e.g.
+// {"ps", "--format", "json", ID}) on the guest container; its output ours.
+Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args);
 
 // `brig vm-agent`: PID 1 in the guest. Never returns.
 [[noreturn]] void agent_main();

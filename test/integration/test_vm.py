@@ -136,6 +136,12 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     assert out[1:3] == ["piped in", "same-cgroup"], res
     assert out[3] != os.uname().release, res
     assert res.stderr == "to-err\n", res
+    # ps: the guest's brig lists the container's processes (guest pids),
+    # not the host's shim, QEMU and virtiofsd
+    pids = json.loads(runtime.run("ps", "--format", "json", b.id, timeout=60, check=True).stdout)
+    assert pids and shim not in pids and all(p not in pids for p, _ in helpers), pids
+    table = runtime.run("ps", b.id, timeout=60, check=True).stdout
+    assert "PID" in table.splitlines()[0] and "trap" in table, table
     # exec -d: back at once, the process runs on in the guest
     runtime.run("exec", "-d", b.id, "sh", "-c", "sleep 1; touch /detached", timeout=60, check=True)
     assert wait_for(lambda: (b.rootfs / "detached").exists(), 30)
