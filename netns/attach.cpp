@@ -283,12 +283,12 @@ Result<void> teardown(const std::string& owner) {
 }
 
 Result<Attachment> attach_tap(const std::string& network, const std::string& tap, const std::string& owner,
-                              pid_t pid) {
+                              pid_t pid, const std::vector<PortMap>& ports) {
   if (tap.empty() || tap.size() >= IFNAMSIZ) return fail_msg("tap device name \"{}\" is not valid", tap);
   TRY(Network net, load_network(network));
   Rollback rb;  // before the lock: teardown takes the lock again, after this one is released
   TRY(NetLock lock, lock_networks());
-  Attachment a = plan_attachment(net, owner, tap, {});
+  Attachment a = plan_attachment(net, owner, tap, ports);
   TRY_VOID(save_attachment(a));
   rb.push([owner] { (void)teardown(owner); });
   TRY(Socket host, Socket::open());
@@ -311,6 +311,11 @@ Result<Attachment> attach_tap(const std::string& network, const std::string& tap
   TRY_VOID(nat_for(a));
   rb.commit();
   return a;
+}
+
+Result<void> configure_here(const Attachment& a, const std::string& dev) {
+  TRY(Socket s, Socket::open());
+  return configure_inside(s, a, dev);
 }
 
 Result<NetworkStatus> status(const Network& net) {

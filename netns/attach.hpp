@@ -55,9 +55,14 @@ Result<std::optional<Attachment>> load_attachment(const std::string& owner);
 
 // For the microVM backend: a persistent tap device `tap` on the network's
 // bridge, up, with a lease for `owner` (pid: the VMM). The guest configures
-// the returned address itself. teardown(owner) removes both.
+// the returned address itself; `ports` are published to it as for a veth.
+// teardown(owner) removes all of it.
 Result<Attachment> attach_tap(const std::string& network, const std::string& tap, const std::string& owner,
-                              pid_t pid);
+                              pid_t pid, const std::vector<PortMap>& ports = {});
+
+// Inside a microVM guest: lo up, and on `dev` the attachment's addresses and
+// default routes, in this process's network namespace.
+Result<void> configure_here(const Attachment& a, const std::string& dev);
 
 // `brig network inspect`: a network, its leases and its bridge as seen in
 // this network namespace.

@@ -145,6 +145,18 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
 Result<void> ps(const Globals& g, const std::string& id, bool json, const std::vector<std::string>& ps_args) {
   Store store(g.root);
   TRY(Record rec, store.load_unlocked(id));
+  // A microVM's host cgroup holds QEMU and its helpers: the guest's brig
+  // lists the container's processes (guest pids).
+  if (vm::wanted(rec.config)) {
+    if (status_of(store, rec) == "stopped") return fail_msg("container not running");
+    std::vector<std::string> args = {"ps"};
+    if (json) args.insert(args.end(), {"--format", "json"});
+    args.push_back(id);
+    args.insert(args.end(), ps_args.begin(), ps_args.end());
+    TRY(int code, vm::brig_in_guest(store.dir(id), args));
+    if (code != 0) return fail_msg("ps: the guest's brig ps exited with {}", code);
+    return {};
+  }
   TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
   std::vector<pid_t> pids = cg->pids();
   if (json) {

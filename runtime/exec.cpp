@@ -166,15 +166,20 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   std::string st = status_of(store, rec);
   if (st == "stopped" || st == "creating") return fail_msg("cannot exec in a stopped container");
   TRY(spec::Config cfg, spec::parse_config(rec.config));
-  // A microVM container's pid is brig's shim on the host: entering its
-  // namespaces would run the process on the host.
-  if (vm::wanted(cfg)) return fail_msg("exec: not supported in a microVM container yet");
   if (st == "paused" && !o.ignore_paused)
     return fail_msg("cannot exec in a paused container (use --ignore-paused to override)");
   TRY(spec::Process proc, build_process(o, rec.config));
   TRY_VOID(check_lsm(proc));
   if (proc.terminal && o.detach && o.console_socket.empty())
     return fail_msg("cannot allocate tty if brig will detach without setting console socket");
+  // A microVM container's pid is brig's shim on the host: entering its
+  // namespaces would run the process on the host. The guest's brig runs it.
+  if (vm::wanted(cfg)) {
+    if (!o.pid_file.empty()) return fail_msg("exec: --pid-file: a process inside a microVM has no host pid");
+    if (o.preserve_fds > 0) return fail_msg("exec: --preserve-fds cannot pass fds into a microVM");
+    if (!o.cgroups.empty()) return fail_msg("exec: --cgroup is not supported in a microVM container");
+    return vm::exec_in_guest(store.dir(o.id), spec::to_json(proc), o.detach, o.console_socket);
+  }
 
   // Every namespace the container has, entered through its init.
   static const std::vector<spec::Namespace> none;

@@ -235,6 +235,12 @@ Result<void> do_start(const Store& store, const Record& rec) {
   if (st == "stopped") return fail_msg("cannot start a container that has stopped");
   if (st != "created") return fail_msg("cannot start an already {} container", st);
   std::string fifo = store.fifo(rec.id);
+  // A microVM's start is done when the guest says so: ask its shim first,
+  // so that the answer cannot pass us by.
+  Fd shim;
+  if (vm::wanted(rec.config)) {
+    TRY(shim, vm::connect_shim(store.dir(rec.id)));
+  }
   BRIG_FAULT("start.before-fifo");
   int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -246,6 +252,7 @@ Result<void> do_start(const Store& store, const Record& rec) {
   ::unlink(fifo.c_str());
   TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
   BRIG_FAULT("start.after-fifo");
+  if (shim) TRY_VOID(vm::await_start(shim));
   log::phase("start: fifo written");
   if (!has_hooks(rec.config, "poststart")) return {};
   TRY(spec::Config cfg, spec::parse_config(rec.config));

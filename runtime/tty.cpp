@@ -40,17 +40,42 @@ Result<Fd> receive_fd(BorrowedFd sock) {
   return std::move(r->fd);
 }
 
-Result<void> setup_console(BorrowedFd sock, const spec::Process& proc, bool mount_console) {
+Result<Pty> open_pty() {
   int m = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (m < 0) return fail_errno("open /dev/ptmx");
-  Fd master(m);
+  Pty p;
+  p.master = Fd(m);
   int unlock = 0;
-  if (::ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) return fail_errno("unlock pty");
-  int s = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (::ioctl(p.master.get(), TIOCSPTLCK, &unlock) < 0) return fail_errno("unlock pty");
+  int s = ::ioctl(p.master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (s < 0) return fail_errno("open pty slave");
-  Fd slave(s);
+  p.slave = Fd(s);
   unsigned n = 0;
-  if (::ioctl(master.get(), TIOCGPTN, &n) < 0) return fail_errno("pty number");
+  if (::ioctl(p.master.get(), TIOCGPTN, &n) < 0) return fail_errno("pty number");
+  p.name = fmt::format("/dev/pts/{}", n);
+  return p;
+}
+
+RawMode::RawMode(int fd) {
+  if (!::isatty(fd) || ::tcgetattr(fd, &saved_) < 0) return;
+  struct termios t = saved_;
+  ::cfmakeraw(&t);
+  if (::tcsetattr(fd, TCSANOW, &t) == 0) fd_ = fd;
+}
+
+RawMode::~RawMode() {
+  if (fd_ >= 0) ::tcsetattr(fd_, TCSANOW, &saved_);
+}
+
+void copy_size(int from, int to) {
+  struct winsize ws;
+  if (::ioctl(from, TIOCGWINSZ, &ws) == 0) ::ioctl(to, TIOCSWINSZ, &ws);
+}
+
+Result<void> setup_console(BorrowedFd sock, const spec::Process& proc, bool mount_console) {
+  TRY(Pty pty, open_pty());
+  Fd& master = pty.master;
+  Fd& slave = pty.slave;
   if (proc.consoleSize) {
     struct winsize ws {};
     ws.ws_row = static_cast<unsigned short>(proc.consoleSize->height);
@@ -71,24 +96,11 @@ Result<void> setup_console(BorrowedFd sock, const spec::Process& proc, bool moun
   for (int i = 0; i < 3; i++)
     if (::dup2(slave.get(), i) < 0) return fail_errno("dup pty slave to fd {}", i);
   if (::ioctl(0, TIOCSCTTY, 0) < 0) return fail_errno("set controlling terminal");
-  TRY_VOID(send_fd(sock, master, fmt::format("/dev/pts/{}", n)));
+  TRY_VOID(send_fd(sock, master, pty.name));
   return {};
 }
 
 namespace {
-struct RawMode {
-  int fd = -1;
-  struct termios saved {};
-  ~RawMode() {
-    if (fd >= 0) ::tcsetattr(fd, TCSANOW, &saved);
-  }
-};
-
-void copy_size(int from, int to) {
-  struct winsize ws;
-  if (::ioctl(from, TIOCGWINSZ, &ws) == 0) ::ioctl(to, TIOCSWINSZ, &ws);
-}
-
 // Moves what is readable on `from` to `to`; false on EOF/EIO.
 bool pump(int from, int to) {
   char buf[16384];
@@ -99,14 +111,11 @@ bool pump(int from, int to) {
 }  // namespace
 
 Result<int> wait_foreground(pid_t child, BorrowedFd pidfd, const sigset_t& fwd, const Fd* master) {
-  RawMode raw;
   int m = master ? master->get() : -1;
-  if (m >= 0 && ::isatty(STDIN_FILENO)) {
-    if (::tcgetattr(STDIN_FILENO, &raw.saved) == 0) {
-      struct termios t = raw.saved;
-      ::cfmakeraw(&t);
-      if (::tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) raw.fd = STDIN_FILENO;
-    }
+  std::optional<RawMode> raw;
+  bool tty_in = m >= 0 && ::isatty(STDIN_FILENO);
+  if (tty_in) {
+    raw.emplace(STDIN_FILENO);
     copy_size(STDIN_FILENO, m);
   }
   int sfd = ::signalfd(-1, &fwd, SFD_CLOEXEC);
@@ -129,7 +138,7 @@ Result<int> wait_foreground(pid_t child, BorrowedFd pidfd, const sigset_t& fwd, 
       struct signalfd_siginfo si;
       if (::read(sig.get(), &si, sizeof si) != sizeof si) continue;
       int signo = static_cast<int>(si.ssi_signo);
-      if (signo == SIGWINCH && raw.fd >= 0) {
+      if (signo == SIGWINCH && tty_in) {
         copy_size(STDIN_FILENO, m);
       } else if (signo != SIGCHLD) {
         (void)sys::pidfd_send_signal(pidfd, signo);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <termios.h>
 
 #include <optional>
 #include <string>
@@ -17,6 +18,27 @@ namespace brig::runtime {
 
 // Connects to a --console-socket path.
 Result<Fd> connect_console_socket(const std::string& path);
+
+// A new pty pair from /dev/ptmx (unlocked), with the slave's name.
+struct Pty {
+  Fd master, slave;
+  std::string name;  // "/dev/pts/N"
+};
+Result<Pty> open_pty();
+// Raw mode on a terminal until the guard goes (a no-op for a non-tty).
+class RawMode {
+ public:
+  explicit RawMode(int fd);
+  ~RawMode();
+  RawMode(const RawMode&) = delete;
+  RawMode& operator=(const RawMode&) = delete;
+
+ private:
+  int fd_ = -1;
+  struct ::termios saved_ {};
+};
+// Copies the window size of one terminal to another.
+void copy_size(int from, int to);
 
 // In init, after the pivot: makes the pty, sets it up as stdio and
 // /dev/console, sends the master over `sock`.

@@ -2,7 +2,9 @@
 // initramfs's virtio modules, takes the config from the host over the
 // virtio-serial port "brig.ctl", mounts the rootfs shared over virtiofs and
 // runs the container with brig's own namespace executor (`brig create` /
-// `brig start` on a guest-local state root), relaying stdio and the exit.
+// `brig start` / `brig exec` on a guest-local state root), relaying stdio,
+// terminals (the guest brig's pty masters, over console sockets), execs and
+// the exit. With brig networking it configures eth0 first.
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -19,8 +22,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <optional>
 
+#include "netns/attach.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/vm/vm.hpp"
 
@@ -101,8 +107,8 @@ std::string find_port(const std::string& want) {
   return "";
 }
 
-// Runs brig with the given stdio; returns its wait status.
-int run_brig(std::vector<std::string> args, int in, int out, int err) {
+// Starts brig with the given stdio; returns its pid.
+pid_t spawn_brig(std::vector<std::string> args, int in, int out, int err) {
   args.insert(args.begin(), {kBrig, "--root", kRoot});
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -118,6 +124,12 @@ int run_brig(std::vector<std::string> args, int in, int out, int err) {
     ::execv(kBrig, a.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+// Runs brig with the given stdio; returns its wait status.
+int run_brig(std::vector<std::string> args, int in, int out, int err) {
+  pid_t pid = spawn_brig(std::move(args), in, out, err);
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
   return st;
@@ -143,6 +155,119 @@ std::string drain(int fd) {
   ssize_t n;
   while ((n = ::read(fd, b, sizeof b)) > 0) s.append(b, static_cast<size_t>(n));
   return s;
+}
+
+// Input for a process (a pipe, or a pty master) that never blocks the
+// agent: what the process does not take yet waits here; EOF after it.
+struct Sink {
+  int fd = -1;
+  bool own = true;  // a pipe closes at EOF; a pty master is closed elsewhere
+  std::string pending;
+  bool eof = false;
+
+  void put(std::string_view d) {
+    if (fd < 0) return;
+    pending.append(d);
+    flush();
+  }
+  void end() {
+    eof = true;
+    flush();
+  }
+  void flush() {
+    while (fd >= 0 && !pending.empty()) {
+      ssize_t n = ::write(fd, pending.data(), pending.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n <= 0) {
+        pending.clear();  // the reader is gone
+        break;
+      }
+      pending.erase(0, static_cast<size_t>(n));
+    }
+    if (eof && own && fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+};
+
+Sink sink_for(int fd, bool own) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return Sink{fd, own, {}, false};
+}
+
+// A second process: the guest's `brig exec`, its stdio on pipes.
+struct Exec {
+  uint32_t n = 0;
+  pid_t pid = 0;
+  Sink in;  // its stdin pipe, or its pty once there
+  int out = -1, err = -1;
+  int lsn = -1, pty = -1;  // with a terminal: the console socket, then the pty master
+  std::string size;        // its last size, for a pty not there yet
+  bool exited = false;
+  int status = 0;
+  int grace = 0;  // poll rounds left for its output once it exited
+};
+
+// Starts `brig exec` for an exec frame; its stdio are pipes (/dev/null detached).
+std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::string& id) {
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  bool detach = j.value("detach", false);
+  Exec e;
+  e.n = n;
+  std::vector<std::string> args;
+  if (j.contains("brig")) {
+    // A brig command on the guest container (`ps`): its arguments as given.
+    try {
+      args = j["brig"].get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  } else if (j.contains("process")) {
+    std::string path = fmt::format("/run/bundle/exec-{}.json", n);
+    if (!sys::write_file_atomic(path, j["process"].dump(), 0600)) return std::nullopt;
+    args = {"exec", "--process", path};
+    if (detach) args.push_back("-d");
+  } else {
+    return std::nullopt;
+  }
+  if (j.contains("process") && j["process"].value("terminal", false)) {
+    std::string sock = fmt::format("/run/bundle/console-{}.sock", n);
+    auto l = listen_unix(sock, true);
+    if (!l) return std::nullopt;
+    e.lsn = l->release();
+    args.insert(args.end(), {"--console-socket", sock});
+  }
+  if (j.contains("process")) args.push_back(id);
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return std::nullopt;
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  // Detached, the process keeps brig's stdio: nothing may hold the pipes then.
+  e.pid = spawn_brig(args, detach ? devnull : in[0], detach ? devnull : out[1], err[1]);
+  ::close(devnull);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  e.in = sink_for(in[1], true);
+  e.out = out[0];
+  e.err = err[0];
+  ::fcntl(e.out, F_SETFL, O_NONBLOCK);
+  ::fcntl(e.err, F_SETFL, O_NONBLOCK);
+  return e;
+}
+
+// The pty master a guest brig sends to the console socket `lsn`; -1 if none
+// (yet, with a non-blocking `lsn`).
+int take_master(int lsn) {
+  int c = ::accept4(lsn, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return -1;
+  Fd conn(c);
+  char name[256];
+  auto r = sys::recv_with_fd(conn, name, sizeof name);
+  if (!r || !r->fd) return -1;
+  return r->fd.release();
 }
 
 // pivot_root refuses a root on the initramfs (it has no parent mount): move
@@ -217,6 +342,13 @@ void agent_main() {
   if (j.is_discarded() || !j.contains("id") || !j.contains("config")) fatal("malformed config frame");
   std::string id = j["id"].get<std::string>();
 
+  // brig networking: eth0 (virtio-net on the host's tap) gets the lease.
+  if (j.contains("network")) {
+    auto a = netns::attachment_from_json(j["network"]);
+    if (!a) fatal(a.error().msg);
+    for (int i = 0; i < 250 && !sys::exists("/sys/class/net/eth0"); i++) ::usleep(20000);
+    if (auto r = netns::configure_here(*a, "eth0"); !r) fatal("network: " + r.error().msg);
+  }
   ::mkdir("/rootfs", 0755);
   int tries = 0;
   while (::mount("rootfs", "/rootfs", "virtiofs", 0, nullptr) < 0) {
@@ -229,7 +361,18 @@ void agent_main() {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0)
     fatal("pipe");
-  int cst = run_brig({"create", "--bundle", "/run/bundle", "--pid-file", "/run/ctr.pid", id}, in[0], out[1], err[1]);
+  // A terminal: the guest brig sends the pty master to our console socket.
+  bool terminal = j["config"].contains("process") && j["config"]["process"].value("terminal", false);
+  std::vector<std::string> create = {"create", "--bundle", "/run/bundle", "--pid-file", "/run/ctr.pid"};
+  Fd console;
+  if (terminal) {
+    auto l = listen_unix("/run/bundle/console.sock");
+    if (!l) fatal(l.error().msg);
+    console = std::move(*l);
+    create.insert(create.end(), {"--console-socket", "/run/bundle/console.sock"});
+  }
+  create.push_back(id);
+  int cst = run_brig(create, in[0], out[1], err[1]);
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
@@ -237,6 +380,12 @@ void agent_main() {
   if (!WIFEXITED(cst) || WEXITSTATUS(cst) != 0) {
     std::string e = error_text(drain(err[0]));
     fatal(e.empty() ? "brig create failed in the guest" : "in the guest: " + e);
+  }
+  int tty = -1;
+  if (terminal) {
+    tty = take_master(console.get());
+    if (tty < 0) fatal("the guest's brig create sent no pty master");
+    console.reset();
   }
   auto pidtext = sys::read_file("/run/ctr.pid");
   pid_t cpid = pidtext ? static_cast<pid_t>(std::atoi(pidtext->c_str())) : 0;
@@ -247,35 +396,97 @@ void agent_main() {
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  int in_w = in[1];
+  // The container's stdin: the pipe brig create gave it, or the pty master.
+  Sink input = tty >= 0 ? sink_for(tty, false) : sink_for(in[1], true);
+  if (tty >= 0) ::close(in[1]);
   bool out_open = true, err_open = true, exited = false;
   int status = 0;
   long long exit_wait = 0;
+  std::vector<Exec> execs;
+  auto exec_of = [&](uint32_t num) -> Exec* {
+    for (auto& e : execs)
+      if (e.n == num) return &e;
+    return nullptr;
+  };
+  // Moves what a pipe has into frames; false at EOF.
+  auto relay = [&](int fd, Frame type, std::optional<uint32_t> num) {
+    ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0) return errno == EAGAIN || errno == EINTR;
+    if (r == 0) return false;
+    std::string_view d(buf, static_cast<size_t>(r));
+    send(type, num ? tag(*num, d) : std::string(d));
+    return true;
+  };
   for (;;) {
-    struct pollfd p[4] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
-                          {err_open ? err[0] : -1, POLLIN, 0}};
-    int n = ::poll(p, 4, exited ? 100 : -1);
-    if (n < 0 && errno != EINTR) fatal("poll");
-    if (p[2].revents) {
-      ssize_t r = ::read(out[0], buf, sizeof buf);
-      if (r > 0) send(Frame::out, std::string_view(buf, static_cast<size_t>(r)));
-      else if (r == 0) out_open = false;
+    std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
+                             {err_open ? err[0] : -1, POLLIN, 0}, {tty, POLLIN, 0}};
+    for (auto& e : execs) {
+      p.push_back({e.out, POLLIN, 0});
+      p.push_back({e.err, POLLIN, 0});
+      p.push_back({e.lsn, POLLIN, 0});
+      p.push_back({e.pty, POLLIN, 0});
     }
-    if (p[3].revents) {
-      ssize_t r = ::read(err[0], buf, sizeof buf);
-      if (r > 0) send(Frame::err, std::string_view(buf, static_cast<size_t>(r)));
-      else if (r == 0) err_open = false;
+    // Input waiting for a process to take it.
+    std::vector<Sink*> blocked;
+    for (Sink* k : {&input})
+      if (k->fd >= 0 && !k->pending.empty()) blocked.push_back(k);
+    for (auto& e : execs)
+      if (e.in.fd >= 0 && !e.in.pending.empty()) blocked.push_back(&e.in);
+    size_t first_sink = p.size();
+    for (Sink* k : blocked) p.push_back({k->fd, POLLOUT, 0});
+    bool waiting = exited || std::any_of(execs.begin(), execs.end(), [](const Exec& e) { return e.exited; });
+    int n = ::poll(p.data(), p.size(), waiting ? 100 : -1);
+    if (n < 0 && errno != EINTR) fatal("poll");
+    for (size_t i = 0; i < blocked.size(); i++)
+      if (p[first_sink + i].revents) blocked[i]->flush();
+    if (p[2].revents) out_open = relay(out[0], Frame::out, std::nullopt);
+    if (p[3].revents) err_open = relay(err[0], Frame::err, std::nullopt);
+    // A pty master reads EIO once the last slave is closed: the end.
+    if (p[4].revents && !relay(tty, Frame::out, std::nullopt)) {
+      ::close(tty);
+      tty = input.fd = -1;
+    }
+    auto done = [](int& fd) {
+      ::close(fd);
+      fd = -1;
+    };
+    // An exec's terminal arrived: its input goes there now, at its size.
+    auto got_pty = [&](Exec& e) {
+      done(e.lsn);
+      if (!e.size.empty()) set_window_size(e.pty, e.size);
+      std::string early = std::move(e.in.pending);
+      e.in.end();  // the stdin pipe of brig exec: not the process's
+      e.in = sink_for(e.pty, false);
+      e.in.put(early);
+    };
+    for (size_t i = 0; i < execs.size(); i++) {
+      Exec& e = execs[i];
+      pollfd* q = &p[5 + 4 * i];
+      if (q[0].revents && !relay(e.out, Frame::exec_out, e.n)) done(e.out);
+      if (q[1].revents && !relay(e.err, Frame::exec_err, e.n)) done(e.err);
+      if (q[2].revents && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
+      if (q[3].revents && !relay(e.pty, Frame::exec_out, e.n)) {
+        done(e.pty);
+        e.in.fd = -1;
+      }
     }
     if (p[1].revents) {
       struct signalfd_siginfo si;
       while (::read(sfd, &si, sizeof si) > 0) {}
       int st;
       pid_t w;
-      while ((w = ::waitpid(-1, &st, WNOHANG)) > 0)
+      while ((w = ::waitpid(-1, &st, WNOHANG)) > 0) {
         if (w == cpid) {
           exited = true;
           status = st;
         }
+        for (auto& e : execs)
+          if (e.pid == w && !e.exited) {
+            e.exited = true;
+            e.status = st;
+            e.grace = 30;
+          }
+      }
     }
     if (p[0].revents) {
       ssize_t r = ::read(ctl, buf, sizeof buf);
@@ -286,6 +497,7 @@ void agent_main() {
         if (!m) fatal(m.error().msg);
         if (!*m) break;
         Msg& msg = **m;
+        auto [num, rest] = untag(msg.data);
         if (msg.type == Frame::start) {
           int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
           int ep[2];
@@ -293,25 +505,58 @@ void agent_main() {
           int st = run_brig({"start", id}, devnull, devnull, ep[1]);
           ::close(ep[1]);
           ::fcntl(ep[0], F_SETFL, O_NONBLOCK);
-          if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) send(Frame::err, drain(ep[0]));
+          if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            send(Frame::started, "");
+          } else {
+            // The host's `brig start` fails with this line; the container
+            // goes, as it would after a failed `brig run`.
+            std::string e = error_text(drain(ep[0]));
+            send(Frame::started, "in the guest: " + (e.empty() ? std::string("brig start failed") : e));
+            if (!exited) ::kill(cpid, SIGKILL);
+          }
           ::close(ep[0]);
           ::close(devnull);
         } else if (msg.type == Frame::signal) {
           if (!exited) ::kill(cpid, std::atoi(msg.data.c_str()));
+        } else if (msg.type == Frame::resize) {
+          Exec* e = num ? exec_of(num) : nullptr;
+          if (e) e->size = rest;
+          int t = num ? (e ? e->pty : -1) : tty;
+          if (t >= 0) set_window_size(t, rest);
         } else if (msg.type == Frame::in) {
-          if (msg.data.empty()) {
-            if (in_w >= 0) ::close(in_w);
-            in_w = -1;
-          } else if (in_w >= 0) {
-            (void)!::write(in_w, msg.data.data(), msg.data.size());
-          }
+          // EOF closes a pipe; a terminal has no EOF to pass on.
+          if (!msg.data.empty()) input.put(msg.data);
+          else if (input.own) input.end();
+        } else if (msg.type == Frame::exec) {
+          if (auto e = start_exec(num, rest, id)) execs.push_back(*e);
+          else send(Frame::exec_exit, tag(num, std::to_string(W_EXITCODE(255, 0))));
+        } else if (msg.type == Frame::exec_in) {
+          Exec* e = exec_of(num);
+          if (e && !rest.empty()) e->in.put(rest);
+          else if (e && e->in.own) e->in.end();
+        } else if (msg.type == Frame::exec_signal) {
+          Exec* e = exec_of(num);
+          if (e && !e->exited) ::kill(e->pid, std::atoi(std::string(rest).c_str()));
         }
       }
     }
+    // An exec that ended: its output first, then its status.
+    for (auto& e : execs) {
+      // Its master may still wait in the console socket's queue.
+      if (e.exited && e.lsn >= 0 && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
+      if (e.exited && ((e.out < 0 && e.err < 0 && e.pty < 0) || --e.grace <= 0)) {
+        send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
+        if (e.in.own && e.in.fd >= 0) ::close(e.in.fd);
+        for (int fd : {e.out, e.err, e.lsn, e.pty})
+          if (fd >= 0) ::close(fd);
+        e.n = 0;
+      }
+    }
+    std::erase_if(execs, [](const Exec& e) { return e.n == 0; });
     if (exited) {
       // The output the process left in the pipes goes out before its status.
       if (!exit_wait) exit_wait = 30;
-      if ((!out_open && !err_open) || --exit_wait <= 0) {
+      if ((!out_open && !err_open && tty < 0) || --exit_wait <= 0) {
         send(Frame::exit, std::to_string(status));
         power_off();
       }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "netns/attach.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/vm/vm.hpp"
 
@@ -21,10 +22,25 @@ std::string encode(Frame type, std::string_view data) {
   return s;
 }
 
+std::string tag(uint32_t n, std::string_view data) {
+  std::string s;
+  s.reserve(4 + data.size());
+  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((n >> shift) & 0xff));
+  s.append(data);
+  return s;
+}
+
+std::pair<uint32_t, std::string_view> untag(std::string_view payload) {
+  if (payload.size() < 4) return {0, {}};
+  uint32_t n = 0;
+  for (int i = 0; i < 4; i++) n = (n << 8) | static_cast<uint8_t>(payload[i]);
+  return {n, payload.substr(4)};
+}
+
 Result<std::optional<Msg>> Decoder::next() {
   if (buf_.size() < 5) return std::optional<Msg>{};
   uint8_t t = static_cast<uint8_t>(buf_[0]);
-  if (t < static_cast<uint8_t>(Frame::config) || t > static_cast<uint8_t>(Frame::exit))
+  if (t < static_cast<uint8_t>(Frame::config) || t > static_cast<uint8_t>(kLastFrame))
     return fail_msg("vm: control channel: unknown frame type {}", t);
   uint32_t n = 0;
   for (int i = 1; i < 5; i++) n = (n << 8) | static_cast<uint8_t>(buf_[i]);
@@ -41,12 +57,19 @@ bool wanted(const spec::Config& cfg) {
   return it != cfg.annotations.end() && it->second == "vm";
 }
 
+bool wanted(const nlohmann::json& raw) {
+  if (!raw.is_object()) return false;
+  if (auto v = raw.find("vm"); v != raw.end() && !v->is_null()) return true;
+  auto a = raw.find("annotations");
+  if (a == raw.end() || !a->is_object()) return false;
+  auto it = a->find(kAnnotation);
+  return it != a->end() && it->is_string() && *it == "vm";
+}
+
 constexpr uint64_t kGuestOverheadMib = 96;
 
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults) {
   Plan p = defaults;
-  if (cfg.process && cfg.process->terminal)
-    return fail_msg("vm: process.terminal is not supported by the microVM backend yet");
   if (cfg.hooks && (!cfg.hooks->prestart.empty() || !cfg.hooks->createRuntime.empty() ||
                     !cfg.hooks->createContainer.empty() || !cfg.hooks->startContainer.empty()))
     return fail_msg("vm: prestart/createRuntime/createContainer/startContainer hooks are not supported by the microVM backend yet");
@@ -93,7 +116,26 @@ Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& default
   return p;
 }
 
+std::string qemu_escape(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == ',') out.push_back(',');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string fuse_escape(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
+  std::string d = qemu_escape(dir);
   std::string mem = fmt::format("{}M", p.mem_mib);
   std::string cmdline;
   for (const auto& a : p.kernel_args) cmdline += (cmdline.empty() ? "" : " ") + a;
@@ -105,24 +147,50 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
       // QEMU's own seccomp filter: no exec, no setuid, no obsolete syscalls.
       "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-      "-serial", "file:" + dir + "/console.log",
-      "-chardev", "socket,id=vfs,path=" + dir + "/vfs.sock",
+      // Paths built from the state dir go into QEMU's key=value lists: a
+      // comma in them is doubled, or it would start a new key.
+      "-chardev", "file,id=con,path=" + d + "/console.log", "-serial", "chardev:con",
+      "-chardev", "socket,id=vfs,path=" + d + "/vfs.sock",
       "-device", "vhost-user-fs-device,chardev=vfs,tag=rootfs",
       "-device", "virtio-serial-device",
-      "-chardev", "socket,id=ctl,path=" + dir + "/ctl.sock,server=on,wait=off",
+      "-chardev", "socket,id=ctl,path=" + d + "/ctl.sock,server=on,wait=off",
       "-device", "virtserialport,chardev=ctl,name=brig.ctl",
       "-kernel", p.kernel, "-initrd", p.initrd, "-append", cmdline};
+  if (!p.tap.empty()) {
+    a.insert(a.end(), {"-netdev", "tap,id=net0,ifname=" + qemu_escape(p.tap) + ",script=no,downscript=no", "-device",
+                       "virtio-net-device,netdev=net0,mac=" + p.mac});
+  }
   a.insert(a.end(), p.extra_qemu.begin(), p.extra_qemu.end());
   return a;
 }
 
-nlohmann::json guest_config(const nlohmann::json& raw) {
+nlohmann::json guest_config(const nlohmann::json& raw, bool networked) {
   nlohmann::json c = raw;
   c.erase("vm");
   c.erase("hooks");  // poststart/poststop run on the host
   c["root"]["path"] = "/rootfs";
-  if (c.contains("annotations") && c["annotations"].is_object()) c["annotations"].erase(kAnnotation);
+  if (c.contains("annotations") && c["annotations"].is_object()) {
+    auto& an = c["annotations"];
+    an.erase(kAnnotation);
+    if (networked)
+      for (auto it = an.begin(); it != an.end();) {
+        if (it.key().starts_with("io.brig.network")) it = an.erase(it);
+        else ++it;
+      }
+  }
+  if (networked && c.contains("linux") && c["linux"].contains("namespaces") && c["linux"]["namespaces"].is_array()) {
+    auto& ns = c["linux"]["namespaces"];
+    for (auto it = ns.begin(); it != ns.end();) {
+      if (it->is_object() && it->value("type", "") == "network") it = ns.erase(it);
+      else ++it;
+    }
+  }
   return c;
+}
+
+std::string mac_for(const std::string& owner) {
+  std::string h = netns::host_dev_name(owner, "");  // 8 hex digits of a hash
+  return fmt::format("52:54:00:{}:{}:{}", h.substr(2, 2), h.substr(4, 2), h.substr(6, 2));
 }
 
 Host probe_host() {

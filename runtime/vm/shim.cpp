@@ -1,6 +1,7 @@
 // The microVM executor: a shim process (the container's pid for `state`,
-// `kill` and `run`) boots QEMU with virtiofsd sharing the rootfs, hands the
-// guest agent the config, and relays start, signals, stdio and the exit.
+// `kill` and `run`) boots QEMU with virtiofsd sharing the rootfs (and a tap
+// with brig networking), hands the guest agent the config, and relays start,
+// signals, stdio (or the terminal: a host pty), execs and the exit.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,17 +9,24 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
+#include "netns/attach.hpp"
+#include "netns/network.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/tty.hpp"
 #include "runtime/vm/vm.hpp"
 
 namespace brig::runtime::vm {
@@ -84,7 +92,10 @@ struct Shim {
   std::string dir, id, rootfs, fifo;
   Plan plan;
   nlohmann::json config;
+  std::string network, owner;  // brig networking: the network, the lease owner
+  std::vector<netns::PortMap> ports;
   int ready = -1;  // pipe to the creating brig; closed once reported
+  int tty = -1;    // with process.terminal: the host pty's slave, raw
   pid_t vfsd = 0, qemu = 0;
   int ctl = -1;
 
@@ -104,6 +115,7 @@ struct Shim {
       }
     ::unlink((dir + "/ctl.sock").c_str());
     ::unlink((dir + "/vfs.sock").c_str());
+    ::unlink((dir + "/" + kShimSocket).c_str());
     // The status came from the guest: only a terminating signal is re-raised
     // (a stop signal would freeze the shim with the VM already gone).
     bool stop_sig = false;
@@ -146,9 +158,14 @@ struct Shim {
     int ff = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (ff < 0) die(fmt::format("vm: open exec fifo {}: {}", fifo, std::strerror(errno)));
 
+    listen_socket();
     std::string vsock = dir + "/vfs.sock", csock = dir + "/ctl.sock";
-    vfsd = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + vsock, "-o", "source=" + rootfs, "-o",
-                   "cache=auto", "-o", "sandbox=chroot", "-o", "log_level=err", "--rlimit-nofile=0"},
+    // chroot'ed into the rootfs (nothing the guest names resolves outside
+    // it), and without CAP_MKNOD / CAP_SETFCAP: the guest can make no device
+    // node and no file capability on the host.
+    vfsd = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + vsock, "-o", "source=" + fuse_escape(rootfs), "-o",
+                   "cache=auto", "-o", "sandbox=chroot", "-o", "modcaps=-mknod:-setfcap", "-o", "log_level=err",
+                   "--rlimit-nofile=0"},
                   dir + "/virtiofsd.log");
     if (vfsd < 0) die(fmt::format("vm: fork virtiofsd: {}", std::strerror(errno)));
     int64_t t0 = now_ms();
@@ -159,6 +176,16 @@ struct Shim {
       }
       if (now_ms() - t0 > 10000) die("vm: virtiofsd did not create its socket");
       ::usleep(20000);
+    }
+    // brig networking: a tap on the network's bridge with a lease held by
+    // this shim (the container's pid); delete's teardown removes both.
+    nlohmann::json hello_net;
+    if (!network.empty()) {
+      plan.tap = netns::host_dev_name(owner, "tb");
+      plan.mac = mac_for(owner);
+      auto a = netns::attach_tap(network, plan.tap, owner, ::getpid(), ports);
+      if (!a) die(a.error().msg, false);
+      hello_net = netns::to_json(*a);
     }
     std::vector<std::string> qa = {plan.qemu};
     for (auto& a : qemu_args(plan, dir)) qa.push_back(a);
@@ -177,19 +204,34 @@ struct Shim {
         ::usleep(20000);
       }
     }
-    std::string hello = encode(Frame::config, nlohmann::json{{"id", id}, {"config", config}}.dump());
+    nlohmann::json h = {{"id", id}, {"config", config}};
+    if (!hello_net.is_null()) h["network"] = hello_net;
+    std::string hello = encode(Frame::config, h.dump());
     write_fd(ctl, hello);
 
     Decoder dec;
     bool created = false, started = false, in_open = false;
     char buf[65536];
     for (;;) {
-      struct pollfd p[4] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {0, POLLIN, 0}};
+      // ctl, signals, fifo, stdin, the shim socket, then its clients.
+      // With a terminal the container's stdio is the host pty, not ours.
+      int tin = tty >= 0 ? tty : 0, tout = tty >= 0 ? tty : 1;
+      std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {tin, POLLIN, 0}, {lsn, POLLIN, 0}};
       if (!created || started) p[2].fd = -1;
       if (!in_open) p[3].fd = -1;
-      int timeout = created ? -1 : 1000;
-      int n = ::poll(p, 4, timeout);
+      if (!created) p[4].fd = -1;
+      for (auto& c : clients) p.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+      // The console socket's holder resizes the pty without telling us: look.
+      int timeout = !created ? 1000 : tty >= 0 ? 200 : -1;
+      int n = ::poll(p.data(), p.size(), timeout);
       if (n < 0 && errno != EINTR) die(fmt::format("vm: poll: {}", std::strerror(errno)));
+      if (created && tty >= 0) {
+        std::string now = window_size(tty);
+        if (!now.empty() && now != size) {
+          size = now;
+          write_fd(ctl, encode(Frame::resize, tag(0, size)));
+        }
+      }
       if (!created && now_ms() - t0 > kBootTimeoutMs)
         die(fmt::format("vm: the guest agent did not report within {}s", kBootTimeoutMs / 1000));
       if (p[0].revents) {
@@ -209,13 +251,29 @@ struct Shim {
             case Frame::error:
               die("vm: " + msg.data, false);
             case Frame::out:
-              write_fd(1, msg.data);
+              write_fd(tout, msg.data);
               break;
             case Frame::err:
-              write_fd(2, msg.data);
+              write_fd(tty >= 0 ? tty : 2, msg.data);
               break;
             case Frame::exit:
               finish(std::atoi(msg.data.c_str()));
+            case Frame::started:
+              start_result = msg.data;
+              for (auto& c : clients)
+                if (c.wants_start) to_client(c, encode(Frame::started, msg.data));
+              break;
+            case Frame::exec_out:
+            case Frame::exec_err:
+            case Frame::exec_exit: {
+              uint32_t num = untag(msg.data).first;
+              for (auto& c : clients)
+                if (c.exec == num) {
+                  to_client(c, encode(msg.type, msg.data));
+                  if (msg.type == Frame::exec_exit) c.exec = 0;  // done: it hangs up
+                }
+              break;
+            }
             default:
               break;
           }
@@ -250,7 +308,7 @@ struct Shim {
         }
       }
       if (p[3].fd >= 0 && p[3].revents) {
-        ssize_t r = ::read(0, buf, sizeof buf);
+        ssize_t r = ::read(tin, buf, sizeof buf);
         if (r > 0) {
           write_fd(ctl, encode(Frame::in, std::string_view(buf, static_cast<size_t>(r))));
         } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
@@ -258,7 +316,104 @@ struct Shim {
           write_fd(ctl, encode(Frame::in, ""));
         }
       }
+      if (p[4].fd >= 0 && p[4].revents) {
+        int c = ::accept4(lsn, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (c >= 0) clients.push_back(Client{c});
+      }
+      for (size_t i = 5; i < p.size(); i++) {
+        if (p[i].revents & POLLOUT)
+          for (auto& c : clients)
+            if (c.fd == p[i].fd) flush(c);
+        if (p[i].revents & ~POLLOUT) serve(p[i].fd, buf, sizeof buf);
+      }
+      std::erase_if(clients, [](const Client& c) { return c.fd < 0; });
     }
+  }
+
+  // One `brig start` or `brig exec` on the shim socket.
+  struct Client {
+    int fd = -1;
+    Decoder dec;
+    uint32_t exec = 0;  // the exec number it runs, 0 = none
+    bool wants_start = false;
+    std::string out;  // frames it has not taken yet: a slow client stalls nobody
+  };
+  std::vector<Client> clients;
+  int lsn = -1;
+  uint32_t next_exec = 1;
+  std::optional<std::string> start_result;
+  std::string size;  // the terminal's last size sent
+
+  // At most this much waits for a client that does not read: then it goes.
+  static constexpr size_t kClientBacklog = 64u << 20;
+
+  void to_client(Client& c, const std::string& frame) {
+    if (c.fd < 0) return;
+    c.out += frame;
+    flush(c);
+  }
+
+  void flush(Client& c) {
+    while (c.fd >= 0 && !c.out.empty()) {
+      ssize_t n = ::write(c.fd, c.out.data(), c.out.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n <= 0) return hang_up(c);
+      c.out.erase(0, static_cast<size_t>(n));
+    }
+    if (c.out.size() > kClientBacklog) hang_up(c);
+  }
+
+  void hang_up(Client& c) {
+    if (c.fd < 0) return;
+    // A foreground `brig exec` gone: the process loses its stdin, as it
+    // would with the caller's terminal closed; it keeps running.
+    if (c.exec) write_fd(ctl, encode(Frame::exec_in, tag(c.exec, "")));
+    ::close(c.fd);
+    c.fd = -1;
+    c.exec = 0;
+  }
+
+  void serve(int fd, char* buf, size_t size) {
+    auto it = std::find_if(clients.begin(), clients.end(), [fd](const Client& c) { return c.fd == fd; });
+    if (it == clients.end()) return;
+    Client& c = *it;
+    ssize_t r = ::read(fd, buf, size);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (r <= 0) return hang_up(c);
+    c.dec.feed(buf, static_cast<size_t>(r));
+    for (;;) {
+      auto m = c.dec.next();
+      if (!m) return hang_up(c);
+      if (!*m) return;
+      Msg& msg = **m;
+      auto rest = untag(msg.data).second;
+      switch (msg.type) {
+        case Frame::started:
+          c.wants_start = true;
+          if (start_result) to_client(c, encode(Frame::started, *start_result));
+          break;
+        case Frame::exec:
+          if (c.exec) return hang_up(c);
+          c.exec = next_exec++;
+          write_fd(ctl, encode(Frame::exec, tag(c.exec, rest)));
+          break;
+        case Frame::exec_in:
+        case Frame::exec_signal:
+        case Frame::resize:
+          if (c.exec) write_fd(ctl, encode(msg.type, tag(c.exec, rest)));
+          break;
+        default:
+          return hang_up(c);
+      }
+    }
+  }
+
+  // The shim socket, for `brig start` and `brig exec` (root only).
+  void listen_socket() {
+    auto l = listen_unix(dir + "/" + kShimSocket);
+    if (!l) die(l.error().msg, false);
+    lsn = l->release();
   }
 };
 
@@ -273,13 +428,31 @@ class VmExecutor final : public Executor {
     if (!p.kvm)
       log::warn("vm: no hardware virtualization (vmx/svm): falling back to TCG emulation, the guest runs slowly");
     std::string dir = rq.fifo_path.substr(0, rq.fifo_path.rfind('/'));
-    if (dir.size() + 10 > sizeof(sockaddr_un::sun_path))
+    if (dir.size() + 2 + std::strlen(kShimSocket) > sizeof(sockaddr_un::sun_path))
       return fail_msg("vm: state directory {} is too long for a unix socket path", dir);
 
+    // A terminal: a host pty whose master goes to the console socket once the
+    // container exists; the shim relays its slave to the guest's pty.
+    std::optional<Pty> pty;
+    if (rq.cfg.process->terminal) {
+      if (rq.console_fd < 0) return fail_msg("vm: process.terminal needs a console socket");
+      TRY(pty, open_pty());
+      struct termios t;
+      if (::tcgetattr(pty->slave.get(), &t) == 0) {
+        ::cfmakeraw(&t);  // the guest's pty does the line discipline
+        ::tcsetattr(pty->slave.get(), TCSANOW, &t);
+      }
+      if (const auto& cs = rq.cfg.process->consoleSize)
+        set_window_size(pty->slave.get(), fmt::format("{} {}", cs->height, cs->width));
+    }
     int rp[2];
     if (::pipe2(rp, O_CLOEXEC) < 0) return fail_errno("pipe");
     Fd rd(rp[0]), wr(rp[1]);
-    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw)};
+    TRY(netns::Request net, netns::request_for(rq.cfg));
+    if (!net.net_devices.empty()) return fail_msg("vm: linux.netDevices is not supported by the microVM backend yet");
+    std::string owner = sys::abs_path(dir);
+    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach()), net.network, owner,
+              net.ports};
     pid_t pid = ::fork();
     if (pid < 0) return fail_errno("fork");
     if (pid == 0) {
@@ -289,18 +462,29 @@ class VmExecutor final : public Executor {
         ::_exit(1);
       }
       // Nothing of the creating brig (its state lock above all) may stay open.
-      int keep[] = {wr.get()};
+      int keep[] = {wr.get(), pty ? pty->slave.get() : -1};
       sys::close_fds_except(3, keep);
       shim.ready = wr.get();
+      if (pty) {
+        shim.tty = pty->slave.get();
+        shim.size = window_size(shim.tty);
+      }
       shim.run();
     }
     wr.reset();
+    if (net.attach())
+      rb.push([owner] {
+        if (auto r = netns::teardown(owner); !r) log::warn(r.error().msg);
+      });
     rb.push([pid] {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     });
     TRY(std::string msg, sys::read_all(rd));
     if (!msg.empty()) return fail_msg("{}", msg);
+    if (pty) {
+      TRY_VOID(send_fd(rq.console_fd, pty->master, pty->name));
+    }
     Spawned out;
     out.pid = pid;
     auto st = sys::process_start_time(pid);

@@ -1,18 +1,22 @@
 // The microVM backend (issue #8): the container runs inside a QEMU microvm
 // guest whose PID 1 is brig itself (`brig vm-agent`). The host side is a shim
 // process (the pid `state` reports) that owns QEMU and virtiofsd and talks to
-// the agent over one virtio-serial port with the framed protocol below.
+// the agent over one virtio-serial port with the framed protocol below;
+// `brig start` and `brig exec` reach the shim over its socket in the state
+// dir with the same frames.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/error.hpp"
+#include "runtime/core/fd.hpp"
 #include "spec/config.hpp"
 
 namespace brig::runtime::vm {
@@ -28,7 +32,22 @@ enum class Frame : uint8_t {
   out = 7,      // guest -> host: stdout bytes
   err = 8,      // guest -> host: stderr bytes
   exit = 9,     // guest -> host: decimal wait status of the container process
+  // `brig start` asks the shim with an empty one; the guest answers the shim
+  // (and the shim `brig start`): empty = the process runs, else the error line.
+  started = 10,
+  // A second process (`brig exec`). Each payload starts with the 4-byte big
+  // endian exec number the shim gives it (tag()); a `brig exec` talking to
+  // the shim sends 0 and the shim puts the number in.
+  exec = 11,         // -> guest: {"process": {...}, "detach": bool} or {"brig": [args]}
+  exec_in = 12,      // -> guest: stdin bytes; empty = EOF
+  exec_out = 13,     // <- guest: stdout bytes
+  exec_err = 14,     // <- guest: stderr bytes
+  exec_exit = 15,    // <- guest: decimal wait status of the guest's `brig exec`
+  exec_signal = 16,  // -> guest: decimal signal number
+  // -> guest: "ROWS COLS" for a terminal: exec number, 0 = the container's.
+  resize = 17,
 };
+inline constexpr Frame kLastFrame = Frame::resize;
 constexpr uint32_t kMaxFrame = 1u << 20;
 
 struct Msg {
@@ -37,6 +56,14 @@ struct Msg {
 };
 
 std::string encode(Frame type, std::string_view data);
+
+// The exec number in front of an exec frame's payload.
+std::string tag(uint32_t n, std::string_view data);
+// (number, rest); a payload shorter than the tag is number 0, rest empty.
+std::pair<uint32_t, std::string_view> untag(std::string_view payload);
+
+// The shim's socket in the container's state dir (`brig start`, `brig exec`).
+inline constexpr const char* kShimSocket = "shim.sock";
 
 // Feed it bytes as they come; next() pops whole frames.
 class Decoder {
@@ -53,6 +80,8 @@ class Decoder {
 inline constexpr const char* kAnnotation = "io.brig.runtime";  // = "vm"
 
 bool wanted(const spec::Config& cfg);
+// The same on a saved config, without parsing it all.
+bool wanted(const nlohmann::json& raw);
 
 struct Host {
   bool hw_virt = false;  // vmx/svm in /proc/cpuinfo and /dev/kvm opens
@@ -67,18 +96,50 @@ struct Plan {
   std::vector<std::string> extra_qemu;   // vm.hypervisor.parameters
   uint64_t mem_mib = 256;
   unsigned vcpus = 1;
+  std::string tap, mac;  // brig networking: a virtio-net device on this tap
 };
 
 // `defaults`: {qemu, kernel, initrd} used where the spec names none.
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults);
+// A value inside QEMU's "key=value,..." option lists: ',' doubled.
+std::string qemu_escape(std::string_view v);
+// A value inside virtiofsd's (libfuse's) "-o a=b,c": ',' and '\' backslashed.
+std::string fuse_escape(std::string_view v);
 // QEMU's argv (without argv[0]) for a plan and the sockets in `dir`.
 std::vector<std::string> qemu_args(const Plan& p, const std::string& dir);
 // The config the agent runs: vm section and host-side hooks removed, the
-// rootfs at /rootfs (the virtiofs mount).
-nlohmann::json guest_config(const nlohmann::json& raw);
+// rootfs at /rootfs (the virtiofs mount). `networked` (brig networking on
+// the VM's tap): the container shares the guest's network namespace, where
+// the agent configures eth0, and brig's network annotations go.
+nlohmann::json guest_config(const nlohmann::json& raw, bool networked = false);
+// A locally administered MAC for a VM's NIC, from its owner (state dir).
+std::string mac_for(const std::string& owner);
 
 Host probe_host();
 Plan default_paths();
+
+// A listening unix socket at `path` (mode 0600), for the shim and the agent.
+Result<Fd> listen_unix(const std::string& path, bool nonblock = false);
+// "ROWS COLS" of a terminal, "" when it has none (or is no terminal).
+std::string window_size(int tty);
+// Sets a terminal's size from "ROWS COLS".
+void set_window_size(int tty, std::string_view size);
+
+// ---- host side: `brig start` / `brig exec` talking to the shim ---------------
+// Waits for the guest's answer to the start just written to the fifo; `conn`
+// was connected (connect_shim) before the fifo was written.
+Result<Fd> connect_shim(const std::string& state_dir);
+Result<void> await_start(BorrowedFd conn);
+// Runs `process` in the guest container; its stdio is ours. Returns the exit
+// code to leave with (0 at once with detach).
+// With process.terminal the terminal is a host pty whose master goes to
+// `console_socket`, or, without one, the caller's own (raw meanwhile).
+Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach,
+                          const std::string& console_socket);
+
+// The guest's own brig run with `args` (the container id among them, e.g.
+// {"ps", "--format", "json", ID}) on the guest container; its output ours.
+Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args);
 
 // `brig vm-agent`: PID 1 in the guest. Never returns.
 [[noreturn]] void agent_main();

@@ -2,14 +2,20 @@
 guest whose PID 1 is brig's agent, asked for with the io.brig.runtime=vm
 annotation or a spec `vm` section.
 
-Each test boots one guest (under TCG on machines without VMX/SVM: ~10-20 s).
+Each test boots one guest (under TCG on machines without VMX/SVM: ~5-14 s).
 Skipped, with the reason, when QEMU, virtiofsd, cpio or the Debian kernel
 (contrib/vm/fetch-kernel.sh, apt-get download) are not available.
 """
 
+import fcntl
+import json
 import os
+import select
 import shutil
+import socket
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -43,8 +49,8 @@ def vm_env(tmp_path_factory):
     return {"BRIG_VM_KERNEL": os.path.join(kdir, "vmlinuz"), "BRIG_VM_INITRD": str(initrd)}
 
 
-def vm_bundle(make_bundle, args, spec_vm=None):
-    b = make_bundle()
+def vm_bundle(make_bundle, args, spec_vm=None, name=None):
+    b = make_bundle(name)
 
     def fn(cfg):
         cfg["process"]["args"] = args
@@ -57,14 +63,28 @@ def vm_bundle(make_bundle, args, spec_vm=None):
     return b
 
 
+def b_id_suffix():
+    return os.urandom(4).hex()
+
+
 def hw_virt():
     with open("/proc/cpuinfo") as f:
         flags = f.read().split()
     return "vmx" in flags or "svm" in flags
 
 
-def test_run_output_and_exit_code(runtime, make_bundle, vm_env):
-    b = vm_bundle(make_bundle, ["sh", "-c", "echo hello from the guest; uname -r; echo oops >&2; exit 7"])
+def test_run_output_and_exit_code(runtime, make_bundle, vm_env, tmp_path):
+    # Commas in the state dir and the rootfs path: each is one QEMU / virtiofsd
+    # option value, never a second option.
+    runtime.root = str(tmp_path / "st,ate")
+    uniq = f"brigvm-{b_id_suffix()}"
+    b = vm_bundle(make_bundle, ["sh", "-c", "echo hello from the guest; uname -r; echo oops >&2; "
+                                            f"touch /a/{uniq}-w; exit 7"], name="bun,dle")
+    # A symlink to a host path: the mount under it and the process's write
+    # land in the rootfs (resolved in the guest's root), never on the host.
+    os.symlink("/tmp", b.rootfs / "a")
+    b.set_config(lambda cfg: cfg["mounts"].append({"destination": f"/a/{uniq}/deep", "type": "tmpfs",
+                                                   "source": "tmpfs"}))
     t0 = time.monotonic()
     res = runtime.run("run", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env)
     took = time.monotonic() - t0
@@ -79,6 +99,8 @@ def test_run_output_and_exit_code(runtime, make_bundle, vm_env):
     warnings = [l for l in res.stderr.splitlines() if "TCG" in l]
     assert len(warnings) == (0 if hw_virt() else 1), res
     assert runtime.state(b.id, check=False) is None
+    assert (b.rootfs / "tmp" / uniq / "deep").is_dir() and (b.rootfs / "tmp" / f"{uniq}-w").exists()
+    assert not os.path.exists(f"/tmp/{uniq}") and not os.path.exists(f"/tmp/{uniq}-w")
 
 
 def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
@@ -97,14 +119,63 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     children = Path(f"/proc/{shim}/task/{shim}/children").read_text().split()
     helpers = [(int(p), proc_starttime(int(p))) for p in children]
     assert len(helpers) == 2  # virtiofsd and QEMU
-    # exec is a later slice: refused, never run on the host beside the shim
-    res = runtime.run("exec", b.id, "true", check=False)
-    assert "exec: not supported in a microVM container yet" in res.error, res
     runtime.run("start", b.id, timeout=60, check=True)
     assert runtime.status(b.id) == "running"
     # The rootfs is the host's directory, shared over virtiofs: the guest's
     # write shows up here once the trap is set (PID 1 ignores an untrapped TERM).
     assert wait_for(lambda: (b.rootfs / "up").exists(), 60)
+    # exec: a second process in the guest container (its pid namespace, its
+    # cgroup), stdin/stdout/stderr relayed, its exit code ours.
+    res = runtime.run("exec", b.id, "sh", "-c",
+                      "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat; echo to-err >&2; "
+                      "[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo same-cgroup; "
+                      "uname -r; exit 5", input="piped in\n", timeout=60)
+    assert res.returncode == 5, res
+    out = res.stdout.splitlines()
+    assert out[0].startswith("sh -c trap"), res  # the container's init is its PID 1
+    assert out[1:3] == ["piped in", "same-cgroup"], res
+    assert out[3] != os.uname().release, res
+    assert res.stderr == "to-err\n", res
+    # ps: the guest's brig lists the container's processes (guest pids),
+    # not the host's shim, QEMU and virtiofsd
+    pids = json.loads(runtime.run("ps", "--format", "json", b.id, timeout=60, check=True).stdout)
+    assert pids and shim not in pids and all(p not in pids for p, _ in helpers), pids
+    table = runtime.run("ps", b.id, timeout=60, check=True).stdout
+    assert "PID" in table.splitlines()[0] and "trap" in table, table
+    # exec -d: back at once, the process runs on in the guest
+    runtime.run("exec", "-d", b.id, "sh", "-c", "sleep 1; touch /detached", timeout=60, check=True)
+    assert wait_for(lambda: (b.rootfs / "detached").exists(), 30)
+    # stdin a process does not read never stalls the guest agent: another
+    # exec still runs while 1 MiB waits for a sleeping one...
+    big = Path(runtime.tmp_path) / "big"
+    big.write_bytes(b"x" * (1 << 20))
+    with open(big, "rb") as f:
+        sleeper = subprocess.Popen(runtime.cmd("exec", b.id, "sleep", "1000"), stdin=f,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=runtime.env())
+    # nor does a `brig exec` that does not read what its process writes
+    flood = subprocess.Popen(runtime.cmd("exec", b.id, "sh", "-c", "while [ ! -e /stop ]; do echo flood; done"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             env=runtime.env())
+    try:
+        time.sleep(2)
+        res = runtime.run("exec", b.id, "echo", "still-served", timeout=30)
+        assert res.stdout == "still-served\n", res
+    finally:
+        for p in (sleeper, flood):
+            p.kill()
+            p.wait()
+        flood.stdout.close()
+        (b.rootfs / "stop").touch()  # the flood ends in the guest too
+    # virtiofsd runs without CAP_MKNOD: a device node made on the guest's
+    # tmpfs /dev works, on the shared rootfs (the host's directory) it does not.
+    res = runtime.run("exec", "--cap", "CAP_MKNOD", b.id, "sh", "-c",
+                      "mknod /dev/n1 c 1 3 && echo tmpfs-ok; mknod /n2 c 1 3 || echo rootfs-refused",
+                      timeout=60)
+    assert res.stdout.split() == ["tmpfs-ok", "rootfs-refused"], res
+    assert not (b.rootfs / "n2").exists()
+    # an exec that cannot start: the guest brig's one error line, exit 1
+    res = runtime.run("exec", b.id, "/nonexistent", timeout=60, check=False)
+    assert res.returncode != 0 and "/nonexistent" in res.error, res
     runtime.run("kill", b.id, "TERM", check=True)
     assert runtime.wait_status(b.id, "stopped", timeout=60)
     runtime.run("delete", b.id, timeout=60, check=True)
@@ -147,6 +218,30 @@ def test_guest_side_create_error_is_one_line_and_leaves_nothing(runtime, make_bu
     assert not (Path(runtime.root) / b.id).exists()
 
 
+def fault_build():
+    env = dict(os.environ, BRIG_FAULT="list")
+    res = subprocess.run([BRIG], env=env, capture_output=True, text=True, timeout=30)
+    return res.returncode == 0 and "start.before-fifo" in res.stdout.split()
+
+
+def test_guest_side_start_failure_fails_start(runtime, make_bundle, vm_env):
+    if not fault_build():
+        pytest.skip("brig built without -DBRIG_FAULT_INJECTION=ON")
+    # Unknown NAME=value kernel parameters reach the guest's PID 1 as its
+    # environment: the guest's `brig start` (only) fails at the named step.
+    b = vm_bundle(make_bundle, ["sleep", "100"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"],
+                                      "parameters": ["BRIG_FAULT=start.before-fifo:fail"]}})
+    runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, check=True)
+    res = runtime.run("start", b.id, timeout=60, check=False)
+    assert res.returncode == 1, res
+    assert res.error == "vm: in the guest: fault injected at start.before-fifo", res
+    # the guest kills the container it could not start: the VM goes
+    assert runtime.wait_status(b.id, "stopped", timeout=60)
+    runtime.run("delete", b.id, timeout=60, check=True)
+    assert not (Path(runtime.root) / b.id).exists()
+
+
 def test_memory_limit_sizes_the_guest_and_applies_inside(runtime, make_bundle, vm_env):
     b = vm_bundle(make_bundle, ["sh", "-c", "cat /sys/fs/cgroup/memory.max; head -n1 /proc/meminfo"])
     b.set_config(lambda cfg: cfg["linux"].setdefault("resources", {}).update(
@@ -176,3 +271,199 @@ def test_foreground_run_forwards_signals_inside(runtime, make_bundle, vm_env):
             p.wait()
     p.outfile.seek(0)
     assert "got TERM" in p.outfile.read()
+
+
+class Console:
+    """A --console-socket listener that keeps the pty master it is sent."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(1)
+        self.srv.settimeout(BOOT_TIMEOUT)
+        self.master = None
+        self.seen = b""
+
+    def take(self):
+        conn, _ = self.srv.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        self.master = fds[0]
+        self.srv.close()
+
+    def write(self, text):
+        os.write(self.master, text.encode())
+
+    def resize(self, rows, cols):
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def expect(self, text, timeout=60):
+        end = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = end - time.monotonic()
+            assert left > 0, f"never saw {text!r} on the terminal: {self.seen!r}"
+            if select.select([self.master], [], [], left)[0]:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"terminal closed before {text!r}: {self.seen!r}"
+                self.seen += chunk
+        return self.seen.decode(errors="replace")
+
+    def until(self, line, text, timeout=60):
+        """Types `line` again until `text` shows (a resize travels async)."""
+        end = time.monotonic() + timeout
+        while True:
+            self.write(line)
+            try:
+                return self.expect(text, timeout=1)
+            except AssertionError:
+                if time.monotonic() > end:
+                    raise
+
+    def close(self):
+        if self.master is not None:
+            os.close(self.master)
+        self.srv.close()
+
+
+def test_terminal_through_console_sockets(runtime, make_bundle, vm_env, tmp_path):
+    """process.terminal: a pty inside the guest; brig's host pty master goes
+    over the console socket; typing, output and resizes cross both ways. Then
+    exec -t into the same container through a second console socket."""
+    b = vm_bundle(make_bundle, ["sh"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
+
+    def cfg(c):
+        c["process"]["terminal"] = True
+        c["process"]["consoleSize"] = {"height": 30, "width": 100}
+        c["process"]["env"] += ["PS1=ctr# ", "PATH=/bin"]
+    b.set_config(cfg)
+    con = Console(tmp_path / "console.sock")
+    econ = Console(tmp_path / "exec-console.sock")
+    try:
+        runtime.run("create", "--console-socket", con.path, "--bundle", b, b.id, timeout=BOOT_TIMEOUT,
+                    check=True)
+        con.take()
+        runtime.run("start", b.id, timeout=60, check=True)
+        con.expect("ctr# ")
+        con.write("echo typed-$((6*7)); tty; busybox stty size\n")
+        t = con.expect("30 100")
+        assert "typed-42" in t and "/dev/pts/0" in t, t
+        con.resize(40, 120)  # the shim looks every 200 ms
+        con.until("busybox stty size\n", "40 120")
+
+        p = runtime.popen("exec", "-t", "--console-socket", econ.path, b.id, "sh", "-c",
+                          "while read x; do [ $x = q ] && exit 3; echo got-$x; busybox stty size; done")
+        econ.take()
+        econ.resize(25, 90)
+        t = econ.until("line\n", "25 90")
+        assert "got-line" in t, t
+        econ.write("q\n")
+        assert p.wait(timeout=60) == 3
+        con.write("exit 7\n")
+        assert runtime.wait_status(b.id, "stopped", timeout=60)
+    finally:
+        con.close()
+        econ.close()
+    runtime.run("delete", b.id, timeout=60, check=True)
+
+
+def test_network_reaches_a_namespace_container_on_the_same_bridge(runtime, make_bundle, vm_env, tmp_path):
+    """io.brig.network: the VM gets a virtio-net NIC on a tap on the network's
+    bridge with an address from the same lease store as namespace containers;
+    it reaches one over TCP and ICMP; delete removes the tap and the lease.
+    Everything runs in a throwaway network namespace (as test_network.py)."""
+    from test_network import NFT, NetEnv, SERVER, ip_of, nc, record
+    net = NetEnv(tmp_path)
+    runtime.prefix = ["nsenter", f"--net={net.path}"]
+    runtime.extra_env = {"BRIG_CONFIG_DIR": str(net.config), "BRIG_NETWORK_STATE_DIR": str(net.state)}
+    try:
+        a = make_bundle()
+        a.set_config(lambda c: (c["process"].update(args=SERVER),
+                                c.setdefault("annotations", {}).update({"io.brig.network": "brig"})))
+        runtime.run("run", "-d", "--bundle", a, a.id, check=True)
+        v = vm_bundle(make_bundle, SERVER,
+                      spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
+        ann = {"io.brig.network": "brig"}
+        if NFT:
+            ann["io.brig.network.ports"] = "8080:80/tcp"
+        v.set_config(lambda c: c.setdefault("annotations", {}).update(ann))
+        runtime.run("run", "-d", "--bundle", v, v.id, timeout=BOOT_TIMEOUT, check=True)
+        ipa, ipv = ip_of(runtime, a.id), ip_of(runtime, v.id)
+        tap = record(runtime, v.id)["hostDevice"]
+        assert ipa != ipv and ipv.startswith("10.87."), (ipa, ipv)
+        assert tap in net.links()
+        assert len(net.leases()) == 2
+        # the guest's eth0 has the lease; the container shares the guest's netns
+        r = runtime.run("exec", v.id, "/bin/busybox", "ip", "-o", "addr", "show", "eth0", timeout=60, check=True)
+        assert f"{ipv}/16" in r.stdout, r
+        r = runtime.run("exec", v.id, "sh", "-c", f"nc -w 5 {ipa} 80", timeout=60, check=True)
+        assert "hello" in r.stdout, r
+        r = runtime.run("exec", "--cap", "CAP_NET_RAW", v.id, "/bin/busybox", "ping", "-c", "1", "-W", "5", ipa,
+                        timeout=60, check=True)
+        assert "1 packets received" in r.stdout, r
+        # and the host side (the test netns) reaches the VM, directly and
+        # through the published port on the bridge's address
+        assert net.sh("busybox", "ping", "-c", "1", "-W", "5", ipv, check=False).returncode == 0
+        assert "hello" in nc(net, ipv)
+        if NFT:
+            assert "hello" in nc(net, "10.87.0.1", 8080)
+            assert ipv in json.dumps(net.nft_elements())
+        runtime.run("delete", "-f", v.id, timeout=60, check=True)
+        assert tap not in net.links()
+        assert len(net.leases()) == 1
+        runtime.run("delete", "-f", a.id, check=True)
+        net.assert_clean(runtime)
+    finally:
+        for cid in list(runtime.ids):
+            runtime.run("delete", "-f", cid, timeout=60)
+        net.close()
+        runtime.prefix, runtime.extra_env = [], {}
+
+
+def test_foreground_run_and_exec_on_the_callers_terminal(runtime, make_bundle, vm_env):
+    """No console socket: `run` and `exec -t` in the foreground relay the
+    caller's own terminal (here a pty pair), its size included."""
+    import pty
+    b = vm_bundle(make_bundle, ["sh"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]}})
+
+    def cfg(c):
+        c["process"]["terminal"] = True
+        c["process"]["env"] += ["PS1=ctr# ", "PATH=/bin"]
+    b.set_config(cfg)
+    terms, procs = [], []
+
+    def attach(*args):
+        m, s = pty.openpty()
+        fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        argv, _, _ = runtime._prepare(args, ())
+        p = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, env=runtime.env(), start_new_session=True)
+        os.close(s)
+        t = Console.__new__(Console)
+        t.master, t.seen, t.srv = m, b"", socket.socket()
+        terms.append(t)
+        procs.append(p)
+        return t, p
+    try:
+        run, rp = attach("run", "--bundle", b, b.id)
+        run.expect("ctr# ", timeout=BOOT_TIMEOUT)
+        run.write("busybox stty size\n")
+        run.expect("33 111")
+        ex, ep = attach("exec", "-t", b.id, "sh", "-c", "busybox stty size; read x; echo got-$x; exit 4")
+        ex.expect("33 111")
+        ex.write("word\n")
+        ex.expect("got-word")
+        assert ep.wait(timeout=60) == 4
+        run.write("exit 6\n")
+        assert rp.wait(timeout=60) == 6
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for t in terms:
+            t.close()

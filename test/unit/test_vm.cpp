@@ -132,9 +132,8 @@ TEST_CASE("vm plan: linux.resources size the guest unless hwConfig does") {
   CHECK(q->vcpus == 1);
 }
 
-TEST_CASE("vm plan: what the slice cannot do yet is refused, not skipped") {
-  CHECK_FALSE(plan(config_with(R"({"process": {"terminal": true}, "vm": {"kernel": {"path": "/k"}}})"),
-                   Host{}, defaults()));
+TEST_CASE("vm plan: what the backend cannot do yet is refused, not skipped") {
+  CHECK(plan(config_with(R"({"process": {"terminal": true}, "vm": {"kernel": {"path": "/k"}}})"), Host{}, defaults()));
   CHECK_FALSE(plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "image": {"path": "/i", "format": "raw"}}})"),
                    Host{}, defaults()));
   Plan no_initrd = defaults();
@@ -149,5 +148,65 @@ TEST_CASE("vm guest config: no vm section, rootfs at the virtiofs mount") {
   CHECK_FALSE(g.contains("vm"));
   CHECK_FALSE(g.contains("hooks"));
   CHECK(g["root"]["path"] == "/rootfs");
+  CHECK(g["annotations"] == json{{"a", "b"}});
+}
+
+TEST_CASE("vm exec frames carry their exec number") {
+  std::string t = tag(0x01020304, "data");
+  CHECK(t.size() == 8);
+  auto [n, rest] = untag(t);
+  CHECK(n == 0x01020304);
+  CHECK(rest == "data");
+  CHECK(untag("ab").first == 0);
+  CHECK(untag("ab").second.empty());
+  Decoder d;
+  std::string w = encode(Frame::exec_signal, tag(7, "15"));
+  d.feed(w.data(), w.size());
+  auto m = d.next();
+  REQUIRE(m);
+  REQUIRE(*m);
+  CHECK((*m)->type == Frame::exec_signal);
+  CHECK(untag((*m)->data).first == 7);
+}
+
+TEST_CASE("vm backend: asked for in a saved config") {
+  CHECK(wanted(json{{"vm", {{"kernel", {{"path", "/k"}}}}}}));
+  CHECK(wanted(json{{"annotations", {{"io.brig.runtime", "vm"}}}}));
+  CHECK_FALSE(wanted(json{{"annotations", {{"io.brig.runtime", 3}}}}));
+  CHECK_FALSE(wanted(json{{"vm", nullptr}}));
+  CHECK_FALSE(wanted(json::array()));
+}
+
+TEST_CASE("vm: commas in paths never start a new QEMU or virtiofsd option") {
+  CHECK(qemu_escape("/run/a,b,,c") == "/run/a,,b,,,,c");
+  CHECK(fuse_escape("/srv/a,b\\c") == "/srv/a\\,b\\\\c");
+  auto p = plan(config_with(R"({"annotations": {"io.brig.runtime": "vm"}})"), Host{false, 0, 1}, defaults());
+  REQUIRE(p);
+  auto args = qemu_args(*p, "/run/st,ate=x");
+  CHECK(has(args, "socket,id=ctl,path=/run/st,,ate=x/ctl.sock,server=on,wait=off"));
+  CHECK(has(args, "socket,id=vfs,path=/run/st,,ate=x/vfs.sock"));
+  CHECK(has(args, "file,id=con,path=/run/st,,ate=x/console.log"));
+}
+
+TEST_CASE("vm networking: a virtio-net NIC on the tap; the guest's netns is the container's") {
+  auto p = plan(config_with(R"({"annotations": {"io.brig.runtime": "vm"}})"), Host{false, 0, 1}, defaults());
+  REQUIRE(p);
+  CHECK_FALSE(has(qemu_args(*p, "/d"), "-netdev"));  // no network unless asked
+  p->tap = "tb0123abcd";
+  p->mac = mac_for("/run/brig/x");
+  auto args = qemu_args(*p, "/d");
+  CHECK(has(args, "tap,id=net0,ifname=tb0123abcd,script=no,downscript=no"));
+  CHECK(has(args, "virtio-net-device,netdev=net0,mac=" + p->mac));
+  CHECK(p->mac.size() == 17);
+  CHECK(p->mac.starts_with("52:54:00:"));
+  CHECK(mac_for("/run/brig/y") != p->mac);
+
+  json raw = {{"root", {{"path", "rootfs"}}},
+              {"linux", {{"namespaces", json::array({{{"type", "pid"}}, {{"type", "network"}}, {{"type", "mount"}}})}}},
+              {"annotations", {{"io.brig.network", "brig"}, {"io.brig.network.ports", "80:80"}, {"a", "b"}}}};
+  json plain = guest_config(raw);
+  CHECK(plain["linux"]["namespaces"].size() == 3);
+  json g = guest_config(raw, true);
+  CHECK(g["linux"]["namespaces"] == json::array({{{"type", "pid"}}, {{"type", "mount"}}}));
   CHECK(g["annotations"] == json{{"a", "b"}});
 }

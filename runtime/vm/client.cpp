@@ -1,0 +1,213 @@
+// The host side of `brig start` and `brig exec` on a microVM container: they
+// talk to the container's shim over its socket in the state dir, with the
+// control channel's frames; the shim relays to and from the guest agent.
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+#include "runtime/tty.hpp"
+
+#include "runtime/core/sys.hpp"
+#include "runtime/vm/vm.hpp"
+
+namespace brig::runtime::vm {
+namespace {
+
+// The next whole frame from the shim; nullopt when it hung up.
+Result<std::optional<Msg>> next_frame(BorrowedFd fd, Decoder& dec) {
+  char buf[65536];
+  for (;;) {
+    TRY(auto m, dec.next());
+    if (m) return m;
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("vm: read from the shim");
+    if (n == 0) return std::optional<Msg>{};
+    dec.feed(buf, static_cast<size_t>(n));
+  }
+}
+
+int exit_code(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return 255;
+}
+
+}  // namespace
+
+Result<Fd> listen_unix(const std::string& path, bool nonblock) {
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail_err(ENAMETOOLONG, fmt::format("listen on {}", path));
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+  if (s < 0) return fail_errno("socket");
+  Fd fd(s);
+  mode_t old = ::umask(077);
+  int r = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (r < 0 || ::listen(fd.get(), 16) < 0) return fail_errno("listen on {}", path);
+  return fd;
+}
+
+std::string window_size(int tty) {
+  struct winsize ws {};
+  if (::ioctl(tty, TIOCGWINSZ, &ws) < 0) return "";
+  return fmt::format("{} {}", ws.ws_row, ws.ws_col);
+}
+
+void set_window_size(int tty, std::string_view size) {
+  unsigned rows = 0, cols = 0;
+  if (std::sscanf(std::string(size).c_str(), "%u %u", &rows, &cols) != 2) return;
+  struct winsize ws {};
+  ws.ws_row = static_cast<unsigned short>(rows);
+  ws.ws_col = static_cast<unsigned short>(cols);
+  ::ioctl(tty, TIOCSWINSZ, &ws);
+}
+
+Result<Fd> connect_shim(const std::string& state_dir) {
+  TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
+  TRY_CTX_VOID(sys::write_all(c, encode(Frame::started, "")), "vm: ask the shim");
+  return c;
+}
+
+Result<void> await_start(BorrowedFd conn) {
+  Decoder dec;
+  for (;;) {
+    TRY(auto m, next_frame(conn, dec));
+    if (!m) return fail_msg("vm: the microVM stopped before the container process started");
+    if (m->type != Frame::started) continue;
+    if (m->data.empty()) return {};
+    return fail_msg("vm: {}", m->data);
+  }
+}
+
+namespace {
+
+// One request to the guest over the shim: its output to `tout` and stderr,
+// with `interactive` our stdin (`tin`) and signals to it, and the size of
+// `size_src` followed (looked at every 200 ms with `poll_size`). Returns the
+// exit code to leave with.
+Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, bool interactive, int tin, int tout,
+                     int size_src, std::string size, bool poll_size) {
+  TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
+  TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, rq.dump()))), "vm: ask the shim");
+  auto check_size = [&]() -> Result<void> {
+    if (size_src < 0) return {};
+    std::string now = window_size(size_src);
+    if (now.empty() || now == size) return {};
+    size = now;
+    return sys::write_all(c, encode(Frame::resize, tag(0, size)));
+  };
+
+  // In the foreground the caller's signals go to the process inside.
+  sigset_t fwd;
+  sigemptyset(&fwd);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP, SIGWINCH}) sigaddset(&fwd, s);
+  Fd sig;
+  if (interactive) {
+    ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
+    int s = ::signalfd(-1, &fwd, SFD_CLOEXEC);
+    if (s < 0) return fail_errno("signalfd");
+    sig = Fd(s);
+  }
+  bool in_open = interactive;
+  if (!interactive) TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));
+  Decoder dec;
+  char buf[65536];
+  for (;;) {
+    struct pollfd p[3] = {{c.get(), POLLIN, 0}, {in_open ? tin : -1, POLLIN, 0}, {sig ? sig.get() : -1, POLLIN, 0}};
+    // A console socket's holder resizes the pty without telling us: look.
+    if (::poll(p, 3, poll_size ? 200 : -1) < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("poll");
+    }
+    if (poll_size) TRY_VOID(check_size());
+    if (p[1].revents) {
+      ssize_t n = ::read(tin, buf, sizeof buf);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      std::string_view d = n > 0 ? std::string_view(buf, static_cast<size_t>(n)) : std::string_view();
+      if (n <= 0) in_open = false;
+      TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, d))));
+    }
+    if (p[2].revents) {
+      struct signalfd_siginfo si;
+      if (::read(sig.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        if (si.ssi_signo == SIGWINCH) TRY_VOID(check_size());
+        else TRY_VOID(sys::write_all(c, encode(Frame::exec_signal, tag(0, std::to_string(si.ssi_signo)))));
+      }
+    }
+    if (!p[0].revents) continue;
+    ssize_t n = ::read(c.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail_msg("vm: the microVM stopped before the exec'd process ended");
+    dec.feed(buf, static_cast<size_t>(n));
+    for (;;) {
+      TRY(auto m, dec.next());
+      if (!m) break;
+      auto rest = untag(m->data).second;
+      if (m->type == Frame::exec_out) (void)sys::write_all(tout, rest);
+      else if (m->type == Frame::exec_err) (void)sys::write_all(STDERR_FILENO, rest);
+      else if (m->type == Frame::exec_exit) return exit_code(std::atoi(std::string(rest).c_str()));
+    }
+  }
+}
+
+}  // namespace
+
+Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach,
+                          const std::string& console_socket) {
+  bool terminal = process.value("terminal", false);
+  if (terminal && detach)
+    return fail_msg("exec: -d with a terminal is not supported in a microVM container yet");
+  // Where the process's terminal or stdio meets ours: a host pty whose
+  // master the console socket gets, or our stdin/stdout.
+  int tin = STDIN_FILENO, tout = STDOUT_FILENO, size_src = -1;
+  Fd slave;
+  std::optional<RawMode> raw;
+  if (terminal && !console_socket.empty()) {
+    TRY(Fd sock, connect_console_socket(console_socket));
+    TRY(Pty pty, open_pty());
+    struct termios t;
+    if (::tcgetattr(pty.slave.get(), &t) == 0) {
+      ::cfmakeraw(&t);  // the guest's pty does the line discipline
+      ::tcsetattr(pty.slave.get(), TCSANOW, &t);
+    }
+    if (process.contains("consoleSize"))
+      set_window_size(pty.slave.get(), fmt::format("{} {}", process["consoleSize"].value("height", 0),
+                                                  process["consoleSize"].value("width", 0)));
+    TRY_VOID(send_fd(sock, pty.master, pty.name));
+    slave = std::move(pty.slave);
+    tin = tout = size_src = slave.get();
+  } else if (terminal && ::isatty(STDIN_FILENO)) {
+    raw.emplace(STDIN_FILENO);
+    size_src = STDIN_FILENO;
+  }
+
+  // The guest's pty starts at our terminal's size (no resize race at start).
+  std::string size = size_src >= 0 ? window_size(size_src) : "";
+  nlohmann::json proc = process;
+  unsigned rows = 0, cols = 0;
+  if (std::sscanf(size.c_str(), "%u %u", &rows, &cols) == 2 && rows && cols)
+    proc["consoleSize"] = {{"height", rows}, {"width", cols}};
+  return converse(state_dir, {{"process", proc}, {"detach", detach}}, !detach, tin, tout, size_src, size,
+                  static_cast<bool>(slave));
+}
+
+Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args) {
+  return converse(state_dir, {{"brig", args}, {"detach", false}}, false, -1, STDOUT_FILENO, -1, "", false);
+}
+
+}  // namespace brig::runtime::vm
