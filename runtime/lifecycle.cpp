@@ -142,6 +142,8 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   Record rec;
   rec.id = o.id;
   rec.phase = "creating";
+  rec.creator = ::getpid();
+  rec.creator_start = sys::process_start_time(rec.creator).value_or(0);
   rec.bundle = l.bundle;
   rec.rootfs = l.rootfs;
   rec.created = sys::now_rfc3339_nano();
@@ -222,6 +224,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.pid_start = sp.pid_start;
   rec.own_pidns = sp.own_pidns;
   rec.phase = "created";
+  rec.creator = 0;
   BRIG_FAULT("create.after-created");
   TRY_VOID(store.save(rec));
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));

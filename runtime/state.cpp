@@ -26,6 +26,7 @@ nlohmann::json to_json(const Record& r) {
           {"cgroupPath", r.cgroup_path},
           {"ownPidns", r.own_pidns},
           {"config", r.config}};
+  if (r.creator) j["creator"] = {{"pid", r.creator}, {"pidStart", r.creator_start}};
   if (!r.rdt_tasks.empty()) j["intelRdt"] = {{"tasks", r.rdt_tasks}, {"remove", r.rdt_remove}};
   return j;
 }
@@ -44,6 +45,10 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.cgroup_path = j.at("cgroupPath").get<std::string>();
     r.own_pidns = j.at("ownPidns").get<bool>();
     r.config = j.at("config");
+    if (auto it = j.find("creator"); it != j.end()) {
+      r.creator = it->at("pid").get<pid_t>();
+      r.creator_start = it->at("pidStart").get<uint64_t>();
+    }
     if (auto it = j.find("intelRdt"); it != j.end()) {
       r.rdt_tasks = it->at("tasks").get<std::string>();
       r.rdt_remove = it->at("remove").get<std::vector<std::string>>();
@@ -161,8 +166,15 @@ bool process_alive(const Record& r) {
 namespace {
 // The brig that creates a container holds the lock on its directory until it
 // is done; a "creating" record nobody holds is what a create that died
-// half-way (SIGKILL, OOM) leaves behind.
-bool creator_running(const Store& store, const std::string& id) {
+// half-way (SIGKILL, OOM) leaves behind. The lock alone is not enough: the
+// init it cloned shares the locked open file until it closes its fds, so a
+// brig killed just after the clone would look alive for a moment.
+bool creator_running(const Store& store, const Record& r) {
+  if (r.creator) {
+    auto st = sys::process_start_time(r.creator);
+    if (!st || *st != r.creator_start || sys::process_state(r.creator) == 'Z') return false;
+  }
+  const std::string& id = r.id;
   int fd = ::open(store.dir(id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return false;
   Fd f(fd);
@@ -174,7 +186,7 @@ bool creator_running(const Store& store, const std::string& id) {
 
 std::string status_of(const Store& store, const Record& r) {
   if (r.phase == "creating")
-    return (process_alive(r) || r.pid == 0) && creator_running(store, r.id) ? "creating" : "stopped";
+    return (process_alive(r) || r.pid == 0) && creator_running(store, r) ? "creating" : "stopped";
   if (!process_alive(r)) return "stopped";
   // A frozen container is paused, never running (runc checks the freezer first).
   if (auto cg = cgroup::open_fs(r.cgroup_path); cg && (*cg)->freezer_state() == cgroup::Freezer::frozen)

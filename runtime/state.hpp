@@ -30,6 +30,8 @@ struct Record {
   std::map<std::string, std::string> annotations;
   std::string cgroup_path;  // relative cgroup path in every hierarchy
   bool own_pidns = false;   // killing init kills the whole container
+  pid_t creator = 0;        // the brig that creates it, while phase is "creating"
+  uint64_t creator_start = 0;
   std::string rdt_tasks;    // resctrl tasks file processes go to (linux.intelRdt)
   std::vector<std::string> rdt_remove;  // resctrl groups delete removes
   nlohmann::json config;    // config.json as it was at create time

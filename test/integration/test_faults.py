@@ -122,3 +122,22 @@ def test_fault_at_every_step(runtime, bundle, tmp_path, step, action):
 
 def test_every_step_is_listed_once():
     assert len(STEPS) == len(set(STEPS)) and len(STEPS) >= 15, STEPS
+
+
+def test_killed_creator_is_not_creating_while_its_child_holds_the_lock(runtime, bundle):
+    """A brig killed just after the clone: init still shares the locked open
+    file of the state dir until it closes its fds. `state` must go by the
+    creator's own life, not the lock alone."""
+    import fcntl
+    bundle.config(args=["sleep", "100"])
+    res = runtime.run("create", "--bundle", bundle, bundle.id,
+                      env={"BRIG_FAULT": "create.after-record:kill"})
+    assert res.returncode == -signal.SIGKILL, res
+    fd = os.open(os.path.join(runtime.root, bundle.id), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the lingering holder
+        st = runtime.run("state", bundle.id, check=True)
+        assert json.loads(st.stdout)["status"] == "stopped", st
+    finally:
+        os.close(fd)
+    assert runtime.run("delete", "--force", bundle.id).returncode == 0
