@@ -35,7 +35,7 @@ if [ "${BRIG_CI_FUZZ:-1}" = 1 ]; then
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRIG_WERROR=ON \
     -DCMAKE_CXX_COMPILER=clang++-16 -DBRIG_FUZZ=ON >/dev/null
   cmake --build build-fuzz -j"$jobs" --target \
-    fuzz_config fuzz_process fuzz_state fuzz_cli fuzz_mount_plan fuzz_seccomp_plan
+    fuzz_config fuzz_process fuzz_state fuzz_cli fuzz_mount_plan fuzz_seccomp_plan fuzz_netlink
   echo "== clang-16 libFuzzer: runs ($(( SECONDS - t0 ))s since start)"
   (cd build-fuzz && ctest --output-on-failure -V -L fuzz)
 fi
