@@ -1,6 +1,7 @@
 #include "cmd/globals.hpp"
 
 #include <regex.h>
+#include <sys/resource.h>
 
 #include <charconv>
 
@@ -57,6 +58,11 @@ Result<int> preserve_fds(const cli::Parsed& p, int extra) {
   auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), v);
   if (ec != std::errc() || ptr != n.data() + n.size() || v < 0)
     return fail_msg("invalid value \"{}\" for flag -preserve-fds", n);
+  // No fd at or above the open files limit can be passed in, and reserving up
+  // to it would fill brig's own fd table (found by fuzz_cli: EMFILE).
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && static_cast<rlim_t>(3) + extra + static_cast<rlim_t>(v) > rl.rlim_cur)
+    return fail_msg("invalid value \"{}\" for flag -preserve-fds: above the open files limit ({})", n, rl.rlim_cur);
   sys::reserve_fds(3, 3 + extra + v);
   return v;
 }

@@ -15,6 +15,7 @@
 #include "netns/lease.hpp"
 #include "netns/netlink.hpp"
 #include "netns/nft.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 
@@ -181,17 +182,24 @@ Result<void> attach_veth(const Request& rq, const std::string& owner, pid_t pid,
   TRY(Link br, ensure_bridge(host, net));
   TRY_VOID(lease_for(a, net, pid));
   TRY_VOID(save_attachment(a));
+  BRIG_FAULT("network.after-lease");
   // The peer is born in the container's netns, named eth0: it never exists here.
   TRY_VOID(host.call(new_veth(a.host_dev, VethPeer{.name = "eth0", .netns_fd = nsfd.get()}, net.mtu)));
   // Killed before this is saved, the veth still goes: its peer dies with the netns.
   a.host_dev_made = true;
   TRY_VOID(save_attachment(a));
+  BRIG_FAULT("network.after-veth");
   TRY(Link hv, host.must_link(a.host_dev));
   TRY_VOID(host.call(set_link(hv.index, LinkChange{.master = br.index}, a.host_dev)));
   TRY_VOID(host.call(set_link(hv.index, LinkChange{.up = true}, a.host_dev)));
+  BRIG_FAULT("network.after-bridge-port");
   TRY(Socket in, Socket::open_in(nsfd));
   TRY_VOID(configure_inside(in, a, "eth0"));
+  BRIG_FAULT("network.after-address");
   TRY_VOID(nat_for(a));
+  if (!a.ports.empty() || a.masquerade) {
+    BRIG_FAULT("network.after-nft");
+  }
   return {};
 }
 
@@ -224,6 +232,7 @@ Result<void> move_devices(const std::map<std::string, spec::NetDevice>& devs, Bo
     for (auto& a : keep)
       TRY_VOID(in.call(add_addr(moved->index, a.cidr, a.cidr.ip.family == AF_INET6 ? IFA_F_NODAD : 0, moved->name)));
     TRY_VOID(in.call(set_link(moved->index, LinkChange{.up = true}, moved->name)));
+    BRIG_FAULT("network.after-device-move");
   }
   return {};
 }
@@ -265,6 +274,9 @@ Result<void> teardown(const std::string& owner) {
     auto r = s ? s->call(del_link(a->host_dev)) : Result<void>(fail(std::move(s.error())));
     if (!r && r.error().err != ENODEV) note(std::move(r));
   }
+  if (!first) {
+    BRIG_FAULT("network.teardown-after-veth");
+  }
   Network n;
   n.name = a->network;
   LeaseStore store(n);
@@ -275,6 +287,9 @@ Result<void> teardown(const std::string& owner) {
   if (held && *held && (!a->ports.empty() || a->masquerade)) {
     if (a->ip) note(nft::remove(a->ip->ip));
     if (a->ip6) note(nft::remove(a->ip6->ip));
+  }
+  if (!first) {
+    BRIG_FAULT("network.teardown-after-nft");
   }
   note(store.release(owner));
   if (first) return fail(std::move(*first));

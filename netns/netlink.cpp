@@ -188,9 +188,12 @@ Message add_route(const Route& r, const std::string& label) {
 
 bool Link::up() const { return flags & IFF_UP; }
 
+// Attributes are walked up to the message's own length (not its aligned
+// length: the last message of a datagram may end unaligned).
 void for_each_attr(const nlmsghdr* h, size_t offset, const std::function<void(const nlattr*)>& f) {
+  if (h->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(offset)) return;
   const auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(h, offset));
-  const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(h));
+  const auto* tail = reinterpret_cast<const char*>(h) + h->nlmsg_len;
   while (mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)))) {
     f(a);
     a = mnl_attr_next(a);
@@ -198,6 +201,7 @@ void for_each_attr(const nlmsghdr* h, size_t offset, const std::function<void(co
 }
 
 void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)>& f) {
+  if (nest->nla_len < MNL_ATTR_HDRLEN) return;
   const auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
   const auto* end = reinterpret_cast<const char*>(nest) + nest->nla_len;
   while (mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a)))) {
@@ -205,6 +209,20 @@ void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)
     a = mnl_attr_next(a);
   }
 }
+
+namespace {
+// A string attribute up to its NUL or its end (the kernel's always have the
+// NUL; a malformed one must not make us read past the attribute).
+std::string attr_str(const nlattr* a) {
+  const auto* p = static_cast<const char*>(mnl_attr_get_payload(a));
+  return std::string(p, ::strnlen(p, mnl_attr_get_payload_len(a)));
+}
+// A u32 attribute, or nullopt when it is too short to hold one.
+std::optional<uint32_t> attr_u32(const nlattr* a) {
+  if (mnl_attr_get_payload_len(a) < sizeof(uint32_t)) return std::nullopt;
+  return mnl_attr_get_u32(a);
+}
+}  // namespace
 
 std::optional<Link> parse_link(const nlmsghdr* h) {
   if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return std::nullopt;
@@ -214,9 +232,9 @@ std::optional<Link> parse_link(const nlmsghdr* h) {
   l.flags = ifi->ifi_flags;
   for_each_attr(h, sizeof(ifinfomsg), [&](const nlattr* a) {
     switch (mnl_attr_get_type(a)) {
-      case IFLA_IFNAME: l.name = mnl_attr_get_str(a); break;
-      case IFLA_MTU: l.mtu = mnl_attr_get_u32(a); break;
-      case IFLA_MASTER: l.master = static_cast<int>(mnl_attr_get_u32(a)); break;
+      case IFLA_IFNAME: l.name = attr_str(a); break;
+      case IFLA_MTU: l.mtu = attr_u32(a).value_or(l.mtu); break;
+      case IFLA_MASTER: l.master = static_cast<int>(attr_u32(a).value_or(0)); break;
       case IFLA_ADDRESS:
         if (mnl_attr_get_payload_len(a) == 6) {
           Mac mac;
@@ -226,7 +244,7 @@ std::optional<Link> parse_link(const nlmsghdr* h) {
         break;
       case IFLA_LINKINFO:
         for_each_nested(a, [&](const nlattr* in) {
-          if (mnl_attr_get_type(in) == IFLA_INFO_KIND) l.kind = mnl_attr_get_str(in);
+          if (mnl_attr_get_type(in) == IFLA_INFO_KIND) l.kind = attr_str(in);
         });
         break;
       default: break;
@@ -248,7 +266,7 @@ std::optional<Addr> parse_addr(const nlmsghdr* h) {
   for_each_attr(h, sizeof(ifaddrmsg), [&](const nlattr* a) {
     uint16_t t = mnl_attr_get_type(a);
     if (t == IFA_FLAGS) {
-      out.flags = mnl_attr_get_u32(a);
+      out.flags = attr_u32(a).value_or(out.flags);
     } else if ((t == IFA_LOCAL || (t == IFA_ADDRESS && !have_local)) &&
                mnl_attr_get_payload_len(a) == out.cidr.ip.size()) {
       std::memcpy(out.cidr.ip.b.data(), mnl_attr_get_payload(a), out.cidr.ip.size());
@@ -262,7 +280,28 @@ std::optional<Addr> parse_addr(const nlmsghdr* h) {
 std::optional<int> ack_errno(const nlmsghdr* h) {
   if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) return std::nullopt;
   const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(h));
+  if (e->error > 0 || e->error < -4095) return EPROTO;  // (and -INT_MIN would overflow)
   return -e->error;
+}
+
+std::optional<int> walk_answers(std::span<const uint8_t> buf, uint32_t seq, uint32_t portid,
+                                const std::function<void(const nlmsghdr*)>* each) {
+  if (buf.size() > static_cast<size_t>(INT32_MAX)) return EMSGSIZE;
+  int len = static_cast<int>(buf.size());
+  // libmnl's mnl_nlmsg_ok compares the length as an int: an nlmsg_len of
+  // 0xffffffff passes as -1, aligns to 0, and mnl_nlmsg_next never moves on
+  // (an endless loop, found by fuzz_netlink). Lengths are checked unsigned here.
+  auto ok = [&](const nlmsghdr* h) {
+    return len >= static_cast<int>(sizeof(nlmsghdr)) && h->nlmsg_len >= sizeof(nlmsghdr) &&
+           h->nlmsg_len <= static_cast<uint32_t>(len);
+  };
+  for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); ok(h); h = mnl_nlmsg_next(h, &len)) {
+    if (h->nlmsg_seq != seq || h->nlmsg_pid != portid) continue;
+    if (h->nlmsg_type == NLMSG_DONE) return 0;
+    if (auto e = ack_errno(h)) return *e;
+    if (each) (*each)(h);
+  }
+  return std::nullopt;
 }
 
 // ---- Socket -----------------------------------------------------------------
@@ -316,17 +355,10 @@ Result<void> receive(mnl_socket* nl, uint32_t seq, uint32_t portid, const std::s
       if (errno == EINTR) continue;
       return fail_errno("netlink: {}: receive", what);
     }
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(h, len);
-         h = mnl_nlmsg_next(h, &len)) {
-      if (h->nlmsg_seq != seq || h->nlmsg_pid != portid) continue;
-      if (h->nlmsg_type == NLMSG_DONE) return {};
-      if (auto e = ack_errno(h)) {
-        if (*e) return fail_err(*e, fmt::format("netlink: {}", what));
-        return {};
-      }
-      if (each) (*each)(h);
-    }
+    auto done = walk_answers({buf.data(), static_cast<size_t>(n)}, seq, portid, each);
+    if (!done) continue;
+    if (*done) return fail_err(*done, fmt::format("netlink: {}", what));
+    return {};
   }
 }
 
@@ -355,22 +387,20 @@ Result<std::optional<Link>> Socket::link(const std::string& name) {
   h->nlmsg_seq = ++seq_;
   if (mnl_socket_sendto(nl_, h, h->nlmsg_len) < 0) return fail_errno("netlink: {}: send", m.what());
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  const std::function<void(const nlmsghdr*)> take = [&](const nlmsghdr* r) {
+    if (!out) out = parse_link(r);
+  };
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(nl_, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return fail_errno("netlink: {}: receive", m.what());
     }
-    int len = static_cast<int>(n);
-    for (auto* r = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(r, len);
-         r = mnl_nlmsg_next(r, &len)) {
-      if (r->nlmsg_seq != h->nlmsg_seq) continue;
-      if (auto e = ack_errno(r)) {
-        if (*e == ENODEV) return std::optional<Link>{};
-        return fail_err(*e, fmt::format("netlink: {}", m.what()));
-      }
-      if (auto l = parse_link(r)) return l;
-    }
+    auto done = walk_answers({buf.data(), static_cast<size_t>(n)}, h->nlmsg_seq, portid_, &take);
+    if (out) return out;
+    if (!done) continue;
+    if (*done && *done != ENODEV) return fail_err(*done, fmt::format("netlink: {}", m.what()));
+    return std::optional<Link>{};
   }
 }
 

@@ -120,7 +120,16 @@ void for_each_attr(const nlmsghdr* h, size_t offset, const std::function<void(co
 void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)>& f);
 
 // The errno of an NLMSG_ERROR message (0 = ack), or nullopt for other types.
+// A value no kernel sends (positive, or beyond the errno range) is EPROTO.
 std::optional<int> ack_errno(const nlmsghdr* h);
+
+// One datagram of answers to request `seq` of socket `portid`, walked message
+// by message; messages of other requests are skipped, data messages
+// go to `each`. Returns nullopt while the answer goes on (read another
+// datagram), 0 when it is complete (the ack, or NLMSG_DONE of a dump), or the
+// errno of an error ack. Never reads outside `buf` (fuzzed: fuzz_netlink).
+std::optional<int> walk_answers(std::span<const uint8_t> buf, uint32_t seq, uint32_t portid,
+                                const std::function<void(const nlmsghdr*)>* each);
 
 // ---- the socket -------------------------------------------------------------
 

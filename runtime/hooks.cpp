@@ -25,6 +25,21 @@ std::string trimmed(std::string s) {
 
 }  // namespace
 
+Result<void> write_state(BorrowedFd pipe, std::string_view state_json) {
+  sigset_t sigpipe, old;
+  sigemptyset(&sigpipe);
+  sigaddset(&sigpipe, SIGPIPE);
+  ::sigprocmask(SIG_BLOCK, &sigpipe, &old);
+  auto r = sys::write_all(pipe, state_json);
+  if (!r && r.error().err == EPIPE && !sigismember(&old, SIGPIPE)) {
+    struct timespec zero {};
+    while (::sigtimedwait(&sigpipe, nullptr, &zero) == SIGPIPE) {
+    }
+  }
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  return r;
+}
+
 Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) < 0) return fail_errno("pipe");
@@ -61,7 +76,7 @@ Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {
   // The state is small (well under a pipe buffer); a hook that ignores its
   // stdin must not block us.
   ::fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
-  (void)sys::write_all(in_w, state_json);
+  (void)write_state(in_w, state_json);
   in_w.reset();
 
   std::string so, se;

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
+#include <stdexcept>
 
 #include "cgroup/manager.hpp"
 #include "runtime/core/sys.hpp"
@@ -31,12 +33,32 @@ nlohmann::json to_json(const Record& r) {
   return j;
 }
 
+namespace {
+// An integer field in range. nlohmann's get<int>() of a float such as 4.4e24
+// is a float-to-int conversion out of range (undefined behaviour; found by
+// fuzz_state in a corrupt state.json): the type and range are checked first.
+template <class T>
+T integer_at(const nlohmann::json& j, const char* key) {
+  const auto& v = j.at(key);
+  if (!v.is_number_integer()) throw std::invalid_argument(fmt::format("{} is not an integer", key));
+  if (v.is_number_unsigned()) {
+    auto u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw std::out_of_range(fmt::format("{} out of range", key));
+    return static_cast<T>(u);
+  }
+  auto i = v.get<int64_t>();
+  if (i < static_cast<int64_t>(std::numeric_limits<T>::min()) || (i > 0 && static_cast<uint64_t>(i) > static_cast<uint64_t>(std::numeric_limits<T>::max())))
+    throw std::out_of_range(fmt::format("{} out of range", key));
+  return static_cast<T>(i);
+}
+}  // namespace
+
 Result<Record> record_from_json(const nlohmann::json& j) {
   try {
     Record r;
     r.id = j.at("id").get<std::string>();
-    r.pid = j.at("pid").get<pid_t>();
-    r.pid_start = j.at("pidStart").get<uint64_t>();
+    r.pid = integer_at<pid_t>(j, "pid");
+    r.pid_start = integer_at<uint64_t>(j, "pidStart");
     r.phase = j.at("phase").get<std::string>();
     r.bundle = j.at("bundle").get<std::string>();
     r.rootfs = j.at("rootfs").get<std::string>();

@@ -22,8 +22,15 @@ const std::vector<std::string_view>& steps() {
       "create.after-hooks",        // prestart/createRuntime hooks ran (when configured)
       "create.after-ready",        // init is ready and blocks on the fifo
       "create.after-created",      // state.json says "created", pid file not yet written
-      // (network setup/teardown, netns/: add "create.after-network" and
-      //  "delete.after-network" here and at the call sites when it lands)
+      // network setup (netns/attach.cpp, inside create's after-clone step;
+      // reached only by a container with a brig network: the walk for these
+      // is in test/integration/test_network.py)
+      "network.after-lease",        // address lease taken and recorded
+      "network.after-veth",         // veth pair made, its peer born in the container's netns
+      "network.after-bridge-port",  // host end on the bridge and up
+      "network.after-address",      // inside: lo/eth0 up, addresses, default routes
+      "network.after-nft",          // published ports / masquerade in nftables
+      "network.after-device-move",  // a linux.netDevices device moved in
       // start
       "start.before-fifo",         // about to open the exec fifo
       "start.after-fifo",          // init released: the user's process runs
@@ -36,6 +43,9 @@ const std::vector<std::string_view>& steps() {
       // delete (runtime/lifecycle.cpp destroy)
       "delete.after-kill",         // init killed, cgroup still there
       "delete.after-cgroup-removal",  // cgroup gone, state dir still there
+      // network teardown (delete, and `delete --force` of a half-made create)
+      "network.teardown-after-veth",  // host veth deleted (the peer with it)
+      "network.teardown-after-nft",   // nft elements of the address removed, lease still held
   };
   return all;
 }

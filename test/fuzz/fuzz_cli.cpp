@@ -3,6 +3,9 @@
 // command lookup, the command's own flags (with urfave/cli's reordering
 // unless the command passes its arguments through), the arity check, the
 // help text, and the value parsers the actions use (signals, --preserve-fds).
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -44,7 +47,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!p) return 0;
     (void)cli::check_arity(c, p->args.size());
     if (p->flag("help")) (void)cli::command_help(c);
-    (void)cmd::preserve_fds(*p);
+    {
+      // preserve_fds reserves fds 3..3+N with /dev/null (brig is a one-shot
+      // process); give back what it opened so the fuzzer's table stays free.
+      std::vector<bool> open_before(64);
+      for (int fd = 3; fd < 64; fd++) open_before[fd] = ::fcntl(fd, F_GETFD) >= 0;
+      if (auto n = cmd::preserve_fds(*p); n && *n > 0)
+        for (int fd = 3; fd < 3 + *n; fd++)
+          if (fd >= 64 || !open_before[fd]) ::close(fd);
+    }
     if (c.name == "kill" && p->args.size() > 1) (void)runtime::parse_signal(p->args[1]);
     for (auto& f : flags) {
       (void)p->all(f.names[0]);

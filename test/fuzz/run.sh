@@ -33,11 +33,11 @@ case $name in
     add_seeds "$src/../shared/oci-runtime-spec/schema/test/state" ;;
 esac
 add_seeds "$here/seeds/$name"
-[ "$name" = cli ] || add_seeds "$here/seeds/json"
+case $name in cli|netlink) ;; *) add_seeds "$here/seeds/json" ;; esac
 
 dict=()
 [ -f "$here/dict/$name.dict" ] && dict=(-dict="$here/dict/$name.dict")
-[ "$name" != cli ] && [ -f "$here/dict/json.dict" ] && [ ${#dict[@]} -eq 0 ] && dict=(-dict="$here/dict/json.dict")
+case $name in cli|netlink) ;; *) [ -f "$here/dict/json.dict" ] && [ ${#dict[@]} -eq 0 ] && dict=(-dict="$here/dict/json.dict") ;; esac
 
 # 1. Every regression input must pass (a fixed crash stays fixed).
 if [ -d "$here/corpus/$name" ] && [ -n "$(ls -A "$here/corpus/$name")" ]; then
@@ -59,7 +59,7 @@ rc=$?
 set -e
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
 units=$(ls "$dir/corpus" | wc -l)
 echo "fuzz-$name: ${runs:-0} executions in ${secs}s max (${rate:-0} exec/s), coverage ${cov:-?} edges, corpus $units inputs, exit $rc"
 if [ $rc -ne 0 ]; then

@@ -104,3 +104,15 @@ TEST_CASE("delete --regex matches ids like crun: POSIX extended, unanchored", "[
   REQUIRE(!bad);
   CHECK(bad.error().msg.starts_with("invalid regex \"(\": "));
 }
+
+TEST_CASE("--preserve-fds above the open files limit is refused", "[cli]") {
+  const std::vector<Flag> flags = {{{"preserve-fds"}, true, "", ""}};
+  auto p = parse(flags, v({"--preserve-fds", "2147483000", "id"}), true);
+  REQUIRE(p);
+  auto r = brig::cmd::preserve_fds(*p);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().msg.find("above the open files limit") != std::string::npos);
+  auto q = parse(flags, v({"--preserve-fds", "0", "id"}), true);
+  REQUIRE(q);
+  CHECK(brig::cmd::preserve_fds(*q).value_or(-1) == 0);
+}

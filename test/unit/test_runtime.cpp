@@ -60,6 +60,16 @@ TEST_CASE("the state record round-trips through JSON", "[state]") {
   auto bad = runtime::record_from_json(nlohmann::json{{"id", "x"}});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg.rfind("corrupt state", 0) == 0);
+  // numbers of the wrong kind or range are corrupt, not converted (a float
+  // out of int's range was undefined behaviour; found by fuzz_state)
+  for (auto [key, v] : std::vector<std::pair<const char*, nlohmann::json>>{
+           {"pid", 4.41e24}, {"pid", 1.5}, {"pid", 1ULL << 40}, {"pid", -(1LL << 40)}, {"pidStart", -1},
+           {"pidStart", 1e30}, {"pid", "42"}}) {
+    auto j = runtime::to_json(r);
+    j[key] = v;
+    auto c = runtime::record_from_json(j);
+    CHECK_FALSE(c);
+  }
 }
 
 TEST_CASE("namespace plan: create vs join, unknown and duplicate types", "[namespaces]") {
