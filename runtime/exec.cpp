@@ -237,8 +237,11 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   cgroup::SelfJoin join;
   if (o.cgroups.empty())
     if (auto j = cg->prepare_self_join()) join = std::move(*j);
-  // We have work between the clone and the child's set-up only when we move it.
-  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds, !join.active() || !o.cgroups.empty()};
+  // We have work between the clone and the child's set-up only when we move
+  // it: into its cgroups, or into the container's resctrl group (before it
+  // can start threads or children that would stay outside).
+  bool moved_by_us = !join.active() || !o.cgroups.empty() || !rec.rdt_tasks.empty();
+  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds, moved_by_us};
   int pidfd = -1;
   auto cl = ns::clone_child(0, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
   if (!cl && join.v2_dir) {
