@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -72,6 +73,29 @@ void copy_size(int from, int to) {
   if (::ioctl(from, TIOCGWINSZ, &ws) == 0) ::ioctl(to, TIOCSWINSZ, &ws);
 }
 
+// The file the pty is bound over: /dev/console of the container, never what
+// a link there points at. An image's /dev/console symlink (to a procfs file,
+// say: CVE-2025-52565) is replaced by a plain file, which the container
+// could have made itself; the mount goes on the fd opened here.
+static Result<Fd> console_target() {
+  TRY(Fd root, sys::open("/", O_PATH | O_DIRECTORY));
+  TRY(Fd dev, rootfs::mkdir_all_in_root(root, "/dev"));
+  struct stat st;
+  if (::fstatat(dev.get(), "console", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
+      ::unlinkat(dev.get(), "console", 0) < 0)
+    return fail_errno("replace the /dev/console symlink");
+  int f = ::openat(dev.get(), "console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (f < 0 && errno != EEXIST) return fail_errno("create /dev/console");
+  if (f >= 0) ::close(f);
+  int t = ::openat(dev.get(), "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (t < 0) return fail_errno("open /dev/console");
+  Fd target(t);
+  // swapped for a link since (a race from inside): never mount there
+  if (::fstat(target.get(), &st) < 0 || S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))
+    return fail_msg("/dev/console: not a file to bind the console over");
+  return target;
+}
+
 Result<void> setup_console(BorrowedFd sock, const spec::Process& proc, bool mount_console) {
   TRY(Pty pty, open_pty());
   Fd& master = pty.master;
@@ -85,8 +109,7 @@ Result<void> setup_console(BorrowedFd sock, const spec::Process& proc, bool moun
   // The slave lives in the container's own devpts: owning it is the user's.
   if (::fchown(slave.get(), proc.user.uid, proc.user.gid) < 0) return fail_errno("chown pty slave");
   if (mount_console) {
-    TRY(Fd root, sys::open("/", O_PATH | O_DIRECTORY));
-    TRY(Fd target, rootfs::ensure_target(root, "/dev/console", true));
+    TRY(Fd target, console_target());
     int t = ::open_tree(slave.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
     if (t < 0) return fail_errno("bind pty to /dev/console");
     Fd tree(t);
