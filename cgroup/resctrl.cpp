@@ -140,12 +140,18 @@ Result<bool> make_dir(const std::string& dir) {
 
 Result<Plan> plan(const spec::IntelRdt& rdt, const std::string& id) {
   Plan p;
+  // Names the kernel keeps for itself at the resctrl root.
+  auto reserved = [](const std::string& n) { return n == "info" || n == "mon_groups" || n == "mon_data"; };
   if (rdt.closID) {
     const std::string& c = *rdt.closID;
     if (c != "/" && (c.empty() || c == "." || c == ".." || c.find('/') != std::string::npos))
       return fail_msg("linux.intelRdt.closID: invalid intelRdt.ClosID \"{}\"", c);
     if (c != "/") p.group = c;
+    if (reserved(c)) return fail_msg("linux.intelRdt.closID: \"{}\" is a name resctrl keeps for itself", c);
   } else {
+    if (reserved(id))
+      return fail_msg("linux.intelRdt: the container's own resctrl group would be \"{}\", a name resctrl keeps "
+                      "for itself (set closID)", id);
     p.group = id;
     p.own_group = true;
   }
@@ -204,6 +210,11 @@ Result<Applied> prepare(const Plan& p, Rollback& rb) {
   Applied a;
   if (p.own_group || !p.schemata.empty()) {
     TRY(bool made, make_dir(dir));
+    // The container's own group is its alone: an existing one belongs to
+    // someone else (an admin's class of the same name, another container).
+    if (!made && p.own_group)
+      return fail_msg("linux.intelRdt: resctrl group {} already exists (not made for this container; set closID "
+                      "to join it)", dir);
     if (made) {
       rb.push([dir] { (void)rmdir_group(dir); });
       if (fake) fake_group_files(dir);

@@ -205,14 +205,18 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     opts.preserve_fds += n;
   }
   SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
-  if (!net.empty()) {
+  // Between the clone and init's set-up: its resctrl group (with its cgroups,
+  // before it runs anything, hooks included) and its network.
+  if (!net.empty() || !rdt.tasks.empty()) {
     std::string owner = net_owner(store, o.id);
-    rq.after_clone = [&net, owner, &rb](pid_t pid) { return netns::setup(net, owner, pid, rb); };
+    rq.after_clone = [&net, owner, &rb, &rdt](pid_t pid) -> Result<void> {
+      TRY_VOID(cgroup::resctrl::add_task(rdt, pid));
+      if (net.empty()) return {};
+      return netns::setup(net, owner, pid, rb);
+    };
   }
   TRY(Spawned sp, exec->spawn(rq, rb));
   log::phase("create: init ready");
-  // Before the fifo lets it exec: every process it starts inherits the group.
-  TRY_VOID(cgroup::resctrl::add_task(rdt, sp.pid));
   BRIG_FAULT("create.after-ready");
   console_peer.reset();
   Fd master;

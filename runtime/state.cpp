@@ -68,8 +68,8 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.own_pidns = j.at("ownPidns").get<bool>();
     r.config = j.at("config");
     if (auto it = j.find("creator"); it != j.end()) {
-      r.creator = it->at("pid").get<pid_t>();
-      r.creator_start = it->at("pidStart").get<uint64_t>();
+      r.creator = integer_at<pid_t>(*it, "pid");
+      r.creator_start = integer_at<uint64_t>(*it, "pidStart");
     }
     if (auto it = j.find("intelRdt"); it != j.end()) {
       r.rdt_tasks = it->at("tasks").get<std::string>();

@@ -130,6 +130,7 @@ pid_t spawn_brig(std::vector<std::string> args, int in, int out, int err) {
 // Runs brig with the given stdio; returns its wait status.
 int run_brig(std::vector<std::string> args, int in, int out, int err) {
   pid_t pid = spawn_brig(std::move(args), in, out, err);
+  if (pid < 0) return 127 << 8;  // as a brig that could not run (fork failed)
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
   return st;
@@ -250,6 +251,11 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
+  if (e.pid < 0) {  // fork failed: no process to signal or wait for (never kill(-1))
+    for (int fd : {in[1], out[0], err[0], e.lsn})
+      if (fd >= 0) ::close(fd);
+    return std::nullopt;
+  }
   e.in = sink_for(in[1], true);
   e.out = out[0];
   e.err = err[0];

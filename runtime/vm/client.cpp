@@ -84,9 +84,17 @@ Result<Fd> connect_shim(const std::string& state_dir) {
 }
 
 Result<void> await_start(BorrowedFd conn) {
+  // start holds the container's lock meanwhile: a guest that never answers
+  // must not block kill and delete for ever.
+  constexpr int kStartTimeout = 120;
+  struct timeval tv {kStartTimeout, 0};
+  ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   Decoder dec;
   for (;;) {
-    TRY(auto m, next_frame(conn, dec));
+    auto r = next_frame(conn, dec);
+    if (!r && (r.error().err == EAGAIN || r.error().err == EWOULDBLOCK))
+      return fail_msg("vm: the guest did not answer start within {} s", kStartTimeout);
+    TRY(auto m, std::move(r));
     if (!m) return fail_msg("vm: the microVM stopped before the container process started");
     if (m->type != Frame::started) continue;
     if (m->data.empty()) return {};

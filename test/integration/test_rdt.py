@@ -126,6 +126,18 @@ def test_closid_errors_leave_nothing(runtime, bundle, resctrl):
     runtime.run("delete", "--force", bundle.id, check=True)
     assert gold.exists()
 
+    # the container's own group must be new: one of the same name is someone else's
+    (resctrl / bundle.id).mkdir()
+    (resctrl / bundle.id / "tasks").write_text("")
+    _rdt(bundle, l3CacheSchema="L3:0=ff")
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert res.error.endswith(f"resctrl group {resctrl}/{bundle.id} already exists (not made for this container; "
+                              "set closID to join it)"), res
+    assert (resctrl / bundle.id / "tasks").exists()  # left as it was
+    os.unlink(resctrl / bundle.id / "tasks")
+    os.rmdir(resctrl / bundle.id)
+
     # an invalid closID is refused before anything is made
     _rdt(bundle, closID="../escape")
     res = runtime.run("create", "--bundle", bundle, bundle.id)

@@ -44,7 +44,13 @@ TEST_CASE("resctrl plan: closID names a shared group; / is the root", "[resctrl]
     REQUIRE_FALSE(e);
     CHECK(e.error().msg.find("closID") != std::string::npos);
   }
+  // names the kernel keeps at the resctrl root
+  r.closID = "mon_groups";
+  REQUIRE_FALSE(rc::plan(r, "c1"));
   r.closID.reset();
+  auto own = rc::plan(r, "info");
+  REQUIRE_FALSE(own);
+  CHECK(own.error().msg.find("set closID") != std::string::npos);
   r.schemata = std::vector<std::string>{"no colon here"};
   auto e = rc::plan(r, "c1");
   REQUIRE_FALSE(e);
