@@ -145,8 +145,11 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
       "-global", "virtio-mmio.force-legacy=false",
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-      // QEMU's own seccomp filter: no exec, no setuid, no obsolete syscalls.
-      "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+      // QEMU's own seccomp filter: no exec, no obsolete syscalls; no setuid
+      // either, unless it must drop to run_as itself (after that it has no
+      // privilege left to gain back).
+      "-sandbox", fmt::format("on,obsolete=deny,elevateprivileges={},spawn=deny,resourcecontrol=deny",
+                              p.run_as ? "allow" : "deny"),
       // Paths built from the state dir go into QEMU's key=value lists: a
       // comma in them is doubled, or it would start a new key.
       "-chardev", "file,id=con,path=" + d + "/console.log", "-serial", "chardev:con",
@@ -160,6 +163,7 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
     a.insert(a.end(), {"-netdev", "tap,id=net0,ifname=" + qemu_escape(p.tap) + ",script=no,downscript=no", "-device",
                        "virtio-net-device,netdev=net0,mac=" + p.mac});
   }
+  if (p.run_as) a.insert(a.end(), {"-runas", fmt::format("{}:{}", p.run_as, p.run_as)});
   a.insert(a.end(), p.extra_qemu.begin(), p.extra_qemu.end());
   return a;
 }

@@ -187,6 +187,7 @@ struct Shim {
       if (!a) die(a.error().msg, false);
       hello_net = netns::to_json(*a);
     }
+    plan.run_as = kQemuIdBase + static_cast<uint32_t>(::getpid());
     std::vector<std::string> qa = {plan.qemu};
     for (auto& a : qemu_args(plan, dir)) qa.push_back(a);
     qemu = launch(qa, dir + "/qemu.log");

@@ -97,7 +97,15 @@ struct Plan {
   uint64_t mem_mib = 256;
   unsigned vcpus = 1;
   std::string tap, mac;  // brig networking: a virtio-net device on this tap
+  // Once set up (tap, sockets, /dev/kvm and files open), QEMU switches to
+  // this uid and gid, with no capabilities; 0 keeps it root.
+  uint32_t run_as = 0;
 };
+
+// The uid and gid a VM's QEMU runs as: its own per VM (the shim's pid is
+// unique among live VMs), so one VM's QEMU cannot signal or ptrace another's.
+// High and below 2^31, away from login and subordinate id ranges.
+constexpr uint32_t kQemuIdBase = 0x7f000000;
 
 // `defaults`: {qemu, kernel, initrd} used where the spec names none.
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults);

@@ -119,6 +119,16 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     children = Path(f"/proc/{shim}/task/{shim}/children").read_text().split()
     helpers = [(int(p), proc_starttime(int(p))) for p in children]
     assert len(helpers) == 2  # virtiofsd and QEMU
+    # QEMU runs as its own uid and gid (0x7f000000 + the shim's pid), no
+    # capabilities left, under its seccomp filter and no_new_privs
+    qemu = [p for p, _ in helpers if Path(f"/proc/{p}/comm").read_text().startswith("qemu")]
+    assert len(qemu) == 1, helpers
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{qemu[0]}/status").read_text().splitlines())
+    own = str(0x7f000000 + shim)
+    assert status["Uid"].split() == [own] * 4 and status["Gid"].split() == [own] * 4, status
+    assert status["Groups"].split() == [own] or status["Groups"].split() == [], status
+    assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0, status
+    assert status["Seccomp"].strip() == "2" and status["NoNewPrivs"].strip() == "1", status
     runtime.run("start", b.id, timeout=60, check=True)
     assert runtime.status(b.id) == "running"
     # The rootfs is the host's directory, shared over virtiofs: the guest's

@@ -93,6 +93,12 @@ TEST_CASE("vm plan: TCG gets tsc_early_khz, KVM the host CPU; agent is PID 1") {
   CHECK(has(args, "socket,id=ctl,path=/run/brig/x/ctl.sock,server=on,wait=off"));
   CHECK(has(args, "virtserialport,chardev=ctl,name=brig.ctl"));
   CHECK(has(args, "-sandbox"));
+  CHECK(has(args, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+  CHECK_FALSE(has(args, "-runas"));
+  tcg->run_as = kQemuIdBase + 42;
+  auto dropped = qemu_args(*tcg, "/run/brig/x");
+  CHECK(has(dropped, "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny"));
+  CHECK(has(dropped, "2130706474:2130706474"));
   auto kvm = plan(cfg, Host{true, 2500000, 4}, defaults());
   REQUIRE(kvm);
   CHECK(kvm->kvm);
