@@ -211,6 +211,14 @@ struct Exec {
   int grace = 0;  // poll rounds left for its output once it exited
 };
 
+std::string exec_file(uint32_t n) { return fmt::format("/run/bundle/exec-{}.json", n); }
+std::string console_file(uint32_t n) { return fmt::format("/run/bundle/console-{}.sock", n); }
+// An exec's process.json and console socket, once its brig no longer needs them.
+void forget_exec_files(uint32_t n) {
+  ::unlink(exec_file(n).c_str());
+  ::unlink(console_file(n).c_str());
+}
+
 // Starts `brig exec` for an exec frame; its stdio are pipes (/dev/null detached).
 std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::string& id) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
@@ -227,7 +235,7 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
       return std::nullopt;
     }
   } else if (j.contains("process")) {
-    std::string path = fmt::format("/run/bundle/exec-{}.json", n);
+    std::string path = exec_file(n);
     if (!sys::write_file_atomic(path, j["process"].dump(), 0600)) return std::nullopt;
     args = {"exec", "--process", path};
     if (detach) args.push_back("-d");
@@ -235,15 +243,23 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
     return std::nullopt;
   }
   if (j.contains("process") && j["process"].value("terminal", false)) {
-    std::string sock = fmt::format("/run/bundle/console-{}.sock", n);
+    std::string sock = console_file(n);
     auto l = listen_unix(sock, true);
-    if (!l) return std::nullopt;
+    if (!l) {
+      forget_exec_files(n);
+      return std::nullopt;
+    }
     e.lsn = l->release();
     args.insert(args.end(), {"--console-socket", sock});
   }
   if (j.contains("process")) args.push_back(id);
-  int in[2], out[2], err[2];
-  if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return std::nullopt;
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) {
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1], e.lsn})
+      if (fd >= 0) ::close(fd);
+    forget_exec_files(n);
+    return std::nullopt;
+  }
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   // Detached, the process keeps brig's stdio: nothing may hold the pipes then.
   e.pid = spawn_brig(args, detach ? devnull : in[0], detach ? devnull : out[1], err[1]);
@@ -254,6 +270,7 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
   if (e.pid < 0) {  // fork failed: no process to signal or wait for (never kill(-1))
     for (int fd : {in[1], out[0], err[0], e.lsn})
       if (fd >= 0) ::close(fd);
+    forget_exec_files(n);
     return std::nullopt;
   }
   e.in = sink_for(in[1], true);
@@ -555,6 +572,7 @@ void agent_main() {
         if (e.in.own && e.in.fd >= 0) ::close(e.in.fd);
         for (int fd : {e.out, e.err, e.lsn, e.pty})
           if (fd >= 0) ::close(fd);
+        forget_exec_files(e.n);
         e.n = 0;
       }
     }
