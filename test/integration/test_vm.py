@@ -195,6 +195,31 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
         assert not proc_alive(pid, start), f"helper {pid} outlived delete"
 
 
+def test_pause_freezes_the_guest_and_resume_thaws_it(runtime, make_bundle, vm_env):
+    """pause freezes the VM's host cgroup (shim, QEMU, virtiofsd): the guest
+    stops; resume lets it go on."""
+    b = vm_bundle(make_bundle, ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.2; done"])
+    runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
+    count = b.rootfs / "count"
+
+    def value():
+        try:
+            return count.read_text().strip()
+        except FileNotFoundError:
+            return ""
+    assert wait_for(lambda: value() not in ("", "1"), 60)
+    runtime.run("pause", b.id, timeout=60, check=True)
+    assert runtime.status(b.id) == "paused"
+    frozen = value()
+    time.sleep(3)
+    assert value() == frozen, "the guest ran on while paused"
+    runtime.run("resume", b.id, timeout=60, check=True)
+    assert runtime.status(b.id) == "running"
+    assert wait_for(lambda: value() not in ("", frozen), 60), "the guest did not go on after resume"
+    runtime.run("delete", "--force", b.id, timeout=60, check=True)
+    assert not (Path(runtime.root) / b.id).exists()
+
+
 def test_delete_force_powers_off_a_running_vm(runtime, make_bundle, vm_env):
     b = vm_bundle(make_bundle, ["sleep", "1000"])
     runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
