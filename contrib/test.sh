@@ -34,7 +34,7 @@ tests() {
   local name=$1 dir=$2
   shift 2
   echo "== $name ($(( SECONDS - t0 ))s since start)"
-  (cd "$dir" && ctest --output-on-failure --timeout 2400 "$@")
+  (cd "$dir" && ctest --output-on-failure --no-tests=error --timeout 2400 "$@")
 }
 
 build "g++" build-test

@@ -4,6 +4,7 @@
 // signals, stdio (or the terminal: a host pty), execs and the exit.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -40,13 +41,59 @@ int64_t now_ms() {
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
-// A helper process that dies with the shim (PR_SET_PDEATHSIG).
-pid_t launch(const std::vector<std::string>& argv, const std::string& log) {
+[[noreturn]] void exit_like(int wait_status) {
+  ::_exit(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status));
+}
+
+// `contained`: the program runs as the only child of PID 1 of a pid
+// namespace of its own, and this process (the keeper) waits for that PID 1.
+// A program that changes its uid loses PR_SET_PDEATHSIG (QEMU's -runas), but
+// when a namespace's PID 1 dies the kernel kills everything in it; that PID 1
+// stays root and keeps its death signal, tied to the keeper's, tied to ours.
+void contain() {
+  // The keeper and PID 1 never exec: they must not hold the shim's fds (the
+  // pipe create waits on, the sockets) nor its stdio (a caller's pipes).
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) ::_exit(127);
+  for (int fd = 0; fd < 3; fd++) ::dup2(null, fd);
+  sys::close_fds_except(3, {});
+  if (::unshare(CLONE_NEWPID) < 0) ::_exit(127);
+  int alive[2];  // the keeper holds the write end: EOF means it is gone
+  if (::pipe2(alive, O_CLOEXEC) < 0) ::_exit(127);
+  pid_t one = ::fork();
+  if (one < 0) ::_exit(127);
+  if (one > 0) {  // the keeper
+    ::close(alive[0]);
+    int st = 0;
+    while (::waitpid(one, &st, 0) < 0)
+      if (errno != EINTR) ::_exit(127);
+    exit_like(st);
+  }
+  ::close(alive[1]);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  pollfd p{alive[0], POLLIN, 0};
+  if (::poll(&p, 1, 0) != 0) ::_exit(127);  // the keeper died before the prctl
+  ::close(alive[0]);
+  pid_t prog = ::fork();
+  if (prog < 0) ::_exit(127);
+  if (prog == 0) return;  // the program's own set-up and exec follow
+  // PID 1: reaps whatever ends up here; the program's status is its own.
+  for (;;) {
+    int st = 0;
+    pid_t w = ::wait(&st);
+    if (w == prog) exit_like(st);
+    if (w < 0 && errno != EINTR) ::_exit(127);
+  }
+}
+
+// A helper process that dies with the shim (PR_SET_PDEATHSIG); see contain().
+pid_t launch(const std::vector<std::string>& argv, const std::string& log, bool contained = false) {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(127);
+  if (contained) contain();
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -96,7 +143,7 @@ struct Shim {
   std::vector<netns::PortMap> ports;
   int ready = -1;  // pipe to the creating brig; closed once reported
   int tty = -1;    // with process.terminal: the host pty's slave, raw
-  pid_t vfsd = 0, qemu = 0;
+  pid_t vfsd = 0, qemu = 0;  // qemu: the keeper of its pid namespace (contain())
   int ctl = -1;
 
   void report(std::string_view msg) {
@@ -190,7 +237,8 @@ struct Shim {
     plan.run_as = kQemuIdBase + static_cast<uint32_t>(::getpid());
     std::vector<std::string> qa = {plan.qemu};
     for (auto& a : qemu_args(plan, dir)) qa.push_back(a);
-    qemu = launch(qa, dir + "/qemu.log");
+    // QEMU gives up root (and with it its death signal): it is contained.
+    qemu = launch(qa, dir + "/qemu.log", true);
     if (qemu < 0) die(fmt::format("vm: fork {}: {}", plan.qemu, std::strerror(errno)));
     // QEMU listens on the control socket; connect once it is there.
     while (ctl < 0) {

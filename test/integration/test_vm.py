@@ -49,6 +49,26 @@ def vm_env(tmp_path_factory):
     return {"BRIG_VM_KERNEL": os.path.join(kdir, "vmlinuz"), "BRIG_VM_INITRD": str(initrd)}
 
 
+def descendants(pid):
+    """Every live descendant of pid (children first), as (pid, start time)."""
+    out = []
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for k in map(int, kids):
+        out.append((k, proc_starttime(k)))
+        out.extend(descendants(k))
+    return out
+
+
+def comm(pid):
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def vm_bundle(make_bundle, args, spec_vm=None, name=None):
     b = make_bundle(name)
 
@@ -116,12 +136,13 @@ def test_lifecycle_kill_and_delete_leave_nothing(runtime, make_bundle, vm_env):
     shim_start = proc_starttime(shim)
     state_dir = Path(runtime.root) / b.id
     assert (state_dir / "ctl.sock").exists() and (state_dir / "vfs.sock").exists()
-    children = Path(f"/proc/{shim}/task/{shim}/children").read_text().split()
-    helpers = [(int(p), proc_starttime(int(p))) for p in children]
-    assert len(helpers) == 2  # virtiofsd and QEMU
+    # virtiofsd, and QEMU under its keeper and the PID 1 of its pid namespace
+    helpers = descendants(shim)
+    names = sorted(comm(p) for p, _ in helpers)
+    assert len(helpers) == 4 and names[-2:] == ["qemu-system-x86", "virtiofsd"], names
     # QEMU runs as its own uid and gid (0x7f000000 + the shim's pid), no
     # capabilities left, under its seccomp filter and no_new_privs
-    qemu = [p for p, _ in helpers if Path(f"/proc/{p}/comm").read_text().startswith("qemu")]
+    qemu = [p for p, _ in helpers if comm(p).startswith("qemu")]
     assert len(qemu) == 1, helpers
     status = dict(line.split(":", 1) for line in Path(f"/proc/{qemu[0]}/status").read_text().splitlines())
     own = str(0x7f000000 + shim)
@@ -217,6 +238,23 @@ def test_pause_freezes_the_guest_and_resume_thaws_it(runtime, make_bundle, vm_en
     assert runtime.status(b.id) == "running"
     assert wait_for(lambda: value() not in ("", frozen), 60), "the guest did not go on after resume"
     runtime.run("delete", "--force", b.id, timeout=60, check=True)
+    assert not (Path(runtime.root) / b.id).exists()
+
+
+def test_qemu_dies_with_a_killed_shim(runtime, make_bundle, vm_env):
+    """QEMU gives up root, and with it PR_SET_PDEATHSIG; it runs in a pid
+    namespace whose PID 1 keeps it, so a SIGKILLed shim still takes QEMU and
+    virtiofsd with it (a guest that never powers off cannot outlive it)."""
+    b = vm_bundle(make_bundle, ["sleep", "1000"])
+    runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
+    shim = runtime.state(b.id)["pid"]
+    helpers = descendants(shim)
+    assert any(comm(p).startswith("qemu") for p, _ in helpers), helpers
+    os.kill(shim, 9)
+    assert wait_for(lambda: all(not proc_alive(p, t) for p, t in helpers), 20), \
+        [(p, comm(p)) for p, t in helpers if proc_alive(p, t)]
+    assert runtime.wait_status(b.id, "stopped", timeout=30)
+    runtime.run("delete", b.id, timeout=60, check=True)
     assert not (Path(runtime.root) / b.id).exists()
 
 
