@@ -37,6 +37,15 @@ constexpr const char* kBrig = "/bin/brig";
 constexpr const char* kRoot = "/run/brig";
 
 int ctl = -1;
+// Frames the host has not taken yet: the port is non-blocking, so the agent
+// never stops reading it while the host is busy (see Frame::ack).
+std::string outq;
+
+int64_t now_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
 
 void say(std::string_view m) {
   // Before the port is up only the serial console hears us.
@@ -48,7 +57,25 @@ void say(std::string_view m) {
   }
 }
 
+void flush_out() {
+  while (ctl >= 0 && !outq.empty()) {
+    ssize_t n = ::write(ctl, outq.data(), outq.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+      outq.clear();  // the host is gone
+      return;
+    }
+    outq.erase(0, static_cast<size_t>(n));
+  }
+}
+
 [[noreturn]] void power_off() {
+  // What is queued reaches the host first (it always reads the channel).
+  if (ctl >= 0) {
+    ::fcntl(ctl, F_SETFL, ::fcntl(ctl, F_GETFL) & ~O_NONBLOCK);
+    flush_out();
+  }
   ::sync();
   // reboot=t and QEMU's -no-reboot turn this into QEMU exiting.
   ::reboot(RB_AUTOBOOT);
@@ -56,14 +83,9 @@ void say(std::string_view m) {
 }
 
 void send(Frame t, std::string_view d) {
-  std::string f = encode(t, d);
-  std::string_view s = f;
-  while (!s.empty() && ctl >= 0) {
-    ssize_t n = ::write(ctl, s.data(), s.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    s.remove_prefix(static_cast<size_t>(n));
-  }
+  if (ctl < 0) return;
+  outq += encode(t, d);
+  flush_out();
 }
 
 [[noreturn]] void fatal(const std::string& m) {
@@ -159,15 +181,18 @@ std::string drain(int fd) {
 }
 
 // Input for a process (a pipe, or a pty master) that never blocks the
-// agent: what the process does not take yet waits here; EOF after it.
+// agent: what the process does not take yet waits here; EOF after it. Each
+// byte passed on (or dropped, its reader gone) is acknowledged to the host,
+// which sends no more than kWindow ahead: at most that much waits here.
 struct Sink {
   int fd = -1;
   bool own = true;  // a pipe closes at EOF; a pty master is closed elsewhere
+  uint32_t stream = 0;  // exec number, 0 = the container's stdin
   std::string pending;
   bool eof = false;
 
   void put(std::string_view d) {
-    if (fd < 0) return;
+    if (fd < 0) return ack(d.size());
     pending.append(d);
     flush();
   }
@@ -176,39 +201,66 @@ struct Sink {
     flush();
   }
   void flush() {
+    size_t done = 0;
     while (fd >= 0 && !pending.empty()) {
       ssize_t n = ::write(fd, pending.data(), pending.size());
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) return;
+      if (n < 0 && errno == EAGAIN) break;
       if (n <= 0) {
-        pending.clear();  // the reader is gone
+        done += pending.size();  // the reader is gone
+        pending.clear();
         break;
       }
+      done += static_cast<size_t>(n);
       pending.erase(0, static_cast<size_t>(n));
     }
+    ack(done);
     if (eof && own && fd >= 0) {
       ::close(fd);
       fd = -1;
     }
   }
+  // The process is gone from this input (its terminal closed): drop the rest.
+  void lose() {
+    ack(pending.size());
+    pending.clear();
+    fd = -1;
+  }
+  void ack(size_t n) const {
+    if (n) send(Frame::ack, tag(stream, std::to_string(n)));
+  }
 };
 
-Sink sink_for(int fd, bool own) {
+Sink sink_for(int fd, bool own, uint32_t stream) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return Sink{fd, own, {}, false};
+  return Sink{fd, own, stream, {}, false};
 }
+
+// Output of a process on its way to the host: at most kWindow bytes of a
+// stream unacknowledged; past that the agent stops reading its pipes and
+// the process waits, as it would on a full pipe.
+struct Credit {
+  size_t unacked = 0;
+  bool open() const { return unacked < kWindow; }
+  size_t room() const { return open() ? kWindow - unacked : 0; }
+  void acked(std::string_view n) {
+    size_t k = std::strtoull(std::string(n).c_str(), nullptr, 10);
+    unacked = k >= unacked ? 0 : unacked - k;
+  }
+};
 
 // A second process: the guest's `brig exec`, its stdio on pipes.
 struct Exec {
   uint32_t n = 0;
   pid_t pid = 0;
   Sink in;  // its stdin pipe, or its pty once there
+  Credit credit;  // of its stdout + stderr (or pty)
   int out = -1, err = -1;
   int lsn = -1, pty = -1;  // with a terminal: the console socket, then the pty master
   std::string size;        // its last size, for a pty not there yet
   bool exited = false;
   int status = 0;
-  int grace = 0;  // poll rounds left for its output once it exited
+  int64_t quiet_since = 0;  // once it exited: when its output last moved
 };
 
 std::string exec_file(uint32_t n) { return fmt::format("/run/bundle/exec-{}.json", n); }
@@ -273,7 +325,7 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
     forget_exec_files(n);
     return std::nullopt;
   }
-  e.in = sink_for(in[1], true);
+  e.in = sink_for(in[1], true, n);
   e.out = out[0];
   e.err = err[0];
   ::fcntl(e.out, F_SETFL, O_NONBLOCK);
@@ -419,35 +471,54 @@ void agent_main() {
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  // From here on the port never blocks us: frames queue in outq.
+  ::fcntl(ctl, F_SETFL, ::fcntl(ctl, F_GETFL) | O_NONBLOCK);
   // The container's stdin: the pipe brig create gave it, or the pty master.
-  Sink input = tty >= 0 ? sink_for(tty, false) : sink_for(in[1], true);
+  Sink input = tty >= 0 ? sink_for(tty, false, 0) : sink_for(in[1], true, 0);
   if (tty >= 0) ::close(in[1]);
+  Credit credit;  // of the container's stdout + stderr (or pty)
   bool out_open = true, err_open = true, exited = false;
   int status = 0;
-  long long exit_wait = 0;
+  int64_t quiet_since = 0;  // once the process exited: when its output last moved
+  int64_t exited_at = 0;
+  bool killed = false;  // the host passed a signal on to it
   std::vector<Exec> execs;
   auto exec_of = [&](uint32_t num) -> Exec* {
     for (auto& e : execs)
       if (e.n == num) return &e;
     return nullptr;
   };
-  // Moves what a pipe has into frames; false at EOF.
-  auto relay = [&](int fd, Frame type, std::optional<uint32_t> num) {
-    ssize_t r = ::read(fd, buf, sizeof buf);
+  // Moves what a pipe has into frames, as much as the stream's credit
+  // allows; false at EOF.
+  auto relay = [&](int fd, Frame type, std::optional<uint32_t> num, Credit& c, int64_t& moved) {
+    if (!c.open()) return true;  // read once the host has taken some
+    ssize_t r = ::read(fd, buf, std::min(sizeof buf, c.room()));
     if (r < 0) return errno == EAGAIN || errno == EINTR;
     if (r == 0) return false;
+    c.unacked += static_cast<size_t>(r);
+    moved = now_ms();
     std::string_view d(buf, static_cast<size_t>(r));
     send(type, num ? tag(*num, d) : std::string(d));
     return true;
   };
+  // Once a process exited, what it left in its pipes goes out before its
+  // status, for as long as the host takes it (see `killed` below); a pipe
+  // some other process still holds open is given up after 3 s without output.
+  auto settled = [](bool drained, const Credit& c, int64_t since) {
+    return drained || (c.open() && now_ms() - since > 3000);
+  };
   for (;;) {
-    std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
-                             {err_open ? err[0] : -1, POLLIN, 0}, {tty, POLLIN, 0}};
+    auto want = [](int fd, const Credit& c) { return c.open() ? fd : -1; };
+    std::vector<pollfd> p = {{ctl, static_cast<short>(POLLIN | (outq.empty() ? 0 : POLLOUT)), 0},
+                             {sfd, POLLIN, 0},
+                             {out_open ? want(out[0], credit) : -1, POLLIN, 0},
+                             {err_open ? want(err[0], credit) : -1, POLLIN, 0},
+                             {want(tty, credit), POLLIN, 0}};
     for (auto& e : execs) {
-      p.push_back({e.out, POLLIN, 0});
-      p.push_back({e.err, POLLIN, 0});
+      p.push_back({want(e.out, e.credit), POLLIN, 0});
+      p.push_back({want(e.err, e.credit), POLLIN, 0});
       p.push_back({e.lsn, POLLIN, 0});
-      p.push_back({e.pty, POLLIN, 0});
+      p.push_back({want(e.pty, e.credit), POLLIN, 0});
     }
     // Input waiting for a process to take it.
     std::vector<Sink*> blocked;
@@ -460,14 +531,16 @@ void agent_main() {
     bool waiting = exited || std::any_of(execs.begin(), execs.end(), [](const Exec& e) { return e.exited; });
     int n = ::poll(p.data(), p.size(), waiting ? 100 : -1);
     if (n < 0 && errno != EINTR) fatal("poll");
+    if (p[0].revents & POLLOUT) flush_out();
     for (size_t i = 0; i < blocked.size(); i++)
       if (p[first_sink + i].revents) blocked[i]->flush();
-    if (p[2].revents) out_open = relay(out[0], Frame::out, std::nullopt);
-    if (p[3].revents) err_open = relay(err[0], Frame::err, std::nullopt);
+    if (p[2].revents) out_open = relay(out[0], Frame::out, std::nullopt, credit, quiet_since);
+    if (p[3].revents) err_open = relay(err[0], Frame::err, std::nullopt, credit, quiet_since);
     // A pty master reads EIO once the last slave is closed: the end.
-    if (p[4].revents && !relay(tty, Frame::out, std::nullopt)) {
+    if (p[4].revents && !relay(tty, Frame::out, std::nullopt, credit, quiet_since)) {
       ::close(tty);
-      tty = input.fd = -1;
+      tty = -1;
+      input.lose();
     }
     auto done = [](int& fd) {
       ::close(fd);
@@ -478,19 +551,20 @@ void agent_main() {
       done(e.lsn);
       if (!e.size.empty()) set_window_size(e.pty, e.size);
       std::string early = std::move(e.in.pending);
+      e.in.pending.clear();
       e.in.end();  // the stdin pipe of brig exec: not the process's
-      e.in = sink_for(e.pty, false);
+      e.in = sink_for(e.pty, false, e.n);
       e.in.put(early);
     };
     for (size_t i = 0; i < execs.size(); i++) {
       Exec& e = execs[i];
       pollfd* q = &p[5 + 4 * i];
-      if (q[0].revents && !relay(e.out, Frame::exec_out, e.n)) done(e.out);
-      if (q[1].revents && !relay(e.err, Frame::exec_err, e.n)) done(e.err);
+      if (q[0].revents && !relay(e.out, Frame::exec_out, e.n, e.credit, e.quiet_since)) done(e.out);
+      if (q[1].revents && !relay(e.err, Frame::exec_err, e.n, e.credit, e.quiet_since)) done(e.err);
       if (q[2].revents && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
-      if (q[3].revents && !relay(e.pty, Frame::exec_out, e.n)) {
+      if (q[3].revents && !relay(e.pty, Frame::exec_out, e.n, e.credit, e.quiet_since)) {
         done(e.pty);
-        e.in.fd = -1;
+        e.in.lose();
       }
     }
     if (p[1].revents) {
@@ -502,19 +576,22 @@ void agent_main() {
         if (w == cpid) {
           exited = true;
           status = st;
+          quiet_since = exited_at = now_ms();
         }
         for (auto& e : execs)
           if (e.pid == w && !e.exited) {
             e.exited = true;
             e.status = st;
-            e.grace = 30;
+            e.quiet_since = now_ms();
           }
       }
     }
-    if (p[0].revents) {
+    bool hurry = false;  // a signal for a process that already exited
+    if (p[0].revents & ~POLLOUT) {
       ssize_t r = ::read(ctl, buf, sizeof buf);
-      if (r <= 0) power_off();
-      dec.feed(buf, static_cast<size_t>(r));
+      if (r < 0 && (errno == EAGAIN || errno == EINTR)) r = -2;
+      if (r == 0 || r == -1) power_off();
+      if (r > 0) dec.feed(buf, static_cast<size_t>(r));
       for (;;) {
         auto m = dec.next();
         if (!m) fatal(m.error().msg);
@@ -540,7 +617,10 @@ void agent_main() {
           ::close(ep[0]);
           ::close(devnull);
         } else if (msg.type == Frame::signal) {
+          // Killed after it ended: what it left unread is not waited for.
           if (!exited) ::kill(cpid, std::atoi(msg.data.c_str()));
+          else hurry = true;
+          killed = true;
         } else if (msg.type == Frame::resize) {
           Exec* e = num ? exec_of(num) : nullptr;
           if (e) e->size = rest;
@@ -550,6 +630,9 @@ void agent_main() {
           // EOF closes a pipe; a terminal has no EOF to pass on.
           if (!msg.data.empty()) input.put(msg.data);
           else if (input.own) input.end();
+        } else if (msg.type == Frame::ack) {
+          if (!num) credit.acked(rest);
+          else if (Exec* e = exec_of(num)) e->credit.acked(rest);
         } else if (msg.type == Frame::exec) {
           if (auto e = start_exec(num, rest, id)) execs.push_back(*e);
           else send(Frame::exec_exit, tag(num, std::to_string(W_EXITCODE(255, 0))));
@@ -557,6 +640,8 @@ void agent_main() {
           Exec* e = exec_of(num);
           if (e && !rest.empty()) e->in.put(rest);
           else if (e && e->in.own) e->in.end();
+          else if (!e && !rest.empty())  // already gone: taken, and dropped
+            send(Frame::ack, tag(num, std::to_string(rest.size())));
         } else if (msg.type == Frame::exec_signal) {
           Exec* e = exec_of(num);
           if (e && !e->exited) ::kill(e->pid, std::atoi(std::string(rest).c_str()));
@@ -567,7 +652,7 @@ void agent_main() {
     for (auto& e : execs) {
       // Its master may still wait in the console socket's queue.
       if (e.exited && e.lsn >= 0 && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
-      if (e.exited && ((e.out < 0 && e.err < 0 && e.pty < 0) || --e.grace <= 0)) {
+      if (e.exited && settled(e.out < 0 && e.err < 0 && e.pty < 0, e.credit, e.quiet_since)) {
         send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
         if (e.in.own && e.in.fd >= 0) ::close(e.in.fd);
         for (int fd : {e.out, e.err, e.lsn, e.pty})
@@ -577,13 +662,12 @@ void agent_main() {
       }
     }
     std::erase_if(execs, [](const Exec& e) { return e.n == 0; });
-    if (exited) {
-      // The output the process left in the pipes goes out before its status.
-      if (!exit_wait) exit_wait = 30;
-      if ((!out_open && !err_open && tty < 0) || --exit_wait <= 0) {
-        send(Frame::exit, std::to_string(status));
-        power_off();
-      }
+    // Stopped by a kill, a process whose output nobody reads would wait
+    // for ever: 1 s for the host to take it, then what is left goes.
+    if (exited && (hurry || (killed && now_ms() - exited_at > 1000) ||
+                   settled(!out_open && !err_open && tty < 0, credit, quiet_since))) {
+      send(Frame::exit, std::to_string(status));
+      power_off();
     }
   }
 }

@@ -132,11 +132,16 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
     sig = Fd(s);
   }
   bool in_open = interactive;
+  // Our stdin goes at most kWindow ahead of what the process has taken:
+  // the rest waits in our own stdin, not in the guest's memory.
+  size_t in_flight = 0;
   if (!interactive) TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));
   Decoder dec;
   char buf[65536];
   for (;;) {
-    struct pollfd p[3] = {{c.get(), POLLIN, 0}, {in_open ? tin : -1, POLLIN, 0}, {sig ? sig.get() : -1, POLLIN, 0}};
+    struct pollfd p[3] = {{c.get(), POLLIN, 0},
+                          {in_open && in_flight < kWindow ? tin : -1, POLLIN, 0},
+                          {sig ? sig.get() : -1, POLLIN, 0}};
     // A console socket's holder resizes the pty without telling us: look.
     if (::poll(p, 3, poll_size ? 200 : -1) < 0) {
       if (errno == EINTR) continue;
@@ -144,10 +149,11 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
     }
     if (poll_size) TRY_VOID(check_size());
     if (p[1].revents) {
-      ssize_t n = ::read(tin, buf, sizeof buf);
+      ssize_t n = ::read(tin, buf, std::min(sizeof buf, kWindow - in_flight));
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       std::string_view d = n > 0 ? std::string_view(buf, static_cast<size_t>(n)) : std::string_view();
       if (n <= 0) in_open = false;
+      in_flight += d.size();
       TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, d))));
     }
     if (p[2].revents) {
@@ -169,6 +175,10 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
       if (m->type == Frame::exec_out) (void)sys::write_all(tout, rest);
       else if (m->type == Frame::exec_err) (void)sys::write_all(STDERR_FILENO, rest);
       else if (m->type == Frame::exec_exit) return exit_code(std::atoi(std::string(rest).c_str()));
+      else if (m->type == Frame::ack) {
+        size_t k = std::strtoull(std::string(rest).c_str(), nullptr, 10);
+        in_flight = k >= in_flight ? 0 : in_flight - k;
+      }
     }
   }
 }

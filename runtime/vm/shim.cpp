@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <optional>
 
 #include "netns/attach.hpp"
@@ -255,38 +256,48 @@ struct Shim {
     }
     nlohmann::json h = {{"id", id}, {"config", config}};
     if (!hello_net.is_null()) h["network"] = hello_net;
-    std::string hello = encode(Frame::config, h.dump());
-    write_fd(ctl, hello);
+    // The channel never blocks us: frames queue (ctlq) and both ends keep
+    // reading while they wait to write (see Frame::ack).
+    ::fcntl(ctl, F_SETFL, ::fcntl(ctl, F_GETFL) | O_NONBLOCK);
+    to_guest(encode(Frame::config, h.dump()));
 
     Decoder dec;
-    bool created = false, started = false, in_open = false;
+    bool created = false, started = false, in_open = false, ctl_open = true;
+    // With a terminal the container's stdio is the host pty, not ours.
+    int tin = tty >= 0 ? tty : 0;
+    std::vector<Out> outs = {{tty >= 0 ? tty : 1, {}}, {tty >= 0 ? tty : 2, {}}};
+    if (tty >= 0) outs.pop_back();  // one queue keeps the terminal's order
     char buf[65536];
     for (;;) {
-      // ctl, signals, fifo, stdin, the shim socket, then its clients.
-      // With a terminal the container's stdio is the host pty, not ours.
-      int tin = tty >= 0 ? tty : 0, tout = tty >= 0 ? tty : 1;
-      std::vector<pollfd> p = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {tin, POLLIN, 0}, {lsn, POLLIN, 0}};
+      // ctl, signals, fifo, stdin, the shim socket, then its clients, then
+      // our stdout and stderr while output waits for them.
+      std::vector<pollfd> p = {{ctl_open ? ctl : -1, static_cast<short>(POLLIN | (ctlq.empty() ? 0 : POLLOUT)), 0},
+                               {sfd, POLLIN, 0}, {ff, POLLIN, 0}, {tin, POLLIN, 0}, {lsn, POLLIN, 0}};
       if (!created || started) p[2].fd = -1;
-      if (!in_open) p[3].fd = -1;
-      if (!created) p[4].fd = -1;
+      if (!in_open || in_flight >= kWindow) p[3].fd = -1;
+      if (!created || exit_status) p[4].fd = -1;
       for (auto& c : clients) p.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+      for (auto& o : outs) p.push_back({o.q.empty() ? -1 : o.fd, POLLOUT, 0});
       // The console socket's holder resizes the pty without telling us: look.
-      int timeout = !created ? 1000 : tty >= 0 ? 200 : -1;
+      int timeout = !created || exit_status ? 100 : tty >= 0 ? 200 : -1;
       int n = ::poll(p.data(), p.size(), timeout);
       if (n < 0 && errno != EINTR) die(fmt::format("vm: poll: {}", std::strerror(errno)));
       if (created && tty >= 0) {
         std::string now = window_size(tty);
         if (!now.empty() && now != size) {
           size = now;
-          write_fd(ctl, encode(Frame::resize, tag(0, size)));
+          to_guest(encode(Frame::resize, tag(0, size)));
         }
       }
       if (!created && now_ms() - t0 > kBootTimeoutMs)
         die(fmt::format("vm: the guest agent did not report within {}s", kBootTimeoutMs / 1000));
-      if (p[0].revents) {
+      if (p[0].revents & POLLOUT) flush_ctl();
+      if (p[0].revents & ~POLLOUT) {
         ssize_t r = ::read(ctl, buf, sizeof buf);
-        if (r <= 0) die("vm: the control channel closed");
-        dec.feed(buf, static_cast<size_t>(r));
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) r = -2;
+        if ((r == 0 || r == -1) && !exit_status) die("vm: the control channel closed");
+        if (r == 0 || r == -1) ctl_open = false;  // the guest powered off after its exit
+        if (r > 0) dec.feed(buf, static_cast<size_t>(r));
         for (;;) {
           auto m = dec.next();
           if (!m) die(m.error().msg);
@@ -300,27 +311,44 @@ struct Shim {
             case Frame::error:
               die("vm: " + msg.data, false);
             case Frame::out:
-              write_fd(tout, msg.data);
+              outs.front().q += msg.data;
               break;
             case Frame::err:
-              write_fd(tty >= 0 ? tty : 2, msg.data);
+              outs.back().q += msg.data;
               break;
             case Frame::exit:
-              finish(std::atoi(msg.data.c_str()));
+              exit_status = std::atoi(msg.data.c_str());
+              exit_at = now_ms();
+              break;
             case Frame::started:
               start_result = msg.data;
               for (auto& c : clients)
                 if (c.wants_start) to_client(c, encode(Frame::started, msg.data));
               break;
+            case Frame::ack: {
+              auto [num, rest] = untag(msg.data);
+              if (!num) {
+                size_t k = std::strtoull(std::string(rest).c_str(), nullptr, 10);
+                in_flight = k >= in_flight ? 0 : in_flight - k;
+              } else {
+                for (auto& c : clients)
+                  if (c.exec == num) to_client(c, encode(msg.type, msg.data));
+              }
+              break;
+            }
             case Frame::exec_out:
             case Frame::exec_err:
             case Frame::exec_exit: {
-              uint32_t num = untag(msg.data).first;
+              auto [num, rest] = untag(msg.data);
+              bool taken = false;
               for (auto& c : clients)
                 if (c.exec == num) {
-                  to_client(c, encode(msg.type, msg.data));
+                  taken = true;
+                  to_client(c, encode(msg.type, msg.data), msg.type == Frame::exec_exit ? 0 : rest.size());
                   if (msg.type == Frame::exec_exit) c.exec = 0;  // done: it hangs up
                 }
+              // Its `brig exec` is gone: the output goes nowhere, and on.
+              if (!taken && msg.type != Frame::exec_exit && !rest.empty()) ack(num, rest.size());
               break;
             }
             default:
@@ -337,12 +365,16 @@ struct Shim {
             if (qemu > 0 && ::waitpid(qemu, &st, WNOHANG) == qemu) {
               qemu = 0;
               if (!created) die(fmt::format("vm: QEMU exited: {}", tail_of(dir + "/qemu.log")));
-              // The VM is gone with the container in it.
-              finish(W_EXITCODE(0, SIGKILL));
+              // The VM is gone with the container in it (after its exit:
+              // the guest powered off, as it does).
+              if (!exit_status) finish(W_EXITCODE(0, SIGKILL));
             }
             if (vfsd > 0 && ::waitpid(vfsd, &st, WNOHANG) == vfsd) vfsd = 0;
-          } else if (sig != SIGPIPE) {
-            write_fd(ctl, encode(Frame::signal, std::to_string(sig)));
+          } else if (sig != SIGPIPE && sig != SIGWINCH) {
+            // A kill once the process ended: its unread output is dropped.
+            if (exit_status) finish(*exit_status);
+            killed = true;
+            to_guest(encode(Frame::signal, std::to_string(sig)));
           }
         }
       }
@@ -353,30 +385,95 @@ struct Shim {
           in_open = true;
           ::close(ff);
           ff = -1;
-          write_fd(ctl, encode(Frame::start, ""));
+          to_guest(encode(Frame::start, ""));
         }
       }
       if (p[3].fd >= 0 && p[3].revents) {
-        ssize_t r = ::read(tin, buf, sizeof buf);
+        ssize_t r = ::read(tin, buf, std::min(sizeof buf, kWindow - in_flight));
         if (r > 0) {
-          write_fd(ctl, encode(Frame::in, std::string_view(buf, static_cast<size_t>(r))));
+          in_flight += static_cast<size_t>(r);
+          to_guest(encode(Frame::in, std::string_view(buf, static_cast<size_t>(r))));
         } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
           in_open = false;
-          write_fd(ctl, encode(Frame::in, ""));
+          to_guest(encode(Frame::in, ""));
         }
       }
       if (p[4].fd >= 0 && p[4].revents) {
         int c = ::accept4(lsn, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (c >= 0) clients.push_back(Client{c});
       }
-      for (size_t i = 5; i < p.size(); i++) {
+      size_t first_out = p.size() - outs.size();
+      for (size_t i = 5; i < first_out; i++) {
         if (p[i].revents & POLLOUT)
           for (auto& c : clients)
             if (c.fd == p[i].fd) flush(c);
         if (p[i].revents & ~POLLOUT) serve(p[i].fd, buf, sizeof buf);
       }
       std::erase_if(clients, [](const Client& c) { return c.fd < 0; });
+      for (size_t i = 0; i < outs.size(); i++)
+        if (p[first_out + i].revents || exit_status) write_out(outs[i]);
+      // The process ended: its output is delivered first, for as long as the
+      // reader takes it, unless a kill stopped it (then 1 s at most).
+      if (exit_status) {
+        bool flushed = std::all_of(outs.begin(), outs.end(), [](const Out& o) { return o.q.empty(); });
+        if (flushed || (killed && now_ms() - exit_at > 1000)) finish(*exit_status);
+      }
     }
+  }
+
+  // Output of the container for our stdout or stderr (or the terminal).
+  struct Out {
+    int fd;
+    std::string q;
+  };
+  std::optional<int> exit_status;  // the guest reported the process's end
+  int64_t exit_at = 0;
+  bool killed = false;  // a signal was passed on to the container
+  size_t in_flight = 0;  // of our stdin, sent and not yet acknowledged
+  std::string ctlq;      // frames for the guest, not yet taken
+
+  void to_guest(const std::string& frame) {
+    ctlq += frame;
+    flush_ctl();
+  }
+
+  void flush_ctl() {
+    while (!ctlq.empty()) {
+      ssize_t n = ::write(ctl, ctlq.data(), ctlq.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n <= 0) {
+        ctlq.clear();  // QEMU is gone: its SIGCHLD tells
+        return;
+      }
+      ctlq.erase(0, static_cast<size_t>(n));
+    }
+  }
+
+  void ack(uint32_t num, size_t bytes) {
+    if (bytes) to_guest(encode(Frame::ack, tag(num, std::to_string(bytes))));
+  }
+
+  // Writes what the reader takes without blocking: poll says there is room,
+  // and a page at most goes per write (our stdio may be blocking fds we
+  // share with others, so no O_NONBLOCK on them). What went is acknowledged.
+  void write_out(Out& o) {
+    size_t done = 0;
+    while (!o.q.empty()) {
+      pollfd w{o.fd, POLLOUT, 0};
+      if (::poll(&w, 1, 0) <= 0 || !(w.revents & (POLLOUT | POLLERR | POLLHUP))) break;
+      ssize_t n = ::write(o.fd, o.q.data(), std::min<size_t>(o.q.size(), 4096));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n <= 0) {  // the reader is gone: the rest goes nowhere
+        done += o.q.size();
+        o.q.clear();
+        break;
+      }
+      done += static_cast<size_t>(n);
+      o.q.erase(0, static_cast<size_t>(n));
+    }
+    ack(0, done);
   }
 
   // One `brig start` or `brig exec` on the shim socket.
@@ -385,7 +482,10 @@ struct Shim {
     Decoder dec;
     uint32_t exec = 0;  // the exec number it runs, 0 = none
     bool wants_start = false;
-    std::string out;  // frames it has not taken yet: a slow client stalls nobody
+    std::string out;  // frames it has not taken yet
+    // For each frame in `out`: its size and the stream bytes in it, which are
+    // acknowledged to the guest once the frame went out.
+    std::deque<std::pair<size_t, size_t>> sizes;
   };
   std::vector<Client> clients;
   int lsn = -1;
@@ -393,31 +493,59 @@ struct Shim {
   std::optional<std::string> start_result;
   std::string size;  // the terminal's last size sent
 
-  // At most this much waits for a client that does not read: then it goes.
-  static constexpr size_t kClientBacklog = 64u << 20;
+  // A client that takes nothing for this long a queue is dropped (the guest
+  // sends an exec's output only a window ahead, so this is a stuck client).
+  static constexpr size_t kClientBacklog = 16u << 20;
 
-  void to_client(Client& c, const std::string& frame) {
-    if (c.fd < 0) return;
+  void to_client(Client& c, const std::string& frame, size_t data = 0) {
+    if (c.fd < 0) {
+      if (c.exec) ack(c.exec, data);
+      return;
+    }
     c.out += frame;
+    c.sizes.emplace_back(frame.size(), data);
     flush(c);
   }
 
   void flush(Client& c) {
+    size_t done = 0;
     while (c.fd >= 0 && !c.out.empty()) {
       ssize_t n = ::write(c.fd, c.out.data(), c.out.size());
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) break;
-      if (n <= 0) return hang_up(c);
+      if (n <= 0) {
+        if (c.exec) ack(c.exec, done);
+        return hang_up(c);
+      }
       c.out.erase(0, static_cast<size_t>(n));
+      for (size_t k = static_cast<size_t>(n); k > 0 && !c.sizes.empty();) {
+        auto& [left, data] = c.sizes.front();
+        size_t take = std::min(left, k);
+        left -= take;
+        k -= take;
+        if (left == 0) {
+          done += data;
+          c.sizes.pop_front();
+        }
+      }
     }
+    if (c.exec) ack(c.exec, done);
     if (c.out.size() > kClientBacklog) hang_up(c);
   }
 
   void hang_up(Client& c) {
     if (c.fd < 0) return;
     // A foreground `brig exec` gone: the process loses its stdin, as it
-    // would with the caller's terminal closed; it keeps running.
-    if (c.exec) write_fd(ctl, encode(Frame::exec_in, tag(c.exec, "")));
+    // would with the caller's terminal closed; it keeps running, its output
+    // going nowhere (what waited for the client is acknowledged).
+    if (c.exec) {
+      size_t unsent = 0;
+      for (auto& s : c.sizes) unsent += s.second;
+      ack(c.exec, unsent);
+      to_guest(encode(Frame::exec_in, tag(c.exec, "")));
+    }
+    c.sizes.clear();
+    c.out.clear();
     ::close(c.fd);
     c.fd = -1;
     c.exec = 0;
@@ -445,12 +573,12 @@ struct Shim {
         case Frame::exec:
           if (c.exec) return hang_up(c);
           c.exec = next_exec++;
-          write_fd(ctl, encode(Frame::exec, tag(c.exec, rest)));
+          to_guest(encode(Frame::exec, tag(c.exec, rest)));
           break;
         case Frame::exec_in:
         case Frame::exec_signal:
         case Frame::resize:
-          if (c.exec) write_fd(ctl, encode(msg.type, tag(c.exec, rest)));
+          if (c.exec) to_guest(encode(msg.type, tag(c.exec, rest)));
           break;
         default:
           return hang_up(c);

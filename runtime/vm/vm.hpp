@@ -46,9 +46,16 @@ enum class Frame : uint8_t {
   exec_signal = 16,  // -> guest: decimal signal number
   // -> guest: "ROWS COLS" for a terminal: exec number, 0 = the container's.
   resize = 17,
+  // Flow control, both ways: exec number (0 = the container's stdio), then
+  // the decimal count of stream bytes the far end has passed on (to the
+  // process's stdin; to the caller's stdout/stderr). A sender keeps at most
+  // kWindow bytes of each stream unacknowledged, so neither end queues more
+  // than that for a reader that does not read, and both always read.
+  ack = 18,
 };
-inline constexpr Frame kLastFrame = Frame::resize;
+inline constexpr Frame kLastFrame = Frame::ack;
 constexpr uint32_t kMaxFrame = 1u << 20;
+constexpr size_t kWindow = 1u << 20;
 
 struct Msg {
   Frame type;

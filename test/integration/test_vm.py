@@ -544,3 +544,142 @@ def test_foreground_run_and_exec_on_the_callers_terminal(runtime, make_bundle, v
                 p.wait()
         for t in terms:
             t.close()
+
+
+def pump(proc, data, timeout):
+    """Writes `data` to proc's stdin while reading its stdout, both at once;
+    returns (bytes read, exit status), or fails on a stall."""
+    import threading
+    got = bytearray()
+
+    def writer():
+        try:
+            proc.stdin.write(data)
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    end = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            proc.kill()
+            pytest.fail(f"stalled: {len(got)} of {len(data)} bytes came back in {timeout}s")
+        if select.select([fd], [], [], min(left, 1))[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            got += chunk
+    t.join(5)
+    return bytes(got), proc.wait(timeout=60)
+
+
+def test_stdio_both_ways_at_once_never_deadlocks(runtime, make_bundle, vm_env):
+    """The control channel carries stdin one way and stdout the other: with
+    `cat` echoing, both ends write at once. Neither may block the other
+    (the shim and the agent queue their frames and keep reading), for the
+    container's stdio and for an exec's. 4 MiB each way is four flow-control
+    windows: a lost acknowledgement stalls it. (Before the queues, under TCG
+    the guest was too slow to fill both directions at once: this test did not
+    catch that deadlock; the queues remove it by construction.)"""
+    b = vm_bundle(make_bundle, ["cat"])
+    runtime.track(b.id)
+    data = os.urandom(1 << 20) * 4
+    p = subprocess.Popen(runtime.cmd("run", "--bundle", b, b.id), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=runtime.env(vm_env), start_new_session=True)
+    got, rc = pump(p, data, BOOT_TIMEOUT)
+    assert rc == 0 and got == data, (rc, len(got))
+    # the same through `brig exec`, in a running container
+    b2 = vm_bundle(make_bundle, ["sleep", "1000"])
+    runtime.run("run", "-d", "--bundle", b2, b2.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
+    # the process writes its own stream while it reads ours
+    p = subprocess.Popen(runtime.cmd("exec", b2.id, "sh", "-c", "cat >/dev/null & head -c 4194304 /dev/zero; wait"),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=runtime.env(), start_new_session=True)
+    got, rc = pump(p, data, 120)
+    assert rc == 0 and got == bytes(4 << 20), (rc, len(got))
+    runtime.run("delete", "-f", b2.id, timeout=60, check=True)
+
+
+def test_stdin_nobody_reads_is_held_back_on_the_host(runtime, make_bundle, vm_env):
+    """Input a process does not read waits in the caller's pipe, not in the
+    guest's memory: at most a window's worth crosses into the VM, for an
+    exec and for the container's own stdin; signals still get through."""
+    b = vm_bundle(make_bundle, ["sh", "-c", "trap 'exit 9' TERM; touch /up; while :; do sleep 1; done"])
+    runtime.track(b.id)
+    run = subprocess.Popen(runtime.cmd("run", "--bundle", b, b.id), stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=runtime.env(vm_env),
+                           start_new_session=True)
+    ex = None
+    try:
+        assert wait_for(lambda: (b.rootfs / "up").exists() or run.poll() is not None, BOOT_TIMEOUT)
+        assert run.poll() is None
+        ex = subprocess.Popen(runtime.cmd("exec", b.id, "sleep", "1000"), stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=runtime.env(),
+                              start_new_session=True)
+        time.sleep(2)
+        for proc in (run, ex):
+            os.set_blocking(proc.stdin.fileno(), False)
+        chunk = b"y" * 65536
+
+        def feed(seconds):
+            taken = {run.pid: 0, ex.pid: 0}
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                moved = False
+                for proc in (run, ex):
+                    try:
+                        taken[proc.pid] += os.write(proc.stdin.fileno(), chunk)
+                        moved = True
+                    except BlockingIOError:
+                        pass
+                if not moved:
+                    time.sleep(0.2)
+            return taken
+        # A window (1 MiB) crosses, plus what the pipes, sockets and virtio
+        # queues on the way hold; then nothing more, however long we push.
+        first = feed(10)
+        more = feed(6)
+        print(f"stdin taken while nobody reads it: {first} B, then {more} B")
+        for pid in first:
+            assert 1 << 20 <= first[pid] < 4 << 20 and more[pid] == 0, (first, more)
+        ex.send_signal(15)
+        assert ex.wait(timeout=60) == 143
+        run.send_signal(15)
+        assert run.wait(timeout=60) == 9
+    finally:
+        for proc in (run, ex):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_kill_works_while_nobody_reads_the_output(runtime, make_bundle, vm_env, tmp_path):
+    """A container flooding a stdout nobody reads: the shim does not block
+    on it (so `kill` still reaches the guest) and the guest holds the rest."""
+    # PID 1 traps TERM; the flood is its child, blocked writing once the
+    # window is full (as it would be on a full pipe with runc)
+    b = vm_bundle(make_bundle, ["sh", "-c", "trap 'exit 9' TERM; (while :; do echo flood-flood-flood; done) & "
+                                            "touch /up; while :; do sleep 1; done"])
+    runtime.track(b.id)
+    r, w = os.pipe()
+    try:
+        p = subprocess.Popen(runtime.cmd("run", "-d", "--bundle", b, b.id), stdin=subprocess.DEVNULL, stdout=w,
+                             stderr=subprocess.DEVNULL, env=runtime.env(vm_env), start_new_session=True)
+        assert p.wait(timeout=BOOT_TIMEOUT) == 0
+        os.close(w)
+        w = -1
+        assert wait_for(lambda: (b.rootfs / "up").exists(), 60)
+        time.sleep(3)  # the pipe is full by now
+        shim = runtime.state(b.id)["pid"]
+        assert Path(f"/proc/{shim}/wchan").read_text() != "pipe_write"
+        runtime.run("kill", b.id, "TERM", check=True)
+        assert runtime.wait_status(b.id, "stopped", timeout=60)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    runtime.run("delete", b.id, timeout=60, check=True)
+    assert not (Path(runtime.root) / b.id).exists()
