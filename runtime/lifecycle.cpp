@@ -259,20 +259,25 @@ Result<void> do_start(const Store& store, const Record& rec) {
   ::unlink(fifo.c_str());
   TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
   BRIG_FAULT("start.after-fifo");
-  if (shim) TRY_VOID(vm::await_start(shim));
+  // A failed start stops the container: it must not run later on its own.
+  auto stop = [&rec](Error e) -> Result<void> {
+    if (auto pfd = sys::pidfd_open(rec.pid); pfd && process_alive(rec)) {
+      (void)sys::pidfd_send_signal(*pfd, SIGKILL);
+      (void)wait_gone(*pfd, 10000);
+    }
+    return fail(std::move(e));
+  };
+  // A guest that did not answer in time could still start the process
+  // afterwards: its VM goes (SIGKILL to the shim takes QEMU with it).
+  if (shim)
+    if (auto a = vm::await_start(shim); !a) return stop(std::move(a.error()));
   log::phase("start: fifo written");
   if (!has_hooks(rec.config, "poststart")) return {};
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (cfg.hooks && !cfg.hooks->poststart.empty()) {
     // A failing poststart hook fails start and stops the container (runtime.md).
     auto h = run_hooks(cfg.hooks->poststart, "poststart", hook_state(store, rec, "running"));
-    if (!h) {
-      if (auto pfd = sys::pidfd_open(rec.pid); pfd && process_alive(rec)) {
-        (void)sys::pidfd_send_signal(*pfd, SIGKILL);
-        (void)wait_gone(*pfd, 10000);
-      }
-      return fail(std::move(h.error()));
-    }
+    if (!h) return stop(std::move(h.error()));
   }
   return {};
 }

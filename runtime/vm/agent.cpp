@@ -416,6 +416,10 @@ void agent_main() {
   auto j = nlohmann::json::parse(hello.data, nullptr, false);
   if (j.is_discarded() || !j.contains("id") || !j.contains("config")) fatal("malformed config frame");
   std::string id = j["id"].get<std::string>();
+  if (int host = j.value("protocol", 1); host != protocol())
+    fatal(fmt::format("the host's brig speaks protocol {}, this guest agent {}: rebuild the initramfs with "
+                      "the host's brig (contrib/vm/build-agent-initramfs.sh)",
+                      host, protocol()));
 
   // brig networking: eth0 (virtio-net on the host's tap) gets the lease.
   if (j.contains("network")) {
@@ -465,7 +469,7 @@ void agent_main() {
   auto pidtext = sys::read_file("/run/ctr.pid");
   pid_t cpid = pidtext ? static_cast<pid_t>(std::atoi(pidtext->c_str())) : 0;
   if (cpid <= 0) fatal("brig create left no pid file");
-  send(Frame::created, std::to_string(cpid));
+  send(Frame::created, nlohmann::json{{"pid", cpid}, {"protocol", protocol()}}.dump());
 
   sigset_t chld;
   sigemptyset(&chld);

@@ -192,6 +192,26 @@ nlohmann::json guest_config(const nlohmann::json& raw, bool networked) {
   return c;
 }
 
+int protocol() {
+#ifdef BRIG_FAULT_INJECTION
+  if (const char* v = std::getenv("BRIG_VM_PROTOCOL"); v && std::atoi(v) > 0) return std::atoi(v);
+#endif
+  return kProtocol;
+}
+
+bool id_mapped(std::string_view map, uint32_t id) {
+  size_t pos = 0;
+  while (pos < map.size()) {
+    size_t nl = map.find('\n', pos);
+    std::string line(map.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
+    pos = nl == std::string_view::npos ? map.size() : nl + 1;
+    unsigned long long inside = 0, outside = 0, count = 0;
+    if (std::sscanf(line.c_str(), "%llu %llu %llu", &inside, &outside, &count) != 3) continue;
+    if (id >= inside && id - inside < count) return true;
+  }
+  return false;
+}
+
 std::string mac_for(const std::string& owner) {
   std::string h = netns::host_dev_name(owner, "");  // 8 hex digits of a hash
   return fmt::format("52:54:00:{}:{}:{}", h.substr(2, 2), h.substr(4, 2), h.substr(6, 2));

@@ -236,6 +236,12 @@ struct Shim {
       hello_net = netns::to_json(*a);
     }
     plan.run_as = kQemuIdBase + static_cast<uint32_t>(::getpid());
+    auto uids = sys::read_file("/proc/self/uid_map"), gids = sys::read_file("/proc/self/gid_map");
+    if (!uids || !gids || !id_mapped(*uids, plan.run_as) || !id_mapped(*gids, plan.run_as)) {
+      log::warn(fmt::format("vm: uid and gid {} are not mapped in this user namespace: QEMU keeps running as root",
+                            plan.run_as));
+      plan.run_as = 0;
+    }
     std::vector<std::string> qa = {plan.qemu};
     for (auto& a : qemu_args(plan, dir)) qa.push_back(a);
     // QEMU gives up root (and with it its death signal): it is contained.
@@ -254,7 +260,7 @@ struct Shim {
         ::usleep(20000);
       }
     }
-    nlohmann::json h = {{"id", id}, {"config", config}};
+    nlohmann::json h = {{"id", id}, {"config", config}, {"protocol", protocol()}};
     if (!hello_net.is_null()) h["network"] = hello_net;
     // The channel never blocks us: frames queue (ctlq) and both ends keep
     // reading while they wait to write (see Frame::ack).
@@ -304,10 +310,18 @@ struct Shim {
           if (!*m) break;
           Msg& msg = **m;
           switch (msg.type) {
-            case Frame::created:
+            case Frame::created: {
+              auto c = nlohmann::json::parse(msg.data, nullptr, false);
+              int guest = c.is_object() ? c.value("protocol", 0) : 1;
+              if (guest != protocol())
+                die(fmt::format("vm: the guest agent in {} speaks protocol {}, this brig {}: rebuild it with this "
+                                "brig (contrib/vm/build-agent-initramfs.sh)",
+                                plan.initrd, guest, protocol()),
+                    false);
               created = true;
               report("");
               break;
+            }
             case Frame::error:
               die("vm: " + msg.data, false);
             case Frame::out:

@@ -56,6 +56,14 @@ enum class Frame : uint8_t {
 inline constexpr Frame kLastFrame = Frame::ack;
 constexpr uint32_t kMaxFrame = 1u << 20;
 constexpr size_t kWindow = 1u << 20;
+// The protocol's version: the host says its own in the config frame, the
+// agent in the created frame ({"pid": N, "protocol": N}); each refuses
+// another (the initramfs holds a brig of its own, built at install time).
+// 1: before Frame::ack (its created frame was the bare pid).
+constexpr int kProtocol = 2;
+// The protocol a side speaks: kProtocol, or in test builds the value of
+// BRIG_VM_PROTOCOL (to test the refusal).
+int protocol();
 
 struct Msg {
   Frame type;
@@ -113,6 +121,10 @@ struct Plan {
 // unique among live VMs), so one VM's QEMU cannot signal or ptrace another's.
 // High and below 2^31, away from login and subordinate id ranges.
 constexpr uint32_t kQemuIdBase = 0x7f000000;
+// Whether `id` is inside one of the ranges of a /proc/PID/{uid,gid}_map
+// (its first column: ids as this namespace sees them). In a user namespace
+// that does not map QEMU's id, QEMU stays root (with a warning).
+bool id_mapped(std::string_view map, uint32_t id);
 
 // `defaults`: {qemu, kernel, initrd} used where the spec names none.
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults);

@@ -315,6 +315,68 @@ def test_guest_side_start_failure_fails_start(runtime, make_bundle, vm_env):
     assert not (Path(runtime.root) / b.id).exists()
 
 
+def test_start_the_guest_never_answers_stops_the_vm(runtime, make_bundle, vm_env):
+    """`start` waits for the guest's answer (120 s; test builds take
+    BRIG_VM_START_TIMEOUT); past it, start fails and the VM goes, so the
+    process cannot start later behind the caller's back."""
+    if not fault_build():
+        pytest.skip("brig built without -DBRIG_FAULT_INJECTION=ON")
+    b = vm_bundle(make_bundle, ["sh", "-c", "touch /ran; sleep 100"])
+    runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
+    shim = runtime.state(b.id)["pid"]
+    helpers = descendants(shim)
+    qemu = [p for p, _ in helpers if comm(p).startswith("qemu")]
+    assert len(qemu) == 1, helpers
+    os.kill(qemu[0], 19)  # SIGSTOP: the guest hears nothing
+    try:
+        res = runtime.run("start", b.id, timeout=60, check=False, env={"BRIG_VM_START_TIMEOUT": "3"})
+        assert res.returncode == 1, res
+        assert res.error == "vm: the guest did not answer start within 3 s", res
+        assert runtime.status(b.id) == "stopped"
+        assert wait_for(lambda: all(not proc_alive(p, t) for p, t in helpers), 20), \
+            [(p, comm(p)) for p, t in helpers if proc_alive(p, t)]
+    finally:
+        if proc_alive(*[(p, t) for p, t in helpers if p == qemu[0]][0]):
+            os.kill(qemu[0], 18)
+    time.sleep(2)
+    assert not (b.rootfs / "ran").exists()
+    runtime.run("delete", b.id, timeout=60, check=True)
+    assert not (Path(runtime.root) / b.id).exists()
+
+
+def test_agent_of_another_protocol_is_one_clear_error(runtime, make_bundle, vm_env):
+    """The initramfs holds a brig of its own: a host brig and a guest agent
+    that speak different protocol versions refuse each other at create with
+    one line saying what to rebuild (a guest older than the ack frame says
+    so from the host side: seen with a kept initramfs)."""
+    if not fault_build():
+        pytest.skip("brig built without -DBRIG_FAULT_INJECTION=ON")
+    for env, params in (({"BRIG_VM_PROTOCOL": "1"}, []), ({}, ["BRIG_VM_PROTOCOL=3"])):
+        b = vm_bundle(make_bundle, ["true"],
+                      spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"],
+                                          "parameters": params}})
+        res = runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=env, check=False)
+        host, guest = ("1", "2") if env else ("2", "3")
+        errors = [l for l in res.stderr.splitlines() if "level=error" in l]
+        assert len(errors) == 1 and res.returncode == 1, res
+        assert (f"vm: the host's brig speaks protocol {host}, this guest agent {guest}: rebuild the initramfs "
+                "with the host's brig (contrib/vm/build-agent-initramfs.sh)") in errors[0], res
+        assert not (Path(runtime.root) / b.id).exists()
+
+
+def test_user_namespace_without_qemus_uid_keeps_qemu_root(runtime, make_bundle, vm_env):
+    """In a user namespace that maps only root, QEMU cannot switch to its
+    own uid: it stays root there, with a warning, instead of every VM failing."""
+    b = vm_bundle(make_bundle, ["echo", "hi from a user namespace"])
+    runtime.track(b.id)
+    res = subprocess.run(["unshare", "--user", "--map-root-user", "--", *runtime.cmd("run", "--bundle", b, b.id)],
+                         capture_output=True, text=True, timeout=BOOT_TIMEOUT, env=runtime.env(vm_env))
+    assert res.returncode == 0 and res.stdout == "hi from a user namespace\n", res
+    warns = [l for l in res.stderr.splitlines() if "are not mapped in this user namespace" in l]
+    assert len(warns) == 1 and "QEMU keeps running as root" in warns[0], res.stderr
+    assert not (Path(runtime.root) / b.id).exists()
+
+
 @pytest.mark.skipif("detect_leaks" in os.environ.get("ASAN_OPTIONS", ""),
                     reason="sanitizer build: the ASan-instrumented brig never runs in a guest sized to "
                            "a 64 MiB limit (console: '(error -26)', then busybox init); the "

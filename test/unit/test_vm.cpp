@@ -216,3 +216,14 @@ TEST_CASE("vm networking: a virtio-net NIC on the tap; the guest's netns is the 
   CHECK(g["linux"]["namespaces"] == json::array({{{"type", "pid"}}, {{"type", "mount"}}}));
   CHECK(g["annotations"] == json{{"a", "b"}});
 }
+
+TEST_CASE("vm: QEMU's own uid only where the user namespace maps it") {
+  using brig::runtime::vm::id_mapped;
+  const uint32_t id = brig::runtime::vm::kQemuIdBase + 4242;
+  CHECK(id_mapped("         0          0 4294967295\n", id));  // the initial namespace
+  CHECK_FALSE(id_mapped("         0     100000      65536\n", id));  // a rootless container
+  CHECK(id_mapped("0 100000 65536\n2130706432 200000 100000\n", id));
+  CHECK_FALSE(id_mapped("0 100000 65536\n2130706432 200000 4242\n", id));  // just past the range
+  CHECK_FALSE(id_mapped("", id));
+  CHECK_FALSE(id_mapped("garbage\n", id));
+}
