@@ -5,9 +5,9 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(build-essential cmake pkg-config git
       libseccomp-dev nlohmann-json3-dev libcap-dev libmnl-dev libfmt-dev catch2
-      busybox-static jq)
+      busybox-static jq nftables)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(python3 python3-pytest iproute2 util-linux nftables)
+  pkgs+=(python3 python3-pytest iproute2 util-linux)
   # The client tier (test/clients): the programs that drive a runtime.
   pkgs+=(podman conmon runc containerd containernetworking-plugins
          python3-grpcio python3-grpc-tools tmux)

@@ -70,7 +70,27 @@ std::string host_dev_name(const std::string& owner, const char* prefix) {
   return fmt::format("{}{:08x}", prefix, h);
 }
 
+std::string mac_for(const std::string& owner) {
+  std::string h = host_dev_name(owner, "");
+  return fmt::format("52:54:{}:{}:{}:{}", h.substr(0, 2), h.substr(2, 2), h.substr(4, 2), h.substr(6, 2));
+}
+
 namespace {
+
+Mac mac_bytes(const std::string& s) {
+  Mac m{};
+  for (size_t i = 0; i < m.size(); i++) m[i] = static_cast<uint8_t>(std::stoul(s.substr(3 * i, 2), nullptr, 16));
+  return m;
+}
+
+// What the container's bridge port may send.
+nft::Guard guard_of(const std::string& dev, const std::string& owner, const std::optional<Cidr>& ip,
+                    const std::optional<Cidr>& ip6) {
+  nft::Guard g{dev, mac_for(owner), std::nullopt, std::nullopt};
+  if (ip) g.v4 = ip->ip;
+  if (ip6) g.v6 = ip6->ip;
+  return g;
+}
 
 Result<void> save_attachment(const Attachment& a) {
   return sys::write_file_atomic(record_path(a.owner), to_json(a).dump());
@@ -120,6 +140,17 @@ Result<void> configure_inside(Socket& in, const Attachment& a, const std::string
 // handed out again, so the new holder's rules are never the old one's.
 void forget_nat(const Network& net, const std::vector<Lease>& dead) {
   if (dead.empty()) return;
+  for (auto& l : dead) {
+    // The dead one's guard: its port is gone with its netns (or its tap with
+    // its shim's teardown), but the elements naming it are not.
+    std::optional<Cidr> v6;
+    if (net.subnet6) v6 = Cidr{net.subnet6->host(l.offset), net.subnet6->prefix};
+    for (const char* prefix : {"vb", "tb"})
+      if (auto r = nft::unguard(guard_of(host_dev_name(l.owner, prefix), l.owner,
+                                         Cidr{net.subnet.host(l.offset), net.subnet.prefix}, v6));
+          !r)
+        log::warn(r.error().msg);
+  }
   auto have = nft::table_exists();
   if (!have || !*have) return;
   for (auto& l : dead) {
@@ -184,11 +215,16 @@ Result<void> attach_veth(const Request& rq, const std::string& owner, pid_t pid,
   TRY_VOID(save_attachment(a));
   BRIG_FAULT("network.after-lease");
   // The peer is born in the container's netns, named eth0: it never exists here.
-  TRY_VOID(host.call(new_veth(a.host_dev, VethPeer{.name = "eth0", .netns_fd = nsfd.get()}, net.mtu)));
+  TRY_VOID(host.call(
+      new_veth(a.host_dev, VethPeer{.name = "eth0", .mac = mac_bytes(mac_for(owner)), .netns_fd = nsfd.get()},
+               net.mtu)));
   // Killed before this is saved, the veth still goes: its peer dies with the netns.
   a.host_dev_made = true;
   TRY_VOID(save_attachment(a));
   BRIG_FAULT("network.after-veth");
+  // Guarded before it is on the bridge: no frame of it ever goes unchecked.
+  TRY_VOID(nft::guard(guard_of(a.host_dev, owner, a.ip, a.ip6)));
+  BRIG_FAULT("network.after-guard");
   TRY(Link hv, host.must_link(a.host_dev));
   TRY_VOID(host.call(set_link(hv.index, LinkChange{.master = br.index}, a.host_dev)));
   TRY_VOID(host.call(set_link(hv.index, LinkChange{.up = true}, a.host_dev)));
@@ -277,6 +313,9 @@ Result<void> teardown(const std::string& owner) {
   if (!first) {
     BRIG_FAULT("network.teardown-after-veth");
   }
+  // Keyed by the port's name, which is this container's alone (a missing
+  // table, or no nft at all, means no guard was ever made).
+  note(nft::unguard(guard_of(a->host_dev, a->owner, a->ip, a->ip6)));
   Network n;
   n.name = a->network;
   LeaseStore store(n);
@@ -320,6 +359,7 @@ Result<Attachment> attach_tap(const std::string& network, const std::string& tap
     TRY_VOID(save_attachment(a));
     if (::ioctl(tun.get(), TUNSETPERSIST, 1) < 0) return fail_errno("make tap {} persistent", tap);
   }
+  TRY_VOID(nft::guard(guard_of(tap, owner, a.ip, a.ip6)));
   TRY(Link t, host.must_link(tap));
   TRY_VOID(host.call(set_link(t.index, LinkChange{.master = br.index, .mtu = net.mtu}, tap)));
   TRY_VOID(host.call(set_link(t.index, LinkChange{.up = true}, tap)));

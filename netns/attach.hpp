@@ -7,7 +7,9 @@
 // adds published ports and masquerade to nftables, and moves
 // linux.netDevices in. What it allocates is written to <state dir>/network.json
 // before it is made, so teardown() (delete, a failed create, `delete --force`
-// after a brig killed half-way) can always undo it.
+// after a brig killed half-way) can always undo it. Before the host end
+// joins the bridge, nftables' `bridge brig` table is told what that port may
+// send (mac_for(owner) and the leased addresses: see nft.hpp).
 #pragma once
 
 #include <sys/types.h>
@@ -45,6 +47,9 @@ Result<Attachment> attachment_from_json(const nlohmann::json& j);
 std::string record_path(const std::string& owner);
 // Pure: "vb" + 8 hex digits of a hash of the owner (fits IFNAMSIZ).
 std::string host_dev_name(const std::string& owner, const char* prefix = "vb");
+// Pure: the container's (or VM's) MAC on the bridge, locally administered,
+// from the same hash: "52:54:" + its 8 hex digits.
+std::string mac_for(const std::string& owner);
 
 // The container side of a setup: init's pid (for its netns and the lease).
 Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollback& rb);

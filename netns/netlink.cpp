@@ -82,6 +82,7 @@ Message new_veth(const std::string& name, const VethPeer& peer, uint32_t mtu) {
   auto* pifi = static_cast<ifinfomsg*>(m.extra(sizeof(ifinfomsg)));
   std::memset(pifi, 0, sizeof *pifi);
   m.put_str(IFLA_IFNAME, peer.name);
+  if (peer.mac) m.put(IFLA_ADDRESS, peer.mac->data(), peer.mac->size());
   if (mtu) m.put_u32(IFLA_MTU, mtu);
   if (peer.netns_pid) m.put_u32(IFLA_NET_NS_PID, static_cast<uint32_t>(*peer.netns_pid));
   if (peer.netns_fd) m.put_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(*peer.netns_fd));

@@ -59,6 +59,7 @@ Message new_bridge(const std::string& name, uint32_t mtu);
 // namespace when peer_netns_pid/fd is set (so it never exists on the host).
 struct VethPeer {
   std::string name;
+  std::optional<Mac> mac;
   std::optional<pid_t> netns_pid;
   std::optional<int> netns_fd;
 };

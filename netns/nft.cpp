@@ -203,8 +203,83 @@ Result<void> remove(const Ip& ip) {
   return {};
 }
 
+namespace {
+
+// An IPv6 address as the 128-bit integer a raw payload match compares.
+std::string raw128(const Ip& ip) {
+  std::string s = "0x";
+  for (size_t i = 0; i < 16; i++) s += fmt::format("{:02x}", ip.b[i]);
+  return s;
+}
+
+// The elements of a guard, one `VERB element ...` line each.
+std::string guard_elements(const Guard& g, const char* verb) {
+  const std::string t = fmt::format("element bridge {}", kTable);
+  std::string s;
+  s += fmt::format("{} {} ports {{ \"{}\" }}\n", verb, t, g.dev);
+  s += fmt::format("{} {} macs {{ \"{}\" . {} }}\n", verb, t, g.dev, g.mac);
+  if (g.v4) s += fmt::format("{} {} v4 {{ \"{}\" . {} }}\n", verb, t, g.dev, g.v4->str());
+  if (g.v6) {
+    s += fmt::format("{} {} v6 {{ \"{}\" . {} }}\n", verb, t, g.dev, g.v6->str());
+    s += fmt::format("{} {} na6 {{ \"{}\" . {} }}\n", verb, t, g.dev, raw128(*g.v6));
+  }
+  return s;
+}
+
+bool missing_table(const Error& e) { return e.msg.find("No such file or directory") != std::string::npos; }
+
+}  // namespace
+
+std::string guard_table_script() {
+  const std::string t = fmt::format("bridge {}", kTable);
+  std::string s;
+  s += fmt::format("add table {}\n", t);
+  s += fmt::format("add set {} ports {{ type ifname ; }}\n", t);
+  s += fmt::format("add set {} macs {{ type ifname . ether_addr ; }}\n", t);
+  s += fmt::format("add set {} v4 {{ type ifname . ipv4_addr ; }}\n", t);
+  s += fmt::format("add set {} v6 {{ type ifname . ipv6_addr ; }}\n", t);
+  // nft 1.0.6 has no expression for the target of a neighbour
+  // advertisement: it is the 128 bits after the ICMPv6 header's first 8 bytes.
+  s += fmt::format("add set {} na6 {{ typeof iifname . @th,64,128 ; }}\n", t);
+  s += fmt::format("add chain {} guard {{ type filter hook prerouting priority -200 ; policy accept ; }}\n", t);
+  const std::string r = fmt::format("add rule {} guard ", t);
+  s += r + "iifname != @ports accept\n";
+  s += r + "iifname . ether saddr != @macs drop\n";
+  s += r + "ether type arp iifname . arp saddr ether != @macs drop\n";
+  s += r + "ether type arp iifname . arp saddr ip != @v4 drop\n";
+  s += r + "ether type ip iifname . ip saddr != @v4 drop\n";
+  s += r + "ether type ip6 ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @v6 drop\n";
+  s += r + "icmpv6 type nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 iifname . @th,64,128 != @na6 drop\n";
+  return s;
+}
+
+std::string guard_add_script(const Guard& g) { return guard_elements(g, "add"); }
+
+std::string guard_remove_script(const Guard& g) { return guard_elements(g, "add") + guard_elements(g, "delete"); }
+
+Result<void> guard(const Guard& g) {
+  std::string what = fmt::format("guard {} against spoofing", g.dev);
+  auto r = run({"-f", "-"}, guard_add_script(g), what);
+  if (!r && missing_table(r.error())) r = run({"-f", "-"}, guard_table_script() + guard_add_script(g), what);
+  if (!r) return fail(std::move(r.error()));
+  return {};
+}
+
+Result<void> unguard(const Guard& g) {
+  auto r = run({"-f", "-"}, guard_remove_script(g), fmt::format("remove the spoofing guard of {}", g.dev));
+  if (!r && !missing_table(r.error())) return fail(std::move(r.error()));
+  return {};
+}
+
 Result<bool> drop_table_if_unused() {
   bool dropped = false;
+  // The guard table: when no port is guarded any more.
+  auto ports = run({"-j", "list", "set", "bridge", kTable, "ports"}, "", "list guarded ports");
+  if (!ports && !missing_table(ports.error())) return fail(std::move(ports.error()));
+  if (ports && element_count(*ports) == 0) {
+    TRY(auto o, run({"delete", "table", "bridge", kTable}, "", fmt::format("delete table bridge {}", kTable)));
+    dropped = true;
+  }
   for (int family : {AF_INET, AF_INET6}) {
     TRY(bool have, table_exists(family));
     if (!have) continue;

@@ -2,13 +2,19 @@
 // `ip brig`: a map (proto . hostPort -> containerIP . containerPort) that
 // the DNAT rules of prerouting and output look up, a set of container
 // addresses to masquerade and a set of brig bridges traffic to which is left
-// alone. A container adds and removes elements only; rules are written once,
-// when the table is made. Driven through the `nft` binary (Debian's
-// nftables), argv only, the script on stdin: one transaction per call.
+// alone. And anti-spoofing in `bridge brig`: a frame that enters a bridge
+// from a container's port (its veth's host end, a VM's tap) is dropped
+// unless its source MAC, and the sender addresses of its ARP, IPv4, IPv6 and
+// neighbour advertisements, are the container's own (link-local and the
+// unspecified address allowed for IPv6's own machinery). A container adds and
+// removes elements only; rules are written once, when a table is made.
+// Driven through the `nft` binary (Debian's nftables), argv only, the script
+// on stdin: one transaction per call.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,5 +49,21 @@ Result<void> add(const Ip& ip, const std::vector<PortMap>& ports, bool masquerad
 Result<void> remove(const Ip& ip);
 // prune: drops the tables no container uses; true if one was removed.
 Result<bool> drop_table_if_unused();
+
+// ---- anti-spoofing (table bridge brig) ------------------------------------
+// What may leave the bridge port `dev`: frames from `mac`, carrying `v4` and
+// `v6` (when set) as their sender addresses.
+struct Guard {
+  std::string dev, mac;
+  std::optional<Ip> v4, v6;
+};
+std::string guard_table_script();
+std::string guard_add_script(const Guard& g);
+// Adds then deletes each element in one transaction: no error for an element
+// that is not there (a create that died before adding it).
+std::string guard_remove_script(const Guard& g);
+// Both under the network lock. guard makes the table when it is missing.
+Result<void> guard(const Guard& g);
+Result<void> unguard(const Guard& g);
 
 }  // namespace brig::netns::nft

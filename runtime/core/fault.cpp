@@ -27,6 +27,7 @@ const std::vector<std::string_view>& steps() {
       // is in test/integration/test_network.py)
       "network.after-lease",        // address lease taken and recorded
       "network.after-veth",         // veth pair made, its peer born in the container's netns
+      "network.after-guard",        // its port's anti-spoofing elements in nftables (bridge brig)
       "network.after-bridge-port",  // host end on the bridge and up
       "network.after-address",      // inside: lo/eth0 up, addresses, default routes
       "network.after-nft",          // published ports / masquerade in nftables

@@ -212,10 +212,7 @@ bool id_mapped(std::string_view map, uint32_t id) {
   return false;
 }
 
-std::string mac_for(const std::string& owner) {
-  std::string h = netns::host_dev_name(owner, "");  // 8 hex digits of a hash
-  return fmt::format("52:54:00:{}:{}:{}", h.substr(2, 2), h.substr(4, 2), h.substr(6, 2));
-}
+std::string mac_for(const std::string& owner) { return netns::mac_for(owner); }
 
 Host probe_host() {
   Host h;

@@ -72,13 +72,18 @@ class NetEnv:
             found += json.loads(f.read_text())["leases"]
         return found
 
-    def nft_elements(self):
-        """Elements of brig's port maps and masquerade sets (ip and ip6)."""
+    def nft_elements(self, only=None):
+        """Elements of brig's port maps and masquerade sets (ip and ip6) and
+        of its anti-spoofing sets (bridge); `only`: that family's."""
         els = []
-        for fam in ("ip", "ip6"):
+        tables = {"ip": (("map", "ports"), ("set", "masq")), "ip6": (("map", "ports"), ("set", "masq")),
+                  "bridge": (("set", "ports"), ("set", "macs"), ("set", "v4"), ("set", "v6"), ("set", "na6"))}
+        for fam, sets in tables.items():
+            if only and fam != only:
+                continue
             if not NFT or self.sh(NFT, "list", "table", fam, "brig", check=False).returncode != 0:
                 continue
-            for kind, name in (("map", "ports"), ("set", "masq")):
+            for kind, name in sets:
                 j = json.loads(self.sh(NFT, "-j", "list", kind, fam, "brig", name).stdout)
                 for o in j["nftables"]:
                     els += o.get(kind, {}).get("elem", [])
@@ -233,6 +238,52 @@ def test_ipv6(nrt, net, make_bundle):
     assert any(l.split()[0] == "0" * 32 and l.split()[-1] == "eth0" for l in r.stdout.splitlines())
     for cid in (a, b):
         nrt.run("delete", cid, "-f", check=True)
+    net.assert_clean(nrt)
+
+
+@need_nft
+def test_spoofing_is_dropped_at_the_bridge_port(nrt, net, make_bundle):
+    """A container with CAP_NET_ADMIN and CAP_NET_RAW can give itself another
+    address or MAC; the bridge drops what it sends from them (nft `bridge
+    brig`: its port may send only its own MAC, ARP, IPv4 and IPv6 addresses),
+    while its own traffic flows."""
+    net.define("guard", bridge="brgd0", subnet="10.68.0.0/24", subnet6="fd00:68::/64")
+    a = start(nrt, net_bundle(make_bundle, network="guard"))
+    b = start(nrt, net_bundle(make_bundle, network="guard", args=["sleep", "60"],
+                              caps=["CAP_NET_ADMIN", "CAP_NET_RAW"]))
+    ipa, ipa6 = ip_of(nrt, a), ip_of(nrt, a, "ip6")
+    owner = str(Path(nrt.root).resolve() / b)
+    h = f"{fnv1a(owner):08x}"
+    mac = "52:54:" + ":".join(h[i:i + 2] for i in range(0, 8, 2))
+
+    def sh(script, check=None):
+        return nrt.run("exec", b, "sh", "-c", script, timeout=30, check=check)
+
+    assert sh("cat /sys/class/net/eth0/address").stdout.strip() == mac
+    els = json.dumps(net.nft_elements("bridge"))
+    assert mac in els and ip_of(nrt, b) in els and ip_of(nrt, b, "ip6") in els
+    # its own addresses: TCP over IPv4 and IPv6, ICMP
+    assert "hello" in sh(f"nc -w 3 {ipa} 80").stdout
+    assert "hello" in sh(f"nc -w 3 {ipa6} 80").stdout
+    assert "1 packets received" in sh(f"ping -c 1 -W 3 {ipa}").stdout
+    # an address of its own choosing: nothing gets through (TCP, ICMP, IPv6)
+    # (busybox ip has no nodad: the IPv6 address is usable once its DAD is done)
+    sh("ip addr add 10.68.0.200/24 dev eth0 && ip -6 addr add fd00:68::200/64 dev eth0 && sleep 3", check=True)
+    assert "tentative" not in sh("ip -6 addr show dev eth0").stdout
+    # (ping -I picks the source: busybox nc cannot)
+    assert "1 packets received" in sh(f"ping -c 1 -W 3 -I {ip_of(nrt, b)} {ipa}").stdout
+    assert "1 packets received" in sh(f"ping -c 1 -W 3 -I {ip_of(nrt, b, 'ip6')} {ipa6}").stdout
+    assert "0 packets received" in sh(f"ping -c 2 -W 2 -I 10.68.0.200 {ipa}").stdout
+    assert "0 packets received" in sh(f"ping -c 2 -W 2 -I fd00:68::200 {ipa6}").stdout
+    sh("ip addr del 10.68.0.200/24 dev eth0 && ip -6 addr del fd00:68::200/64 dev eth0", check=True)
+    # another MAC: nothing gets through either (its ARP is dropped first)
+    sh("ip link set eth0 address 52:54:de:ad:be:ef && ip neigh flush dev eth0", check=True)
+    assert "hello" not in sh(f"nc -w 3 {ipa} 80").stdout
+    # its own MAC back: it works again
+    sh(f"ip link set eth0 address {mac} && ip neigh flush dev eth0", check=True)
+    assert "hello" in sh(f"nc -w 3 {ipa} 80").stdout
+    for cid in (a, b):
+        nrt.run("delete", "-f", cid, check=True)
     net.assert_clean(nrt)
 
 

@@ -551,6 +551,16 @@ def test_network_reaches_a_namespace_container_on_the_same_bridge(runtime, make_
         if NFT:
             assert "hello" in nc(net, "10.87.0.1", 8080)
             assert ipv in json.dumps(net.nft_elements())
+            # the tap is guarded like a veth: the guest's own MAC and address
+            # only; an address the guest gives itself gets nowhere
+            mac = runtime.run("exec", v.id, "cat", "/sys/class/net/eth0/address", timeout=60, check=True).stdout.strip()
+            guard = json.dumps(net.nft_elements("bridge"))
+            assert tap in guard and mac in guard and ipv in guard, guard
+            r = runtime.run("exec", "--cap", "CAP_NET_ADMIN", "--cap", "CAP_NET_RAW", v.id, "sh", "-c",
+                            "ip addr add 10.87.0.250/16 dev eth0 && "
+                            f"/bin/busybox ping -c 2 -W 2 -I 10.87.0.250 {ipa}; ip addr del 10.87.0.250/16 dev eth0",
+                            timeout=60)
+            assert "0 packets received" in r.stdout, r
         runtime.run("delete", "-f", v.id, timeout=60, check=True)
         assert tap not in net.links()
         assert len(net.leases()) == 1

@@ -446,6 +446,41 @@ TEST_CASE("nftables scripts", "[netns][nft]") {
   CHECK(nft::element_count(R"({"nftables": [{"set": {"name": "masq"}}]})") == 0);
 }
 
+TEST_CASE("anti-spoofing guard: MACs and nftables scripts", "[netns][nft]") {
+  CHECK(mac_for("/run/brig/a") == mac_for("/run/brig/a"));
+  CHECK(mac_for("/run/brig/a") != mac_for("/run/brig/b"));
+  // 52:54: and the 8 hex digits of the device names' hash
+  CHECK(mac_for("/run/brig/a") == "52:54:" + host_dev_name("/run/brig/a", "").substr(0, 2) + ":" +
+                                      host_dev_name("/run/brig/a", "").substr(2, 2) + ":" +
+                                      host_dev_name("/run/brig/a", "").substr(4, 2) + ":" +
+                                      host_dev_name("/run/brig/a", "").substr(6, 2));
+  std::string t = nft::guard_table_script();
+  CHECK(t.find("add table bridge brig\n") == 0);
+  CHECK(t.find("type filter hook prerouting priority -200 ; policy accept ;") != std::string::npos);
+  // unguarded ports pass; a guarded one only with its own MAC and addresses
+  CHECK(t.find("guard iifname != @ports accept\n") != std::string::npos);
+  for (const char* rule : {"iifname . ether saddr != @macs drop", "iifname . arp saddr ether != @macs drop",
+                           "iifname . arp saddr ip != @v4 drop", "iifname . ip saddr != @v4 drop",
+                           "ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @v6 drop",
+                           "nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 iifname . @th,64,128 != @na6 drop"})
+    CHECK(t.find(rule) != std::string::npos);
+  nft::Guard g{"vb00000001", "52:54:00:00:00:01", Ip::parse("10.87.0.2"), Ip::parse("fd00::2")};
+  std::string add = nft::guard_add_script(g);
+  CHECK(add ==
+        "add element bridge brig ports { \"vb00000001\" }\n"
+        "add element bridge brig macs { \"vb00000001\" . 52:54:00:00:00:01 }\n"
+        "add element bridge brig v4 { \"vb00000001\" . 10.87.0.2 }\n"
+        "add element bridge brig v6 { \"vb00000001\" . fd00::2 }\n"
+        "add element bridge brig na6 { \"vb00000001\" . 0xfd000000000000000000000000000002 }\n");
+  // removal adds first: idempotent in one transaction
+  std::string del = nft::guard_remove_script(g);
+  CHECK(del.find(add) == 0);
+  CHECK(del.find("delete element bridge brig na6 { \"vb00000001\" . 0xfd000000000000000000000000000002 }\n") !=
+        std::string::npos);
+  g.v6.reset();
+  CHECK(nft::guard_add_script(g).find("v6") == std::string::npos);
+}
+
 // The kernel-facing part, in a throwaway network namespace of this process
 // (entered with unshare, left with setns): nothing touches the host's.
 namespace {
