@@ -103,6 +103,22 @@ Result<void> set_user(const spec::User& u, bool userns) {
   return {};
 }
 
+// Pipes and sockets on stdio (what engines and shells hand a container) are
+// created by root outside: a process running as another user could not reopen
+// them (/dev/stdout, /proc/self/fd/1), as runc lets it. They are given to its
+// uid. Nothing else is: not the host's /dev/null (crun 1.8.1 chowned it), a
+// terminal or a file of the caller's. Failing is fine (an unmapped owner in a
+// user namespace): the process keeps the fds it has.
+void give_stdio_to(uint32_t uid) {
+  if (uid == 0) return;
+  for (int fd = 0; fd < 3; fd++) {
+    struct stat st;
+    if (::fstat(fd, &st) < 0 || st.st_uid == uid) continue;
+    if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) continue;
+    (void)::fchown(fd, uid, static_cast<gid_t>(-1));
+  }
+}
+
 }  // namespace
 
 Result<std::string> find_executable(const std::string& name, const std::vector<std::string>& env) {
@@ -139,6 +155,7 @@ Result<std::string> prepare_process(const spec::Process& proc, bool userns, cons
 
   // Without a capabilities section the process keeps none, as with runc.
   TRY(CapSets caps, resolve_caps(proc.capabilities.value_or(spec::Capabilities{}), kernel_last_cap()));
+  if (!proc.terminal) give_stdio_to(proc.user.uid);  // a terminal's slave is chowned with the pty
   TRY_VOID(caps_before_user(caps));
   TRY_VOID(set_user(proc.user, userns));
   TRY_VOID(caps_after_user(caps));

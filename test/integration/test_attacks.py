@@ -2,6 +2,7 @@
 container and checks the host is untouched."""
 
 import os
+import subprocess
 import shutil
 import stat
 import time
@@ -108,6 +109,34 @@ def test_exec_user_never_chowns_the_hosts_dev_null(runtime, bundle):
     after = os.stat("/dev/null")
     assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == \
         (before.st_uid, before.st_gid, stat.S_IMODE(before.st_mode))
+
+
+def test_stdio_pipes_are_given_to_the_process_user_and_nothing_else(runtime, bundle, tmp_path):
+    """As with runc, a process running as another user can reopen the pipes
+    it was given (/dev/stdout, /proc/self/fd/N: nginx-style logging), for
+    init and for exec -u; the host's /dev/null and a caller's file on stdio
+    keep their owner (crun 1.8.1 chowned /dev/null; runc chowns files too)."""
+    script = "echo via-$0 > /proc/self/fd/1 && echo err-$0 > /dev/stderr"
+    bundle.config(args=["sh", "-c", script, "init"], user={"uid": 1000, "gid": 1000})
+    p = subprocess.run(runtime.cmd("run", "--bundle", bundle, bundle.id), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30, env=runtime.env())
+    runtime.track(bundle.id)
+    assert p.returncode == 0 and p.stdout == "via-init\n" and p.stderr == "err-init\n", p
+    runtime.run("delete", "-f", bundle.id)
+    bundle.config(args=["sleep", "100"], user={"uid": 0, "gid": 0})
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    null, log = os.stat("/dev/null"), tmp_path / "log"
+    log.write_text("")
+    with open(log, "w") as f:
+        p = subprocess.run(runtime.cmd("exec", "-u", "1000:1000", bundle.id, "sh", "-c", script, "exec"),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=f, text=True, timeout=30,
+                           env=runtime.env())
+    # stdout (a pipe) was reopened; stderr (a host file) was not the process's
+    assert p.returncode != 0 and p.stdout == "via-exec\n", p
+    assert "Permission denied" in log.read_text()
+    assert os.stat(log).st_uid == 0
+    after = os.stat("/dev/null")
+    assert (after.st_uid, after.st_gid, after.st_mode) == (null.st_uid, null.st_gid, null.st_mode)
 
 
 def test_exec_tty_user_chowns_only_the_containers_pty(runtime, bundle, tmp_path):
