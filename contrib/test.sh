@@ -18,6 +18,8 @@ cd "$(dirname "$0")/.."
 bash contrib/deps.sh --test
 jobs=$(nproc)
 t0=$SECONDS
+# The 1000 create/start/delete cycles (test_churn.py; about 2 min)
+export BRIG_CHURN_CYCLES=${BRIG_CHURN_CYCLES:-1000}
 flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
        -DBRIG_WERROR=ON -DBRIG_FAULT_INJECTION=ON)
 

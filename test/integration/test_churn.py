@@ -5,8 +5,8 @@ zombies, state dirs -- and require the counts to match; every command exits
 with a defined status (0, or 1 with one error line; a foreground exec whose
 process is killed, 128+9) and none hangs (timeouts).
 
-BRIG_CHURN_CYCLES sets the number of sequential cycles (default 100 in CI;
-the 1000 of the issue: BRIG_CHURN_CYCLES=1000, about 4-6 min on 2 cores).
+BRIG_CHURN_CYCLES sets the number of sequential cycles (default 100; CI,
+contrib/test.sh, runs the 1000 of the issue, about 2 min on 2 cores).
 The figures are printed (pytest -s, or the ctest log with -rP).
 """
 
