@@ -314,8 +314,9 @@ Result<void> teardown(const std::string& owner) {
     BRIG_FAULT("network.teardown-after-veth");
   }
   // Keyed by the port's name, which is this container's alone (a missing
-  // table, or no nft at all, means no guard was ever made).
-  note(nft::unguard(guard_of(a->host_dev, a->owner, a->ip, a->ip6)));
+  // table, or no nft at all, means no guard was ever made). The port is gone
+  // by now: elements left behind guard nothing, so a failure only warns.
+  if (auto r = nft::unguard(guard_of(a->host_dev, a->owner, a->ip, a->ip6)); !r) log::warn(r.error().msg);
   Network n;
   n.name = a->network;
   LeaseStore store(n);

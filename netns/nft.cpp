@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
@@ -212,6 +213,22 @@ std::string raw128(const Ip& ip) {
   return s;
 }
 
+// The IPv6 link-local address the kernel gives an interface with `mac`
+// (EUI-64, its default addr_gen_mode): fe80:: + the MAC with ff:fe in the
+// middle and the universal/local bit flipped.
+std::optional<Ip> link_local(const std::string& mac) {
+  unsigned m[6];
+  if (std::sscanf(mac.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+    return std::nullopt;
+  Ip ip;
+  ip.family = AF_INET6;
+  ip.b[0] = 0xfe;
+  ip.b[1] = 0x80;
+  const unsigned id[8] = {m[0] ^ 0x02u, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]};
+  for (size_t i = 0; i < 8; i++) ip.b[8 + i] = static_cast<uint8_t>(id[i]);
+  return ip;
+}
+
 // The elements of a guard, one `VERB element ...` line each.
 std::string guard_elements(const Guard& g, const char* verb) {
   const std::string t = fmt::format("element bridge {}", kTable);
@@ -219,9 +236,13 @@ std::string guard_elements(const Guard& g, const char* verb) {
   s += fmt::format("{} {} ports {{ \"{}\" }}\n", verb, t, g.dev);
   s += fmt::format("{} {} macs {{ \"{}\" . {} }}\n", verb, t, g.dev, g.mac);
   if (g.v4) s += fmt::format("{} {} v4 {{ \"{}\" . {} }}\n", verb, t, g.dev, g.v4->str());
-  if (g.v6) {
-    s += fmt::format("{} {} v6 {{ \"{}\" . {} }}\n", verb, t, g.dev, g.v6->str());
-    s += fmt::format("{} {} na6 {{ \"{}\" . {} }}\n", verb, t, g.dev, raw128(*g.v6));
+  // Its own IPv6 addresses: the lease's and its link-local one.
+  std::vector<Ip> v6;
+  if (auto ll = link_local(g.mac)) v6.push_back(*ll);
+  if (g.v6) v6.push_back(*g.v6);
+  for (const Ip& a : v6) {
+    s += fmt::format("{} {} v6 {{ \"{}\" . {} }}\n", verb, t, g.dev, a.str());
+    s += fmt::format("{} {} na6 {{ \"{}\" . {} }}\n", verb, t, g.dev, raw128(a));
   }
   return s;
 }
@@ -233,6 +254,9 @@ bool missing_table(const Error& e) { return e.msg.find("No such file or director
 std::string guard_table_script() {
   const std::string t = fmt::format("bridge {}", kTable);
   std::string s;
+  // Every line may run again: `add` of what exists is a no-op, and the chain
+  // is flushed and refilled in the same transaction (never a moment without
+  // its rules, never a rule twice).
   s += fmt::format("add table {}\n", t);
   s += fmt::format("add set {} ports {{ type ifname ; }}\n", t);
   s += fmt::format("add set {} macs {{ type ifname . ether_addr ; }}\n", t);
@@ -242,14 +266,20 @@ std::string guard_table_script() {
   // advertisement: it is the 128 bits after the ICMPv6 header's first 8 bytes.
   s += fmt::format("add set {} na6 {{ typeof iifname . @th,64,128 ; }}\n", t);
   s += fmt::format("add chain {} guard {{ type filter hook prerouting priority -200 ; policy accept ; }}\n", t);
+  s += fmt::format("flush chain {} guard\n", t);
   const std::string r = fmt::format("add rule {} guard ", t);
   s += r + "iifname != @ports accept\n";
   s += r + "iifname . ether saddr != @macs drop\n";
+  // Only ARP, IPv4 and IPv6, untagged (a VLAN tag would hide the rest).
+  s += r + "ether type != { arp, ip, ip6 } drop\n";
   s += r + "ether type arp iifname . arp saddr ether != @macs drop\n";
   s += r + "ether type arp iifname . arp saddr ip != @v4 drop\n";
   s += r + "ether type ip iifname . ip saddr != @v4 drop\n";
-  s += r + "ether type ip6 ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @v6 drop\n";
-  s += r + "icmpv6 type nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 iifname . @th,64,128 != @na6 drop\n";
+  // :: is what duplicate address detection sends from.
+  s += r + "ether type ip6 ip6 saddr != :: iifname . ip6 saddr != @v6 drop\n";
+  // A container is no router: no router advertisements, redirects or renumbering.
+  s += r + "icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop\n";
+  s += r + "icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @na6 drop\n";
   return s;
 }
 
@@ -258,15 +288,17 @@ std::string guard_add_script(const Guard& g) { return guard_elements(g, "add"); 
 std::string guard_remove_script(const Guard& g) { return guard_elements(g, "add") + guard_elements(g, "delete"); }
 
 Result<void> guard(const Guard& g) {
-  std::string what = fmt::format("guard {} against spoofing", g.dev);
-  auto r = run({"-f", "-"}, guard_add_script(g), what);
-  if (!r && missing_table(r.error())) r = run({"-f", "-"}, guard_table_script() + guard_add_script(g), what);
-  if (!r) return fail(std::move(r.error()));
+  // The table and its rules go with every guard, in the same transaction:
+  // a chain or set someone removed comes back, at the cost of no extra call.
+  TRY(auto o, run({"-f", "-"}, guard_table_script() + guard_add_script(g),
+                  fmt::format("guard {} against spoofing", g.dev)));
   return {};
 }
 
 Result<void> unguard(const Guard& g) {
   auto r = run({"-f", "-"}, guard_remove_script(g), fmt::format("remove the spoofing guard of {}", g.dev));
+  // No table (never made, or removed with everything in it), or no nft at
+  // all (then no guard was ever made): nothing to remove.
   if (!r && !missing_table(r.error())) return fail(std::move(r.error()));
   return {};
 }

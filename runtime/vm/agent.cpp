@@ -215,7 +215,8 @@ struct Sink {
       pending.erase(0, static_cast<size_t>(n));
     }
     ack(done);
-    if (eof && own && fd >= 0) {
+    // EOF once the process has taken everything before it.
+    if (eof && own && fd >= 0 && pending.empty()) {
       ::close(fd);
       fd = -1;
     }
@@ -258,9 +259,10 @@ struct Exec {
   int out = -1, err = -1;
   int lsn = -1, pty = -1;  // with a terminal: the console socket, then the pty master
   std::string size;        // its last size, for a pty not there yet
+  bool detach = false;  // its process is on its own; only its brig's output is ours
   bool exited = false;
   int status = 0;
-  int64_t quiet_since = 0;  // once it exited: when its output last moved
+  int64_t quiet_since = 0, exited_at = 0;  // once it exited: when its output last moved
 };
 
 std::string exec_file(uint32_t n) { return fmt::format("/run/bundle/exec-{}.json", n); }
@@ -278,6 +280,7 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
   bool detach = j.value("detach", false);
   Exec e;
   e.n = n;
+  e.detach = detach;
   std::vector<std::string> args;
   if (j.contains("brig")) {
     // A brig command on the guest container (`ps`): its arguments as given.
@@ -416,7 +419,8 @@ void agent_main() {
   auto j = nlohmann::json::parse(hello.data, nullptr, false);
   if (j.is_discarded() || !j.contains("id") || !j.contains("config")) fatal("malformed config frame");
   std::string id = j["id"].get<std::string>();
-  if (int host = j.value("protocol", 1); host != protocol())
+  int host = j.contains("protocol") && j["protocol"].is_number_integer() ? j["protocol"].get<int>() : 1;
+  if (host != protocol())
     fatal(fmt::format("the host's brig speaks protocol {}, this guest agent {}: rebuild the initramfs with "
                       "the host's brig (contrib/vm/build-agent-initramfs.sh)",
                       host, protocol()));
@@ -506,10 +510,12 @@ void agent_main() {
     return true;
   };
   // Once a process exited, what it left in its pipes goes out before its
-  // status, for as long as the host takes it (see `killed` below); a pipe
-  // some other process still holds open is given up after 3 s without output.
-  auto settled = [](bool drained, const Credit& c, int64_t since) {
-    return drained || (c.open() && now_ms() - since > 3000);
+  // status, for as long as the host takes it (see `killed` below). A pipe
+  // some other process still holds open (a child it left running) is given
+  // up after 3 s without output, or 10 s after the exit while the host takes
+  // all it gets (a chatty child never goes quiet).
+  auto settled = [](bool drained, const Credit& c, int64_t quiet, int64_t exited_at) {
+    return drained || (c.open() && (now_ms() - quiet > 3000 || now_ms() - exited_at > 10000));
   };
   for (;;) {
     auto want = [](int fd, const Credit& c) { return c.open() ? fd : -1; };
@@ -586,11 +592,11 @@ void agent_main() {
           if (e.pid == w && !e.exited) {
             e.exited = true;
             e.status = st;
-            e.quiet_since = now_ms();
+            e.quiet_since = e.exited_at = now_ms();
           }
       }
     }
-    bool hurry = false;  // a signal for a process that already exited
+    bool hurry = false;  // a kill for a process that already exited
     if (p[0].revents & ~POLLOUT) {
       ssize_t r = ::read(ctl, buf, sizeof buf);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) r = -2;
@@ -622,9 +628,10 @@ void agent_main() {
           ::close(devnull);
         } else if (msg.type == Frame::signal) {
           // Killed after it ended: what it left unread is not waited for.
-          if (!exited) ::kill(cpid, std::atoi(msg.data.c_str()));
-          else hurry = true;
-          killed = true;
+          int sig = std::atoi(msg.data.c_str());
+          if (!exited) ::kill(cpid, sig);
+          else if (stops_process(sig)) hurry = true;
+          if (stops_process(sig)) killed = true;
         } else if (msg.type == Frame::resize) {
           Exec* e = num ? exec_of(num) : nullptr;
           if (e) e->size = rest;
@@ -656,7 +663,11 @@ void agent_main() {
     for (auto& e : execs) {
       // Its master may still wait in the console socket's queue.
       if (e.exited && e.lsn >= 0 && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
-      if (e.exited && settled(e.out < 0 && e.err < 0 && e.pty < 0, e.credit, e.quiet_since)) {
+      // Detached, the process keeps its guest brig's stderr: once that brig
+      // is gone (its error line, if any, read), what follows is not ours.
+      bool drained = e.out < 0 && e.err < 0 && e.pty < 0;
+      if (e.exited && (e.detach ? drained || now_ms() - e.exited_at > 1000
+                                : settled(drained, e.credit, e.quiet_since, e.exited_at))) {
         send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
         if (e.in.own && e.in.fd >= 0) ::close(e.in.fd);
         for (int fd : {e.out, e.err, e.lsn, e.pty})
@@ -669,7 +680,7 @@ void agent_main() {
     // Stopped by a kill, a process whose output nobody reads would wait
     // for ever: 1 s for the host to take it, then what is left goes.
     if (exited && (hurry || (killed && now_ms() - exited_at > 1000) ||
-                   settled(!out_open && !err_open && tty < 0, credit, quiet_since))) {
+                   settled(!out_open && !err_open && tty < 0, credit, quiet_since, exited_at))) {
       send(Frame::exit, std::to_string(status));
       power_off();
     }

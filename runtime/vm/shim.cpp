@@ -269,8 +269,11 @@ struct Shim {
 
     Decoder dec;
     bool created = false, started = false, in_open = false, ctl_open = true;
-    // With a terminal the container's stdio is the host pty, not ours.
+    // With a terminal the container's stdio is the host pty, not ours: its
+    // slave is ours alone, so it never blocks us (our own stdio may be shared
+    // with the caller: write_out takes care there).
     int tin = tty >= 0 ? tty : 0;
+    if (tty >= 0) ::fcntl(tty, F_SETFL, ::fcntl(tty, F_GETFL) | O_NONBLOCK);
     std::vector<Out> outs = {{tty >= 0 ? tty : 1, {}}, {tty >= 0 ? tty : 2, {}}};
     if (tty >= 0) outs.pop_back();  // one queue keeps the terminal's order
     char buf[65536];
@@ -301,7 +304,17 @@ struct Shim {
       if (p[0].revents & ~POLLOUT) {
         ssize_t r = ::read(ctl, buf, sizeof buf);
         if (r < 0 && (errno == EAGAIN || errno == EINTR)) r = -2;
-        if ((r == 0 || r == -1) && !exit_status) die("vm: the control channel closed");
+        if ((r == 0 || r == -1) && !exit_status) {
+          // QEMU is gone (or going) with the container in it: what it sent
+          // before has been read, and there was no exit among it.
+          if (qemu > 0) {
+            ::kill(qemu, SIGKILL);
+            ::waitpid(qemu, nullptr, 0);
+            qemu = 0;
+          }
+          if (!created) die(fmt::format("vm: QEMU exited: {}", tail_of(dir + "/qemu.log")));
+          finish(W_EXITCODE(0, SIGKILL));
+        }
         if (r == 0 || r == -1) ctl_open = false;  // the guest powered off after its exit
         if (r > 0) dec.feed(buf, static_cast<size_t>(r));
         for (;;) {
@@ -312,7 +325,9 @@ struct Shim {
           switch (msg.type) {
             case Frame::created: {
               auto c = nlohmann::json::parse(msg.data, nullptr, false);
-              int guest = c.is_object() ? c.value("protocol", 0) : 1;
+              int guest = !c.is_object() ? 1
+                          : c.contains("protocol") && c["protocol"].is_number_integer() ? c["protocol"].get<int>()
+                                                                                        : 0;
               if (guest != protocol())
                 die(fmt::format("vm: the guest agent in {} speaks protocol {}, this brig {}: rebuild it with this "
                                 "brig (contrib/vm/build-agent-initramfs.sh)",
@@ -325,10 +340,12 @@ struct Shim {
             case Frame::error:
               die("vm: " + msg.data, false);
             case Frame::out:
-              outs.front().q += msg.data;
-              break;
             case Frame::err:
-              outs.back().q += msg.data;
+              // A guest that ignores its window is broken or hostile: it
+              // does not get to fill our memory.
+              out_unacked += msg.data.size();
+              if (out_unacked > kWindow + kMaxFrame) die("vm: the guest sent output beyond its window", false);
+              (msg.type == Frame::out ? outs.front() : outs.back()).q += msg.data;
               break;
             case Frame::exit:
               exit_status = std::atoi(msg.data.c_str());
@@ -379,16 +396,16 @@ struct Shim {
             if (qemu > 0 && ::waitpid(qemu, &st, WNOHANG) == qemu) {
               qemu = 0;
               if (!created) die(fmt::format("vm: QEMU exited: {}", tail_of(dir + "/qemu.log")));
-              // The VM is gone with the container in it (after its exit:
-              // the guest powered off, as it does).
-              if (!exit_status) finish(W_EXITCODE(0, SIGKILL));
+              // The guest powered off (after its exit frame, as it does) or
+              // the VM died: the control channel's end tells which, once
+              // all QEMU passed on before it has been read.
             }
             if (vfsd > 0 && ::waitpid(vfsd, &st, WNOHANG) == vfsd) vfsd = 0;
           } else if (sig != SIGPIPE && sig != SIGWINCH) {
             // A kill once the process ended: its unread output is dropped.
-            if (exit_status) finish(*exit_status);
-            killed = true;
-            to_guest(encode(Frame::signal, std::to_string(sig)));
+            if (exit_status && stops_process(sig)) finish(*exit_status);
+            if (stops_process(sig)) killed = true;
+            if (!exit_status) to_guest(encode(Frame::signal, std::to_string(sig)));
           }
         }
       }
@@ -442,7 +459,8 @@ struct Shim {
   };
   std::optional<int> exit_status;  // the guest reported the process's end
   int64_t exit_at = 0;
-  bool killed = false;  // a signal was passed on to the container
+  bool killed = false;  // a signal that stops it was passed on to the container
+  size_t out_unacked = 0;  // container output the guest sent, not yet acknowledged
   size_t in_flight = 0;  // of our stdin, sent and not yet acknowledged
   std::string ctlq;      // frames for the guest, not yet taken
 
@@ -487,6 +505,7 @@ struct Shim {
       done += static_cast<size_t>(n);
       o.q.erase(0, static_cast<size_t>(n));
     }
+    out_unacked = done >= out_unacked ? 0 : out_unacked - done;
     ack(0, done);
   }
 

@@ -61,6 +61,12 @@ constexpr size_t kWindow = 1u << 20;
 // another (the initramfs holds a brig of its own, built at install time).
 // 1: before Frame::ack (its created frame was the bare pid).
 constexpr int kProtocol = 2;
+// Signals `kill` sends to stop a process (they end one by default): after
+// one, its exit is not held back for a reader that does not read (1 s; at
+// once when it had already ended). Others (SIGUSR1, SIGCONT...) change nothing.
+inline bool stops_process(int sig) {
+  return sig == 1 || sig == 2 || sig == 3 || sig == 9 || sig == 15;  // HUP INT QUIT KILL TERM
+}
 // The protocol a side speaks: kProtocol, or in test builds the value of
 // BRIG_VM_PROTOCOL (to test the refusal).
 int protocol();

@@ -260,6 +260,17 @@ def test_spoofing_is_dropped_at_the_bridge_port(nrt, net, make_bundle):
         return nrt.run("exec", b, "sh", "-c", script, timeout=30, check=check)
 
     assert sh("cat /sys/class/net/eth0/address").stdout.strip() == mac
+
+    def link_local(m):  # EUI-64, the kernel's default: what the guard allows
+        b = [int(x, 16) for x in m.split(":")]
+        b = [b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]]
+        return "fe80::" + ":".join(f"{b[i] << 8 | b[i + 1]:x}" for i in range(0, 8, 2))
+    assert f"{link_local(mac)}/64" in sh("ip -6 addr show dev eth0").stdout
+    owner_a = str(Path(nrt.root).resolve() / a)
+    ha = f"{fnv1a(owner_a):08x}"
+    lla = link_local("52:54:" + ":".join(ha[i:i + 2] for i in range(0, 8, 2)))
+    # neighbour discovery and traffic between link-local addresses work
+    assert "1 packets received" in sh(f"ping -c 1 -W 3 -I eth0 {lla}").stdout
     els = json.dumps(net.nft_elements("bridge"))
     assert mac in els and ip_of(nrt, b) in els and ip_of(nrt, b, "ip6") in els
     # its own addresses: TCP over IPv4 and IPv6, ICMP

@@ -663,6 +663,14 @@ def test_stdio_both_ways_at_once_never_deadlocks(runtime, make_bundle, vm_env):
                          stderr=subprocess.DEVNULL, env=runtime.env(vm_env), start_new_session=True)
     got, rc = pump(p, data, BOOT_TIMEOUT)
     assert rc == 0 and got == data, (rc, len(got))
+    # EOF comes while a window's worth still waits for a process that is not
+    # reading yet: it reaches the process after all of it
+    b3 = vm_bundle(make_bundle, ["sh", "-c", "sleep 3; wc -c"])
+    runtime.track(b3.id)
+    p = subprocess.Popen(runtime.cmd("run", "--bundle", b3, b3.id), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=runtime.env(vm_env), start_new_session=True)
+    got, rc = pump(p, data, BOOT_TIMEOUT)
+    assert rc == 0 and got.split() == [str(len(data)).encode()], (rc, got)
     # the same through `brig exec`, in a running container
     b2 = vm_bundle(make_bundle, ["sleep", "1000"])
     runtime.run("run", "-d", "--bundle", b2, b2.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)

@@ -457,19 +457,26 @@ TEST_CASE("anti-spoofing guard: MACs and nftables scripts", "[netns][nft]") {
   std::string t = nft::guard_table_script();
   CHECK(t.find("add table bridge brig\n") == 0);
   CHECK(t.find("type filter hook prerouting priority -200 ; policy accept ;") != std::string::npos);
+  // the rules are rewritten on every run, in the same transaction: never twice
+  CHECK(t.find("flush chain bridge brig guard\n") < t.find("add rule"));
   // unguarded ports pass; a guarded one only with its own MAC and addresses
   CHECK(t.find("guard iifname != @ports accept\n") != std::string::npos);
-  for (const char* rule : {"iifname . ether saddr != @macs drop", "iifname . arp saddr ether != @macs drop",
-                           "iifname . arp saddr ip != @v4 drop", "iifname . ip saddr != @v4 drop",
-                           "ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @v6 drop",
-                           "nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 iifname . @th,64,128 != @na6 drop"})
+  for (const char* rule : {"iifname . ether saddr != @macs drop", "ether type != { arp, ip, ip6 } drop",
+                           "iifname . arp saddr ether != @macs drop", "iifname . arp saddr ip != @v4 drop",
+                           "iifname . ip saddr != @v4 drop", "ip6 saddr != :: iifname . ip6 saddr != @v6 drop",
+                           "icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop",
+                           "icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @na6 drop"})
     CHECK(t.find(rule) != std::string::npos);
+  CHECK(t.find("fe80::/10") == std::string::npos);  // no link-local address but its own
   nft::Guard g{"vb00000001", "52:54:00:00:00:01", Ip::parse("10.87.0.2"), Ip::parse("fd00::2")};
   std::string add = nft::guard_add_script(g);
+  // the link-local address of 52:54:00:00:00:01 (EUI-64): fe80::5054:ff:fe00:1
   CHECK(add ==
         "add element bridge brig ports { \"vb00000001\" }\n"
         "add element bridge brig macs { \"vb00000001\" . 52:54:00:00:00:01 }\n"
         "add element bridge brig v4 { \"vb00000001\" . 10.87.0.2 }\n"
+        "add element bridge brig v6 { \"vb00000001\" . fe80::5054:ff:fe00:1 }\n"
+        "add element bridge brig na6 { \"vb00000001\" . 0xfe80000000000000505400fffe000001 }\n"
         "add element bridge brig v6 { \"vb00000001\" . fd00::2 }\n"
         "add element bridge brig na6 { \"vb00000001\" . 0xfd000000000000000000000000000002 }\n");
   // removal adds first: idempotent in one transaction
@@ -478,7 +485,8 @@ TEST_CASE("anti-spoofing guard: MACs and nftables scripts", "[netns][nft]") {
   CHECK(del.find("delete element bridge brig na6 { \"vb00000001\" . 0xfd000000000000000000000000000002 }\n") !=
         std::string::npos);
   g.v6.reset();
-  CHECK(nft::guard_add_script(g).find("v6") == std::string::npos);
+  CHECK(nft::guard_add_script(g).find("fd00::2") == std::string::npos);
+  CHECK(nft::guard_add_script(g).find("fe80::5054:ff:fe00:1") != std::string::npos);
 }
 
 // The kernel-facing part, in a throwaway network namespace of this process
