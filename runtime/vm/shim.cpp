@@ -475,7 +475,7 @@ struct Shim {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) return;
       if (n <= 0) {
-        ctlq.clear();  // QEMU is gone: its SIGCHLD tells
+        ctlq.clear();  // QEMU is gone: the channel's end (read side) tells
         return;
       }
       ctlq.erase(0, static_cast<size_t>(n));
