@@ -55,10 +55,17 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
   TRY(Record rec, store.load(lock, id));
   std::string st = status_of(store, rec);
   if (st == "stopped" || st == "creating") return fail_msg("container not running");
-  // A microVM's host cgroup holds QEMU and virtiofsd, not the container.
-  if (auto cfg = spec::parse_config(rec.config); cfg && vm::wanted(*cfg))
-    return fail_msg("update: not supported in a microVM container yet");
   TRY(spec::Resources upd, parse_resources(resources));
+  // A microVM's host cgroup holds QEMU and virtiofsd, not the container: the
+  // guest's brig updates the container's cgroup inside (the VM keeps the
+  // size it booted with).
+  bool in_vm = vm::wanted(rec.config);
+  if (in_vm && !rdt.empty()) return fail_msg("update: Intel RDT is not supported by the microVM backend");
+  if (in_vm) {
+    std::string err;
+    TRY(int code, vm::brig_in_guest(store.dir(id), {"update", "--resources", "-", id}, resources.dump(), &err));
+    if (code != 0) return fail_msg("update: in the guest: {}", vm::error_text(err));
+  }
   if (!rdt.empty()) {
     if (rec.rdt_tasks.empty()) return fail_msg("update: the container has no Intel RDT group (linux.intelRdt)");
     std::vector<std::string> lines;
@@ -68,9 +75,11 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
     auto& lin = rec.config["linux"];
     lin["intelRdt"].merge_patch(rdt);
   }
-  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
-  // Only the fields given are written (0 = unchanged, as runc's update).
-  TRY_VOID(cg->apply(upd));
+  if (!in_vm) {
+    TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+    // Only the fields given are written (0 = unchanged, as runc's update).
+    TRY_VOID(cg->apply(upd));
+  }
   // The state keeps the merged resources, for later updates and `state`.
   if (!rec.config.is_object()) rec.config = nlohmann::json::object();
   auto& lin = rec.config["linux"];
@@ -105,6 +114,24 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
   TRY(Record rec, store.load_unlocked(id));
   auto not_running = [&] { return fail_msg("container with id {} is not running", id); };
   if (status_of(store, rec) == "stopped") return not_running();
+  // A microVM: the container's cgroup (its stats, its OOM kills) is the
+  // guest's; the guest's brig reports, its lines ours.
+  if (vm::wanted(rec.config)) {
+    std::vector<std::string> args = {"events"};
+    if (stats_only) args.push_back("--stats");
+    else args.push_back(fmt::format("--interval={}ms", interval_ms));
+    args.push_back(id);
+    std::string err;
+    auto code = vm::brig_in_guest(store.dir(id), args, {}, &err);
+    // The VM powering off ends a stream of events as the container's end does.
+    if (!code && !stats_only) {
+      auto r = store.load_unlocked(id);
+      if (!r || status_of(store, *r) == "stopped") return {};
+    }
+    TRY(int c, std::move(code));
+    if (c != 0) return fail_msg("events: in the guest: {}", vm::error_text(err));
+    return {};
+  }
   TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
   auto stats_line = [&] {
     nlohmann::ordered_json e;

@@ -158,20 +158,6 @@ int run_brig(std::vector<std::string> args, int in, int out, int err) {
   return st;
 }
 
-// The msg of brig's logfmt error line (`time=.. level=error msg="..."`).
-std::string error_text(std::string line) {
-  while (!line.empty() && line.back() == '\n') line.pop_back();
-  if (line.find('\n') != std::string::npos) line = line.substr(line.rfind('\n') + 1);
-  size_t at = line.find("msg=\"");
-  if (at == std::string::npos || line.size() < at + 6 || line.back() != '"') return line;
-  std::string out;
-  for (size_t i = at + 5; i + 1 < line.size(); i++) {
-    if (line[i] == '\\' && i + 2 < line.size()) i++;
-    out.push_back(line[i]);
-  }
-  return out;
-}
-
 std::string drain(int fd) {
   std::string s;
   char b[4096];

@@ -113,7 +113,8 @@ namespace {
 // `size_src` followed (looked at every 200 ms with `poll_size`). Returns the
 // exit code to leave with.
 Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, bool interactive, int tin, int tout,
-                     int size_src, std::string size, bool poll_size) {
+                     int size_src, std::string size, bool poll_size, std::string_view input = {},
+                     std::string* err = nullptr) {
   TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
   TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, rq.dump()))), "vm: ask the shim");
   auto check_size = [&]() -> Result<void> {
@@ -139,7 +140,12 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
   // Our stdin goes at most kWindow ahead of what the process has taken:
   // the rest waits in our own stdin, not in the guest's memory.
   size_t in_flight = 0;
-  if (!interactive) TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));
+  if (!interactive) {
+    // Not interactive: `input` is all its stdin (a few KiB at most: within the window).
+    for (size_t at = 0; at < input.size(); at += 65536)
+      TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, input.substr(at, 65536)))));
+    TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));
+  }
   Decoder dec;
   char buf[65536];
   for (;;) {
@@ -177,6 +183,7 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
       if (!m) break;
       auto rest = untag(m->data).second;
       if (m->type == Frame::exec_out) (void)sys::write_all(tout, rest);
+      else if (m->type == Frame::exec_err && err) err->append(rest);
       else if (m->type == Frame::exec_err) (void)sys::write_all(STDERR_FILENO, rest);
       else if (m->type == Frame::exec_exit) return exit_code(std::atoi(std::string(rest).c_str()));
       else if (m->type == Frame::ack) {
@@ -228,8 +235,10 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
                   static_cast<bool>(slave));
 }
 
-Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args) {
-  return converse(state_dir, {{"brig", args}, {"detach", false}}, false, -1, STDOUT_FILENO, -1, "", false);
+Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args,
+                          std::string_view input, std::string* err) {
+  return converse(state_dir, {{"brig", args}, {"detach", false}}, false, -1, STDOUT_FILENO, -1, "", false, input,
+                  err);
 }
 
 }  // namespace brig::runtime::vm

@@ -192,6 +192,19 @@ nlohmann::json guest_config(const nlohmann::json& raw, bool networked) {
   return c;
 }
 
+std::string error_text(std::string line) {
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  if (line.find('\n') != std::string::npos) line = line.substr(line.rfind('\n') + 1);
+  size_t at = line.find("msg=\"");
+  if (at == std::string::npos || line.size() < at + 6 || line.back() != '"') return line;
+  std::string out;
+  for (size_t i = at + 5; i + 1 < line.size(); i++) {
+    if (line[i] == '\\' && i + 2 < line.size()) i++;
+    out.push_back(line[i]);
+  }
+  return out;
+}
+
 int protocol() {
 #ifdef BRIG_FAULT_INJECTION
   if (const char* v = std::getenv("BRIG_VM_PROTOCOL"); v && std::atoi(v) > 0) return std::atoi(v);

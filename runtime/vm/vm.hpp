@@ -171,8 +171,13 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
                           const std::string& console_socket);
 
 // The guest's own brig run with `args` (the container id among them, e.g.
-// {"ps", "--format", "json", ID}) on the guest container; its output ours.
-Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args);
+// {"ps", "--format", "json", ID}) on the guest container, `input` its stdin;
+// its stdout ours, its stderr ours or, with `err`, collected there.
+Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args,
+                          std::string_view input = {}, std::string* err = nullptr);
+// The message of a brig error line (`time=.. level=error msg="..."`), or the
+// last line as it is.
+std::string error_text(std::string line);
 
 // `brig vm-agent`: PID 1 in the guest. Never returns.
 [[noreturn]] void agent_main();

@@ -393,6 +393,46 @@ def test_memory_limit_sizes_the_guest_and_applies_inside(runtime, make_bundle, v
     assert 100 << 10 < total_kib <= (64 + 96) << 10, res  # limit + overhead, not 256 MiB
 
 
+def test_update_and_events_act_inside_the_guest(runtime, make_bundle, vm_env):
+    """The container's cgroup is the guest's: `update` and `events` go to the
+    guest's brig (before, both were refused); a value the guest's kernel
+    refuses is one error line naming the guest."""
+    b = vm_bundle(make_bundle, ["sleep", "1000"])
+    runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
+    runtime.run("update", "--memory", "64M", "--pids-limit", "42", b.id, timeout=60, check=True)
+    res = runtime.run("exec", b.id, "cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max", timeout=60,
+                      check=True)
+    assert res.stdout.split() == [str(64 << 20), "42"], res
+    # the resources file, merged into the state's config as for namespaces
+    res = runtime.run("update", "--resources", "-", b.id, input=json.dumps({"pids": {"limit": 77}}), timeout=60,
+                      check=True)
+    res = runtime.run("exec", b.id, "cat", "/sys/fs/cgroup/pids.max", timeout=60, check=True)
+    assert res.stdout.strip() == "77", res
+    saved = json.loads((Path(runtime.root) / b.id / "state.json").read_text())
+    assert "77" in json.dumps(saved) and str(64 << 20) in json.dumps(saved)
+    # checked on the host first: one line, nothing sent
+    res = runtime.run("update", "--resources", "-", b.id, input='{"memory": {"limit": "x"}}', timeout=60)
+    assert res.returncode == 1 and "memory.limit" in res.error, res
+    # refused by the guest's kernel (the guest has one CPU): its reason, once
+    res = runtime.run("update", "--cpuset-cpus", "7", b.id, timeout=60)
+    assert res.returncode == 1 and res.error.startswith("update: in the guest: "), res
+    # stats of the container's cgroup in the guest
+    res = runtime.run("events", "--stats", b.id, timeout=60, check=True)
+    ev = json.loads(res.stdout)
+    assert ev["type"] == "stats" and ev["id"] == b.id, ev
+    assert ev["data"]["pids"]["current"] >= 1 and ev["data"]["pids"]["limit"] == 77, ev
+    assert ev["data"]["memory"]["usage"]["limit"] == 64 << 20, ev
+    # a stream of events ends with the VM
+    p = runtime.popen("events", "--interval", "300ms", b.id)
+    time.sleep(2)
+    runtime.run("kill", b.id, "KILL", check=True)
+    assert p.wait(timeout=60) == 0
+    p.outfile.seek(0)
+    lines = [json.loads(l) for l in p.outfile.read().splitlines()]
+    assert lines and all(l["type"] == "stats" for l in lines), lines
+    runtime.run("delete", b.id, timeout=60, check=True)
+
+
 def test_foreground_run_forwards_signals_inside(runtime, make_bundle, vm_env):
     b = vm_bundle(make_bundle, ["sh", "-c", "trap 'echo got TERM; exit 4' TERM; touch /up; "
                                             "while true; do sleep 1; done"],
