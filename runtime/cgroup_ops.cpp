@@ -40,12 +40,6 @@ Result<spec::Resources> parse_resources(const nlohmann::json& j) {
   return cfg.linux && cfg.linux->resources ? *cfg.linux->resources : spec::Resources{};
 }
 
-int64_t now_ms() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1'000'000;
-}
-
 }  // namespace
 
 Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources,
@@ -150,9 +144,9 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
     auto r = store.load_unlocked(id);
     return !r || status_of(store, *r) == "stopped";
   };
-  int64_t next = now_ms() + interval_ms;
+  int64_t next = sys::monotonic_ms() + interval_ms;
   for (;;) {
-    int64_t wait = std::clamp<int64_t>(next - now_ms(), 0, 250);
+    int64_t wait = std::clamp<int64_t>(next - sys::monotonic_ms(), 0, 250);
     struct pollfd p {oom ? oom->fd() : -1, POLLIN, 0};
     int n = ::poll(&p, 1, static_cast<int>(wait));
     if (n > 0 && oom) {
@@ -162,7 +156,7 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
     }
     // The container is gone: nothing more will happen (runc would loop on errors).
     if (stopped()) return {};
-    if (now_ms() >= next) {
+    if (sys::monotonic_ms() >= next) {
       stats_line();
       next += interval_ms;
     }

@@ -12,12 +12,6 @@
 namespace brig::runtime {
 namespace {
 
-int64_t now_ms() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000;
-}
-
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
@@ -80,12 +74,12 @@ Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {
   in_w.reset();
 
   std::string so, se;
-  int64_t deadline = hook.timeout ? now_ms() + *hook.timeout * 1000 : -1;
+  int64_t deadline = hook.timeout ? sys::monotonic_ms() + *hook.timeout * 1000 : -1;
   bool timed_out = false;
   bool o_open = true, e_open = true;
   while (o_open || e_open) {
     struct pollfd p[2] = {{o_open ? out_r.get() : -1, POLLIN, 0}, {e_open ? err_r.get() : -1, POLLIN, 0}};
-    int wait = deadline < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, deadline - now_ms()));
+    int wait = deadline < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, deadline - sys::monotonic_ms()));
     int n = ::poll(p, 2, wait);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) {

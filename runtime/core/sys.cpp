@@ -244,6 +244,12 @@ std::optional<std::vector<std::string>> stat_fields(pid_t pid) {
 }
 }  // namespace
 
+int64_t monotonic_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+}
+
 std::optional<uint64_t> process_start_time(pid_t pid) {
   auto f = stat_fields(pid);
   if (!f || f->size() < 20) return std::nullopt;

@@ -62,6 +62,9 @@ std::optional<uint64_t> process_start_time(pid_t pid);
 // State letter from /proc/PID/stat ('Z' for zombie), or 0 if gone.
 char process_state(pid_t pid);
 
+// CLOCK_MONOTONIC in milliseconds: for timeouts and intervals.
+int64_t monotonic_ms();
+
 // RFC 3339 UTC with nanoseconds, as runc writes "created".
 std::string now_rfc3339_nano();
 std::string rfc3339_seconds();  // "2026-11-21T21:48:09Z", for log lines

@@ -41,12 +41,6 @@ int ctl = -1;
 // never stops reading it while the host is busy (see Frame::ack).
 std::string outq;
 
-int64_t now_ms() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
-}
-
 void say(std::string_view m) {
   // Before the port is up only the serial console hears us.
   int fd = ::open("/dev/console", O_WRONLY | O_CLOEXEC | O_NOCTTY);
@@ -230,10 +224,7 @@ struct Credit {
   size_t unacked = 0;
   bool open() const { return unacked < kWindow; }
   size_t room() const { return open() ? kWindow - unacked : 0; }
-  void acked(std::string_view n) {
-    size_t k = std::strtoull(std::string(n).c_str(), nullptr, 10);
-    unacked = k >= unacked ? 0 : unacked - k;
-  }
+  void acked(std::string_view n) { take_ack(unacked, n); }
 };
 
 // A second process: the guest's `brig exec`, its stdio on pipes.
@@ -490,7 +481,7 @@ void agent_main() {
     if (r < 0) return errno == EAGAIN || errno == EINTR;
     if (r == 0) return false;
     c.unacked += static_cast<size_t>(r);
-    moved = now_ms();
+    moved = sys::monotonic_ms();
     std::string_view d(buf, static_cast<size_t>(r));
     send(type, num ? tag(*num, d) : std::string(d));
     return true;
@@ -501,7 +492,7 @@ void agent_main() {
   // up after 3 s without output, or 10 s after the exit while the host takes
   // all it gets (a chatty child never goes quiet).
   auto settled = [](bool drained, const Credit& c, int64_t quiet, int64_t exited_at) {
-    return drained || (c.open() && (now_ms() - quiet > 3000 || now_ms() - exited_at > 10000));
+    return drained || (c.open() && (sys::monotonic_ms() - quiet > 3000 || sys::monotonic_ms() - exited_at > 10000));
   };
   for (;;) {
     auto want = [](int fd, const Credit& c) { return c.open() ? fd : -1; };
@@ -572,13 +563,13 @@ void agent_main() {
         if (w == cpid) {
           exited = true;
           status = st;
-          quiet_since = exited_at = now_ms();
+          quiet_since = exited_at = sys::monotonic_ms();
         }
         for (auto& e : execs)
           if (e.pid == w && !e.exited) {
             e.exited = true;
             e.status = st;
-            e.quiet_since = e.exited_at = now_ms();
+            e.quiet_since = e.exited_at = sys::monotonic_ms();
           }
       }
     }
@@ -652,7 +643,7 @@ void agent_main() {
       // Detached, the process keeps its guest brig's stderr: once that brig
       // is gone (its error line, if any, read), what follows is not ours.
       bool drained = e.out < 0 && e.err < 0 && e.pty < 0;
-      if (e.exited && (e.detach ? drained || now_ms() - e.exited_at > 1000
+      if (e.exited && (e.detach ? drained || sys::monotonic_ms() - e.exited_at > 1000
                                 : settled(drained, e.credit, e.quiet_since, e.exited_at))) {
         send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
         if (e.in.own && e.in.fd >= 0) ::close(e.in.fd);
@@ -665,7 +656,7 @@ void agent_main() {
     std::erase_if(execs, [](const Exec& e) { return e.n == 0; });
     // Stopped by a kill, a process whose output nobody reads would wait
     // for ever: 1 s for the host to take it, then what is left goes.
-    if (exited && (hurry || (killed && now_ms() - exited_at > 1000) ||
+    if (exited && (hurry || (killed && sys::monotonic_ms() - exited_at > 1000) ||
                    settled(!out_open && !err_open && tty < 0, credit, quiet_since, exited_at))) {
       send(Frame::exit, std::to_string(status));
       power_off();

@@ -186,10 +186,8 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
       else if (m->type == Frame::exec_err && err) err->append(rest);
       else if (m->type == Frame::exec_err) (void)sys::write_all(STDERR_FILENO, rest);
       else if (m->type == Frame::exec_exit) return exit_code(std::atoi(std::string(rest).c_str()));
-      else if (m->type == Frame::ack) {
-        size_t k = std::strtoull(std::string(rest).c_str(), nullptr, 10);
-        in_flight = k >= in_flight ? 0 : in_flight - k;
-      }
+      else if (m->type == Frame::ack)
+        take_ack(in_flight, rest);
     }
   }
 }

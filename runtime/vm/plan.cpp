@@ -205,6 +205,11 @@ std::string error_text(std::string line) {
   return out;
 }
 
+void take_ack(size_t& unacked, std::string_view count) {
+  size_t k = std::strtoull(std::string(count).c_str(), nullptr, 10);
+  unacked = k >= unacked ? 0 : unacked - k;
+}
+
 int protocol() {
 #ifdef BRIG_FAULT_INJECTION
   if (const char* v = std::getenv("BRIG_VM_PROTOCOL"); v && std::atoi(v) > 0) return std::atoi(v);

@@ -36,12 +36,6 @@ namespace {
 
 constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded host is slow
 
-int64_t now_ms() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
-}
-
 [[noreturn]] void exit_like(int wait_status) {
   ::_exit(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status));
 }
@@ -216,13 +210,13 @@ struct Shim {
                    "--rlimit-nofile=0"},
                   dir + "/virtiofsd.log");
     if (vfsd < 0) die(fmt::format("vm: fork virtiofsd: {}", std::strerror(errno)));
-    int64_t t0 = now_ms();
+    int64_t t0 = sys::monotonic_ms();
     while (!sys::exists(vsock)) {
       if (::waitpid(vfsd, nullptr, WNOHANG) == vfsd) {
         vfsd = 0;
         die("vm: virtiofsd exited: " + tail_of(dir + "/virtiofsd.log"));
       }
-      if (now_ms() - t0 > 10000) die("vm: virtiofsd did not create its socket");
+      if (sys::monotonic_ms() - t0 > 10000) die("vm: virtiofsd did not create its socket");
       ::usleep(20000);
     }
     // brig networking: a tap on the network's bridge with a lease held by
@@ -256,7 +250,7 @@ struct Shim {
       if (sys::exists(csock))
         if (auto c = sys::connect_unix(csock)) ctl = c->release();
       if (ctl < 0) {
-        if (now_ms() - t0 > 20000) die("vm: QEMU did not open its control socket");
+        if (sys::monotonic_ms() - t0 > 20000) die("vm: QEMU did not open its control socket");
         ::usleep(20000);
       }
     }
@@ -298,7 +292,7 @@ struct Shim {
           to_guest(encode(Frame::resize, tag(0, size)));
         }
       }
-      if (!created && now_ms() - t0 > kBootTimeoutMs)
+      if (!created && sys::monotonic_ms() - t0 > kBootTimeoutMs)
         die(fmt::format("vm: the guest agent did not report within {}s", kBootTimeoutMs / 1000));
       if (p[0].revents & POLLOUT) flush_ctl();
       if (p[0].revents & ~POLLOUT) {
@@ -349,7 +343,7 @@ struct Shim {
               break;
             case Frame::exit:
               exit_status = std::atoi(msg.data.c_str());
-              exit_at = now_ms();
+              exit_at = sys::monotonic_ms();
               break;
             case Frame::started:
               start_result = msg.data;
@@ -359,8 +353,7 @@ struct Shim {
             case Frame::ack: {
               auto [num, rest] = untag(msg.data);
               if (!num) {
-                size_t k = std::strtoull(std::string(rest).c_str(), nullptr, 10);
-                in_flight = k >= in_flight ? 0 : in_flight - k;
+                take_ack(in_flight, rest);
               } else {
                 for (auto& c : clients)
                   if (c.exec == num) to_client(c, encode(msg.type, msg.data));
@@ -447,7 +440,7 @@ struct Shim {
       // reader takes it, unless a kill stopped it (then 1 s at most).
       if (exit_status) {
         bool flushed = std::all_of(outs.begin(), outs.end(), [](const Out& o) { return o.q.empty(); });
-        if (flushed || (killed && now_ms() - exit_at > 1000)) finish(*exit_status);
+        if (flushed || (killed && sys::monotonic_ms() - exit_at > 1000)) finish(*exit_status);
       }
     }
   }

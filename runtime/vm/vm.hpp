@@ -61,6 +61,9 @@ constexpr size_t kWindow = 1u << 20;
 // another (the initramfs holds a brig of its own, built at install time).
 // 1: before Frame::ack (its created frame was the bare pid).
 constexpr int kProtocol = 2;
+// An ack frame's count (after its tag) taken off a stream's unacknowledged
+// bytes; never below 0 (a count that does not parse takes nothing).
+void take_ack(size_t& unacked, std::string_view count);
 // Signals `kill` sends to stop a process (they end one by default): after
 // one, its exit is not held back for a reader that does not read (1 s; at
 // once when it had already ended). Others (SIGUSR1, SIGCONT...) change nothing.
