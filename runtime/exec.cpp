@@ -175,10 +175,9 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   // A microVM container's pid is brig's shim on the host: entering its
   // namespaces would run the process on the host. The guest's brig runs it.
   if (vm::wanted(cfg)) {
-    if (!o.pid_file.empty()) return fail_msg("exec: --pid-file: a process inside a microVM has no host pid");
     if (o.preserve_fds > 0) return fail_msg("exec: --preserve-fds cannot pass fds into a microVM");
     if (!o.cgroups.empty()) return fail_msg("exec: --cgroup is not supported in a microVM container");
-    return vm::exec_in_guest(store.dir(o.id), spec::to_json(proc), o.detach, o.console_socket);
+    return vm::exec_in_guest(store.dir(o.id), spec::to_json(proc), o.detach, o.console_socket, o.pid_file);
   }
 
   // Every namespace the container has, entered through its init.

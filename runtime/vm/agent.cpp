@@ -236,7 +236,11 @@ struct Exec {
   int out = -1, err = -1;
   int lsn = -1, pty = -1;  // with a terminal: the console socket, then the pty master
   std::string size;        // its last size, for a pty not there yet
-  bool detach = false;  // its process is on its own; only its brig's output is ours
+  // Detached: `brig exec -d` started the process on our pipes; once that
+  // brig exits the process is ours to reap (PID 1 adopts it), `proc`.
+  bool detach = false;
+  pid_t proc = 0;
+  int pending_sig = 0;  // a signal for it that came before its pid
   bool exited = false;
   int status = 0;
   int64_t quiet_since = 0, exited_at = 0;  // once it exited: when its output last moved
@@ -244,17 +248,20 @@ struct Exec {
 
 std::string exec_file(uint32_t n) { return fmt::format("/run/bundle/exec-{}.json", n); }
 std::string console_file(uint32_t n) { return fmt::format("/run/bundle/console-{}.sock", n); }
+std::string pid_file(uint32_t n) { return fmt::format("/run/bundle/exec-{}.pid", n); }
 // An exec's process.json and console socket, once its brig no longer needs them.
 void forget_exec_files(uint32_t n) {
   ::unlink(exec_file(n).c_str());
   ::unlink(console_file(n).c_str());
+  ::unlink(pid_file(n).c_str());
 }
 
-// Starts `brig exec` for an exec frame; its stdio are pipes (/dev/null detached).
+// Starts `brig exec` for an exec frame, its stdio (and, detached, its
+// process's) on pipes.
 std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::string& id) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  bool detach = j.value("detach", false);
+  bool detach = detached(payload);
   Exec e;
   e.n = n;
   e.detach = detach;
@@ -270,7 +277,7 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
     std::string path = exec_file(n);
     if (!sys::write_file_atomic(path, j["process"].dump(), 0600)) return std::nullopt;
     args = {"exec", "--process", path};
-    if (detach) args.push_back("-d");
+    if (detach) args.insert(args.end(), {"-d", "--pid-file", pid_file(n)});
   } else {
     return std::nullopt;
   }
@@ -292,10 +299,7 @@ std::optional<Exec> start_exec(uint32_t n, std::string_view payload, const std::
     forget_exec_files(n);
     return std::nullopt;
   }
-  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  // Detached, the process keeps brig's stdio: nothing may hold the pipes then.
-  e.pid = spawn_brig(args, detach ? devnull : in[0], detach ? devnull : out[1], err[1]);
-  ::close(devnull);
+  e.pid = spawn_brig(args, in[0], out[1], err[1]);
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
@@ -415,6 +419,14 @@ void agent_main() {
     if (++tries > 250) fatal(fmt::format("mount virtiofs rootfs: {}", std::strerror(errno)));
     ::usleep(20000);
   }
+  if (j.value("volumes", false)) {  // the bind mounts' sources (Volume)
+    ::mkdir(kGuestVolumes, 0700);
+    tries = 0;
+    while (::mount(kVolumesTag, kGuestVolumes, "virtiofs", 0, nullptr) < 0) {
+      if (++tries > 250) fatal(fmt::format("mount virtiofs {}: {}", kVolumesTag, std::strerror(errno)));
+      ::usleep(20000);
+    }
+  }
   ::mkdir("/run/bundle", 0700);
   if (auto w = sys::write_file_atomic("/run/bundle/config.json", j["config"].dump(), 0644); !w) fatal(w.error().msg);
 
@@ -468,6 +480,7 @@ void agent_main() {
   int64_t exited_at = 0;
   bool killed = false;  // the host passed a signal on to it
   std::vector<Exec> execs;
+  std::map<pid_t, int> orphans;  // reaped pids no one claimed yet: their status
   auto exec_of = [&](uint32_t num) -> Exec* {
     for (auto& e : execs)
       if (e.n == num) return &e;
@@ -559,18 +572,50 @@ void agent_main() {
       while (::read(sfd, &si, sizeof si) > 0) {}
       int st;
       pid_t w;
+      auto ended = [&](Exec& e, int st) {
+        e.exited = true;
+        e.status = st;
+        e.quiet_since = e.exited_at = sys::monotonic_ms();
+      };
       while ((w = ::waitpid(-1, &st, WNOHANG)) > 0) {
         if (w == cpid) {
           exited = true;
           status = st;
           quiet_since = exited_at = sys::monotonic_ms();
         }
-        for (auto& e : execs)
-          if (e.pid == w && !e.exited) {
-            e.exited = true;
-            e.status = st;
-            e.quiet_since = e.exited_at = sys::monotonic_ms();
+        bool known = w == cpid;
+        for (auto& e : execs) {
+          if (e.exited) continue;
+          if (e.detach && e.proc == w) {
+            known = true;
+            ended(e, st);
+          } else if (e.pid == w && !e.proc) {
+            known = true;
+            // Detached, its brig's success means the process runs: from
+            // now on its pid is the one we follow.
+            pid_t p = 0;
+            if (e.detach && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+              if (auto t = sys::read_file(pid_file(e.n))) p = static_cast<pid_t>(std::atoi(t->c_str()));
+            if (p <= 0) {
+              ended(e, st);
+              continue;
+            }
+            e.proc = p;
+            send(Frame::exec_started, tag(e.n, ""));
+            if (auto r = orphans.find(p); r != orphans.end()) {  // it already ended
+              ended(e, r->second);
+              orphans.erase(r);
+            } else if (e.pending_sig) {
+              ::kill(p, e.pending_sig);
+            }
           }
+        }
+        // Reaped before its brig's exit told us whose it is (or a
+        // container's orphan: few are kept).
+        if (!known) {
+          if (orphans.size() >= 64) orphans.erase(orphans.begin());
+          orphans[w] = st;
+        }
       }
     }
     bool hurry = false;  // a kill for a process that already exited
@@ -632,7 +677,13 @@ void agent_main() {
             send(Frame::ack, tag(num, std::to_string(rest.size())));
         } else if (msg.type == Frame::exec_signal) {
           Exec* e = exec_of(num);
-          if (e && !e->exited) ::kill(e->pid, std::atoi(std::string(rest).c_str()));
+          int sig = std::atoi(std::string(rest).c_str());
+          if (e && !e->exited && e->detach) {
+            if (e->proc) ::kill(e->proc, sig);
+            else e->pending_sig = sig;  // still starting
+          } else if (e && !e->exited) {
+            ::kill(e->pid, sig);
+          }
         }
       }
     }
@@ -640,11 +691,8 @@ void agent_main() {
     for (auto& e : execs) {
       // Its master may still wait in the console socket's queue.
       if (e.exited && e.lsn >= 0 && (e.pty = take_master(e.lsn)) >= 0) got_pty(e);
-      // Detached, the process keeps its guest brig's stderr: once that brig
-      // is gone (its error line, if any, read), what follows is not ours.
       bool drained = e.out < 0 && e.err < 0 && e.pty < 0;
-      if (e.exited && (e.detach ? drained || sys::monotonic_ms() - e.exited_at > 1000
-                                : settled(drained, e.credit, e.quiet_since, e.exited_at))) {
+      if (e.exited && settled(drained, e.credit, e.quiet_since, e.exited_at)) {
         send(Frame::exec_exit, tag(e.n, std::to_string(e.status)));
         if (e.in.own && e.in.fd >= 0) ::close(e.in.fd);
         for (int fd : {e.out, e.err, e.lsn, e.pty})

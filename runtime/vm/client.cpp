@@ -1,6 +1,7 @@
 // The host side of `brig start` and `brig exec` on a microVM container: they
 // talk to the container's shim over its socket in the state dir, with the
 // control channel's frames; the shim relays to and from the guest agent.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 
 #include "runtime/tty.hpp"
@@ -111,10 +113,11 @@ namespace {
 // One request to the guest over the shim: its output to `tout` and stderr,
 // with `interactive` our stdin (`tin`) and signals to it, and the size of
 // `size_src` followed (looked at every 200 ms with `poll_size`). Returns the
-// exit code to leave with.
+// exit code to leave with. `started`: called when a detached exec's process
+// runs.
 Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, bool interactive, int tin, int tout,
                      int size_src, std::string size, bool poll_size, std::string_view input = {},
-                     std::string* err = nullptr) {
+                     std::string* err = nullptr, const std::function<void()>& started = {}) {
   TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
   TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, rq.dump()))), "vm: ask the shim");
   auto check_size = [&]() -> Result<void> {
@@ -186,6 +189,7 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
       else if (m->type == Frame::exec_err && err) err->append(rest);
       else if (m->type == Frame::exec_err) (void)sys::write_all(STDERR_FILENO, rest);
       else if (m->type == Frame::exec_exit) return exit_code(std::atoi(std::string(rest).c_str()));
+      else if (m->type == Frame::exec_started && started) started();
       else if (m->type == Frame::ack)
         take_ack(in_flight, rest);
     }
@@ -195,10 +199,8 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
 }  // namespace
 
 Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach,
-                          const std::string& console_socket) {
+                          const std::string& console_socket, const std::string& pid_file) {
   bool terminal = process.value("terminal", false);
-  if (terminal && detach)
-    return fail_msg("exec: -d with a terminal is not supported in a microVM container yet");
   // Where the process's terminal or stdio meets ours: a host pty whose
   // master the console socket gets, or our stdin/stdout.
   int tin = STDIN_FILENO, tout = STDOUT_FILENO, size_src = -1;
@@ -229,8 +231,55 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
   unsigned rows = 0, cols = 0;
   if (std::sscanf(size.c_str(), "%u %u", &rows, &cols) == 2 && rows && cols)
     proc["consoleSize"] = {{"height", rows}, {"width", cols}};
-  return converse(state_dir, {{"process", proc}, {"detach", detach}}, !detach, tin, tout, size_src, size,
-                  static_cast<bool>(slave));
+  nlohmann::json rq = {{"process", proc}, {"detach", detach}};
+  auto write_pid = [&](pid_t pid) -> Result<void> {
+    if (pid_file.empty()) return {};
+    return sys::write_file_atomic(sys::abs_path(pid_file), std::to_string(pid), 0644);
+  };
+  if (!detach) {
+    // In the foreground this process stands for the one in the guest.
+    TRY_VOID(write_pid(::getpid()));
+    return converse(state_dir, rq, true, tin, tout, size_src, size, static_cast<bool>(slave));
+  }
+  // Detached: a relay process stands for it on this host, as runc's
+  // detached process itself would: the pid in --pid-file, it holds our
+  // stdio (or the terminal), passes its signals on, and exits with its
+  // status (a subreaper such as containerd's shim reaps it and learns that);
+  // killed, it takes the process along. We return once the process runs.
+  int np[2];
+  if (::pipe2(np, O_CLOEXEC) < 0) return fail_errno("pipe");
+  Fd note_rd(np[0]), note_wr(np[1]);
+  pid_t relay = ::fork();
+  if (relay < 0) return fail_errno("fork");
+  if (relay == 0) {
+    note_rd.reset();
+    ::setsid();
+    ::signal(SIGPIPE, SIG_IGN);  // a caller that stopped reading loses the output, not the process
+    int keep[] = {note_wr.get(), slave.get()};
+    sys::close_fds_except(3, keep);
+    bool told = false;
+    auto r = converse(state_dir, rq, true, tin, tout, size_src, size, static_cast<bool>(slave), {}, nullptr, [&] {
+      (void)sys::write_all(note_wr, "s");
+      note_wr.reset();
+      told = true;
+    });
+    if (!told) (void)sys::write_all(note_wr, r ? fmt::format("x{}", *r) : "e" + r.error().msg);
+    // The VM went (delete -f, a kill of the container): so did the process,
+    // as one SIGKILLed with its container.
+    ::_exit(r ? *r : told ? 128 + SIGKILL : 255);
+  }
+  note_wr.reset();
+  slave.reset();
+  TRY(std::string note, sys::read_all(note_rd));
+  if (note == "s") {
+    TRY_VOID(write_pid(relay));
+    return 0;
+  }
+  // It never ran: the relay's gone, or about to be.
+  ::waitpid(relay, nullptr, 0);
+  if (note.starts_with("x")) return std::atoi(note.c_str() + 1);
+  if (note.starts_with("e")) return fail_msg("{}", note.substr(1));
+  return fail_msg("vm: exec: the relay ended before the process started");
 }
 
 Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::string>& args,

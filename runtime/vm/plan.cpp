@@ -1,5 +1,6 @@
 // The microVM backend's pure half: frames, and spec -> QEMU/kernel plan.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <sstream>
 
 #include "netns/attach.hpp"
+#include "rootfs/plan.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/vm/vm.hpp"
 
@@ -159,6 +161,9 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-chardev", "socket,id=ctl,path=" + d + "/ctl.sock,server=on,wait=off",
       "-device", "virtserialport,chardev=ctl,name=brig.ctl",
       "-kernel", p.kernel, "-initrd", p.initrd, "-append", cmdline};
+  if (p.volumes)
+    a.insert(a.end(), {"-chardev", "socket,id=vols,path=" + d + "/vols.sock", "-device",
+                       fmt::format("vhost-user-fs-device,chardev=vols,tag={}", kVolumesTag)});
   if (!p.tap.empty()) {
     a.insert(a.end(), {"-netdev", "tap,id=net0,ifname=" + qemu_escape(p.tap) + ",script=no,downscript=no", "-device",
                        "virtio-net-device,netdev=net0,mac=" + p.mac});
@@ -168,9 +173,33 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
   return a;
 }
 
-nlohmann::json guest_config(const nlohmann::json& raw, bool networked) {
+Result<std::vector<Volume>> volumes(const spec::Config& cfg, const std::string& bundle) {
+  std::vector<Volume> out;
+  for (size_t i = 0; i < cfg.mounts.size(); i++) {
+    const auto& m = cfg.mounts[i];
+    TRY(rootfs::MountFlags fl, rootfs::parse_options(m.options));
+    if (fl.remount || !(fl.bind || m.type.value_or("") == "bind")) continue;
+    std::string src = m.source.value_or("");
+    if (src.empty()) return fail_msg("mounts[{}].source: a bind mount needs a source", i);
+    Volume v;
+    v.index = i;
+    v.source = sys::clean_path(src.front() == '/' ? src : bundle + "/" + src);
+    v.recursive = fl.rbind;
+    v.readonly = (fl.attr_set & MOUNT_ATTR_RDONLY) != 0;
+    v.rreadonly = (fl.rattr_set & MOUNT_ATTR_RDONLY) != 0;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+nlohmann::json guest_config(const nlohmann::json& raw, bool networked, const std::vector<Volume>& vols) {
   nlohmann::json c = raw;
   c.erase("vm");
+  for (const auto& v : vols) {
+    auto& m = c["mounts"];
+    if (m.is_array() && v.index < m.size() && m[v.index].is_object())
+      m[v.index]["source"] = fmt::format("{}/{}", kGuestVolumes, v.index);
+  }
   c.erase("hooks");  // poststart/poststop run on the host
   c["root"]["path"] = "/rootfs";
   if (c.contains("annotations") && c["annotations"].is_object()) {
@@ -208,6 +237,13 @@ std::string error_text(std::string line) {
 void take_ack(size_t& unacked, std::string_view count) {
   size_t k = std::strtoull(std::string(count).c_str(), nullptr, 10);
   unacked = k >= unacked ? 0 : unacked - k;
+}
+
+bool detached(std::string_view exec_payload) {
+  auto j = nlohmann::json::parse(exec_payload, nullptr, false);
+  if (!j.is_object()) return false;
+  auto d = j.find("detach");
+  return d != j.end() && d->is_boolean() && d->get<bool>();
 }
 
 int protocol() {

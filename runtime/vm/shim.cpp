@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -81,8 +82,39 @@ void contain() {
   }
 }
 
+// In a child about to become the volumes' virtiofsd: a mount namespace of
+// its own (nothing propagates to the host's; the binds go when it ends)
+// with each source cloned onto its entry in `dir`. An error is one line on
+// stdout (the log) and exit 127.
+void bind_volumes(const std::string& dir, const std::vector<Volume>& vols) {
+  auto fail = [](const std::string& what) {
+    std::string line = what + ": " + std::strerror(errno) + "\n";
+    (void)!::write(1, line.data(), line.size());
+    ::_exit(127);
+  };
+  if (::unshare(CLONE_NEWNS) < 0) fail("vm: volumes: unshare the mount namespace");
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) < 0) fail("vm: volumes: make / a slave");
+  for (const auto& v : vols) {
+    std::string what = fmt::format("vm: mounts[{}]: bind {}", v.index, v.source);
+    int t = ::open_tree(AT_FDCWD, v.source.c_str(),
+                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (v.recursive ? AT_RECURSIVE : 0));
+    if (t < 0) fail(what);
+    for (bool rec : {false, true}) {
+      if (!(rec ? v.rreadonly : v.readonly)) continue;
+      struct mount_attr a {};
+      a.attr_set = MOUNT_ATTR_RDONLY;
+      if (::mount_setattr(t, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0), &a, sizeof a) < 0) fail(what + " read-only");
+    }
+    std::string at = fmt::format("{}/{}", dir, v.index);
+    if (::move_mount(t, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) fail(what);
+    ::close(t);
+  }
+}
+
 // A helper process that dies with the shim (PR_SET_PDEATHSIG); see contain().
-pid_t launch(const std::vector<std::string>& argv, const std::string& log, bool contained = false) {
+// `vols`: it is the volumes' virtiofsd (bind_volumes into `vols_dir`).
+pid_t launch(const std::vector<std::string>& argv, const std::string& log, bool contained = false,
+             const std::vector<Volume>* vols = nullptr, const std::string& vols_dir = "") {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid != 0) return pid;
@@ -105,6 +137,7 @@ pid_t launch(const std::vector<std::string>& argv, const std::string& log, bool 
   ::dup2(in, 0);
   ::dup2(out, 1);
   ::dup2(out, 2);
+  if (vols) bind_volumes(vols_dir, *vols);
   std::vector<char*> a;
   for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
   a.push_back(nullptr);
@@ -136,9 +169,10 @@ struct Shim {
   nlohmann::json config;
   std::string network, owner;  // brig networking: the network, the lease owner
   std::vector<netns::PortMap> ports;
+  std::vector<Volume> vols;  // bind mounts: their sources, shared by a second virtiofsd
   int ready = -1;  // pipe to the creating brig; closed once reported
   int tty = -1;    // with process.terminal: the host pty's slave, raw
-  pid_t vfsd = 0, qemu = 0;  // qemu: the keeper of its pid namespace (contain())
+  pid_t vfsd = 0, volsd = 0, qemu = 0;  // qemu: the keeper of its pid namespace (contain())
   int ctl = -1;
 
   void report(std::string_view msg) {
@@ -150,13 +184,12 @@ struct Shim {
 
   // Ends the shim: QEMU and virtiofsd go first, then the sockets.
   [[noreturn]] void finish(int wait_status) {
-    for (pid_t p : {qemu, vfsd})
+    for (pid_t p : {qemu, vfsd, volsd})
       if (p > 0) {
         ::kill(p, SIGKILL);
         ::waitpid(p, nullptr, 0);
       }
-    ::unlink((dir + "/ctl.sock").c_str());
-    ::unlink((dir + "/vfs.sock").c_str());
+    for (const char* s : {"/ctl.sock", "/vfs.sock", "/vols.sock"}) ::unlink((dir + s).c_str());
     ::unlink((dir + "/" + kShimSocket).c_str());
     // The status came from the guest: only a terminating signal is re-raised
     // (a stop signal would freeze the shim with the VM already gone).
@@ -201,23 +234,24 @@ struct Shim {
     if (ff < 0) die(fmt::format("vm: open exec fifo {}: {}", fifo, std::strerror(errno)));
 
     listen_socket();
-    std::string vsock = dir + "/vfs.sock", csock = dir + "/ctl.sock";
+    std::string csock = dir + "/ctl.sock";
+    int64_t t0 = sys::monotonic_ms();
     // chroot'ed into the rootfs (nothing the guest names resolves outside
     // it), and without CAP_MKNOD / CAP_SETFCAP: the guest can make no device
     // node and no file capability on the host.
-    vfsd = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + vsock, "-o", "source=" + fuse_escape(rootfs), "-o",
-                   "cache=auto", "-o", "sandbox=chroot", "-o", "modcaps=-mknod:-setfcap", "-o", "log_level=err",
-                   "--rlimit-nofile=0"},
-                  dir + "/virtiofsd.log");
-    if (vfsd < 0) die(fmt::format("vm: fork virtiofsd: {}", std::strerror(errno)));
-    int64_t t0 = sys::monotonic_ms();
-    while (!sys::exists(vsock)) {
-      if (::waitpid(vfsd, nullptr, WNOHANG) == vfsd) {
-        vfsd = 0;
-        die("vm: virtiofsd exited: " + tail_of(dir + "/virtiofsd.log"));
+    vfsd = share(rootfs, "vfs", nullptr);
+    if (!vols.empty()) {
+      // Entries to clone each source onto, in a directory only root reads.
+      std::string vdir = dir + "/volumes";
+      if (::mkdir(vdir.c_str(), 0700) < 0 && errno != EEXIST)
+        die(fmt::format("vm: mkdir {}: {}", vdir, std::strerror(errno)), false);
+      for (const auto& v : vols) {
+        std::string at = fmt::format("{}/{}", vdir, v.index);
+        int r = v.dir ? ::mkdir(at.c_str(), 0700) : ::mknodat(AT_FDCWD, at.c_str(), S_IFREG | 0600, 0);
+        if (r < 0 && errno != EEXIST) die(fmt::format("vm: create {}: {}", at, std::strerror(errno)), false);
       }
-      if (sys::monotonic_ms() - t0 > 10000) die("vm: virtiofsd did not create its socket");
-      ::usleep(20000);
+      volsd = share(vdir, "vols", &vols);
+      plan.volumes = true;
     }
     // brig networking: a tap on the network's bridge with a lease held by
     // this shim (the container's pid); delete's teardown removes both.
@@ -256,6 +290,7 @@ struct Shim {
     }
     nlohmann::json h = {{"id", id}, {"config", config}, {"protocol", protocol()}};
     if (!hello_net.is_null()) h["network"] = hello_net;
+    if (!vols.empty()) h["volumes"] = true;
     // The channel never blocks us: frames queue (ctlq) and both ends keep
     // reading while they wait to write (see Frame::ack).
     ::fcntl(ctl, F_SETFL, ::fcntl(ctl, F_GETFL) | O_NONBLOCK);
@@ -362,6 +397,7 @@ struct Shim {
             }
             case Frame::exec_out:
             case Frame::exec_err:
+            case Frame::exec_started:
             case Frame::exec_exit: {
               auto [num, rest] = untag(msg.data);
               bool taken = false;
@@ -507,6 +543,7 @@ struct Shim {
     int fd = -1;
     Decoder dec;
     uint32_t exec = 0;  // the exec number it runs, 0 = none
+    bool tied = false;  // a detached exec's relay: its process dies with it
     bool wants_start = false;
     std::string out;  // frames it has not taken yet
     // For each frame in `out`: its size and the stream bytes in it, which are
@@ -564,11 +601,14 @@ struct Shim {
     // A foreground `brig exec` gone: the process loses its stdin, as it
     // would with the caller's terminal closed; it keeps running, its output
     // going nowhere (what waited for the client is acknowledged).
+    // A detached exec's relay gone (SIGKILLed, say): it stood for the
+    // process on this host, so the process goes too.
     if (c.exec) {
       size_t unsent = 0;
       for (auto& s : c.sizes) unsent += s.second;
       ack(c.exec, unsent);
       to_guest(encode(Frame::exec_in, tag(c.exec, "")));
+      if (c.tied) to_guest(encode(Frame::exec_signal, tag(c.exec, std::to_string(SIGKILL))));
     }
     c.sizes.clear();
     c.out.clear();
@@ -599,6 +639,7 @@ struct Shim {
         case Frame::exec:
           if (c.exec) return hang_up(c);
           c.exec = next_exec++;
+          c.tied = detached(rest);
           to_guest(encode(Frame::exec, tag(c.exec, rest)));
           break;
         case Frame::exec_in:
@@ -610,6 +651,33 @@ struct Shim {
           return hang_up(c);
       }
     }
+  }
+
+  // Starts a virtiofsd exporting `source` on <dir>/<name>.sock (and, with
+  // `v`, the volumes cloned into `source` first); returns once it listens.
+  pid_t share(const std::string& source, const std::string& name, const std::vector<Volume>* v) {
+    std::string sock = dir + "/" + name + ".sock", log = dir + "/" + name + "-virtiofsd.log";
+    if (name == "vfs") log = dir + "/virtiofsd.log";
+    pid_t pid = launch({"/usr/lib/qemu/virtiofsd", "--socket-path=" + sock, "-o", "source=" + fuse_escape(source), "-o",
+                        "cache=auto", "-o", "sandbox=chroot", "-o", "modcaps=-mknod:-setfcap", "-o", "log_level=err",
+                        "--rlimit-nofile=0"},
+                       log, false, v, source);
+    if (pid < 0) die(fmt::format("vm: fork virtiofsd: {}", std::strerror(errno)));
+    int64_t t0 = sys::monotonic_ms();
+    while (!sys::exists(sock)) {
+      if (::waitpid(pid, nullptr, WNOHANG) == pid) {
+        std::string why = tail_of(log);
+        // bind_volumes' own line says what failed; virtiofsd's needs naming.
+        die(why.starts_with("vm: ") ? why : "vm: virtiofsd exited: " + why, false);
+      }
+      if (sys::monotonic_ms() - t0 > 10000) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        die("vm: virtiofsd did not create its socket", false);
+      }
+      ::usleep(20000);
+    }
+    return pid;
   }
 
   // The shim socket, for `brig start` and `brig exec` (root only).
@@ -653,9 +721,19 @@ class VmExecutor final : public Executor {
     Fd rd(rp[0]), wr(rp[1]);
     TRY(netns::Request net, netns::request_for(rq.cfg));
     if (!net.net_devices.empty()) return fail_msg("vm: linux.netDevices is not supported by the microVM backend yet");
+    TRY(std::vector<Volume> vols, volumes(rq.cfg, rq.bundle));
+    for (auto& v : vols) {
+      struct stat st;
+      if (::stat(v.source.c_str(), &st) < 0) return fail_errno("vm: mounts[{}].source {}", v.index, v.source);
+      // A device node or a socket would mean the guest's, not the host's.
+      if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        return fail_msg("vm: mounts[{}].source {}: only directories and regular files can be shared with the guest",
+                        v.index, v.source);
+      v.dir = S_ISDIR(st.st_mode);
+    }
     std::string owner = sys::abs_path(dir);
-    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach()), net.network, owner,
-              net.ports};
+    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach(), vols), net.network, owner,
+              net.ports, vols};
     pid_t pid = ::fork();
     if (pid < 0) return fail_errno("fork");
     if (pid == 0) {

@@ -38,11 +38,16 @@ enum class Frame : uint8_t {
   // A second process (`brig exec`). Each payload starts with the 4-byte big
   // endian exec number the shim gives it (tag()); a `brig exec` talking to
   // the shim sends 0 and the shim puts the number in.
-  exec = 11,         // -> guest: {"process": {...}, "detach": bool} or {"brig": [args]}
+  // -> guest: {"process": {...}, "detach": bool} or {"brig": [args]}. With
+  // detach the guest's `brig exec -d` starts the process on the exec's pipes
+  // (or pty) and the agent, its reaper, follows it: exec_started once it
+  // runs, its output, exec_exit with its own status; signals go to it, and
+  // a client that hangs up (the host-side relay killed) takes it along.
+  exec = 11,
   exec_in = 12,      // -> guest: stdin bytes; empty = EOF
   exec_out = 13,     // <- guest: stdout bytes
   exec_err = 14,     // <- guest: stderr bytes
-  exec_exit = 15,    // <- guest: decimal wait status of the guest's `brig exec`
+  exec_exit = 15,    // <- guest: decimal wait status of the guest's `brig exec` (detach: the process's)
   exec_signal = 16,  // -> guest: decimal signal number
   // -> guest: "ROWS COLS" for a terminal: exec number, 0 = the container's.
   resize = 17,
@@ -52,15 +57,18 @@ enum class Frame : uint8_t {
   // kWindow bytes of each stream unacknowledged, so neither end queues more
   // than that for a reader that does not read, and both always read.
   ack = 18,
+  exec_started = 19,  // <- guest: a detached exec's process runs (empty)
 };
-inline constexpr Frame kLastFrame = Frame::ack;
+inline constexpr Frame kLastFrame = Frame::exec_started;
 constexpr uint32_t kMaxFrame = 1u << 20;
 constexpr size_t kWindow = 1u << 20;
 // The protocol's version: the host says its own in the config frame, the
 // agent in the created frame ({"pid": N, "protocol": N}); each refuses
 // another (the initramfs holds a brig of its own, built at install time).
 // 1: before Frame::ack (its created frame was the bare pid).
-constexpr int kProtocol = 2;
+// 2: Frame::ack. 3: the config frame's "volumes" (bind mounts' host
+// paths); detached execs followed to their end (Frame::exec_started).
+constexpr int kProtocol = 3;
 // An ack frame's count (after its tag) taken off a stream's unacknowledged
 // bytes; never below 0 (a count that does not parse takes nothing).
 void take_ack(size_t& unacked, std::string_view count);
@@ -73,6 +81,9 @@ inline bool stops_process(int sig) {
 // The protocol a side speaks: kProtocol, or in test builds the value of
 // BRIG_VM_PROTOCOL (to test the refusal).
 int protocol();
+
+// Whether an exec frame's payload asks for a detached exec ("detach": true).
+bool detached(std::string_view exec_payload);
 
 struct Msg {
   Frame type;
@@ -121,6 +132,7 @@ struct Plan {
   uint64_t mem_mib = 256;
   unsigned vcpus = 1;
   std::string tap, mac;  // brig networking: a virtio-net device on this tap
+  bool volumes = false;  // a second virtiofs device: the bind mounts' sources (Volume)
   // Once set up (tap, sockets, /dev/kvm and files open), QEMU switches to
   // this uid and gid, with no capabilities; 0 keeps it root.
   uint32_t run_as = 0;
@@ -143,11 +155,31 @@ std::string qemu_escape(std::string_view v);
 std::string fuse_escape(std::string_view v);
 // QEMU's argv (without argv[0]) for a plan and the sockets in `dir`.
 std::vector<std::string> qemu_args(const Plan& p, const std::string& dir);
+
+// Bind mounts name host paths; the guest's own files are never what they
+// mean. Each bind's source is cloned (a host-side bind, read-only when the
+// mount is) into `<state>/volumes/<index>` inside a mount namespace of
+// virtiofsd's own, exported to the guest under kVolumesTag, mounted by the
+// agent at kGuestVolumes; the guest's brig binds `/volumes/<index>`.
+inline constexpr const char* kVolumesTag = "volumes";
+inline constexpr const char* kGuestVolumes = "/volumes";
+struct Volume {
+  size_t index = 0;     // mounts[index]
+  std::string source;   // absolute host path (relative ones are the bundle's)
+  bool recursive = false;  // rbind: its submounts come along
+  bool readonly = false;   // "ro": the clone's top is read-only
+  bool rreadonly = false;  // "rro": the whole clone is
+  bool dir = true;      // set on the host (stat) before the shim starts
+};
+// The bind mounts of `cfg` (never a "remount"), in mounts order.
+Result<std::vector<Volume>> volumes(const spec::Config& cfg, const std::string& bundle);
+
 // The config the agent runs: vm section and host-side hooks removed, the
 // rootfs at /rootfs (the virtiofs mount). `networked` (brig networking on
 // the VM's tap): the container shares the guest's network namespace, where
-// the agent configures eth0, and brig's network annotations go.
-nlohmann::json guest_config(const nlohmann::json& raw, bool networked = false);
+// the agent configures eth0, and brig's network annotations go. Each of
+// `vols` has its source moved to kGuestVolumes/<index>.
+nlohmann::json guest_config(const nlohmann::json& raw, bool networked = false, const std::vector<Volume>& vols = {});
 // A locally administered MAC for a VM's NIC, from its owner (state dir).
 std::string mac_for(const std::string& owner);
 
@@ -167,11 +199,12 @@ void set_window_size(int tty, std::string_view size);
 Result<Fd> connect_shim(const std::string& state_dir);
 Result<void> await_start(BorrowedFd conn);
 // Runs `process` in the guest container; its stdio is ours. Returns the exit
-// code to leave with (0 at once with detach).
+// code to leave with; with detach 0 once it runs, a host relay process
+// (forked here) standing for it. `pid_file` gets that relay's pid, or ours.
 // With process.terminal the terminal is a host pty whose master goes to
 // `console_socket`, or, without one, the caller's own (raw meanwhile).
 Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& process, bool detach,
-                          const std::string& console_socket);
+                          const std::string& console_socket, const std::string& pid_file = "");
 
 // The guest's own brig run with `args` (the container id among them, e.g.
 // {"ps", "--format", "json", ID}) on the guest container, `input` its stdin;

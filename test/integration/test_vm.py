@@ -12,9 +12,11 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
+import sys
 import termios
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 QEMU = "/usr/bin/qemu-system-x86_64"
 VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
 BOOT_TIMEOUT = 300
+PROTOCOL = 3  # kProtocol in runtime/vm/vm.hpp
 
 pytestmark = pytest.mark.skipif(IS_RUNC, reason="the microVM backend is brig's own")
 
@@ -291,6 +294,164 @@ def test_guest_side_create_error_is_one_line_and_leaves_nothing(runtime, make_bu
     assert not (Path(runtime.root) / b.id).exists()
 
 
+SUBREAPER_EXEC = r"""
+import ctypes, os, signal, subprocess, sys, time
+# As containerd's shim: a subreaper runs `exec -d --pid-file`, then signals
+# and reaps the pid it names, and learns the process's status from it.
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+pidfile, ready, sig = sys.argv[1], sys.argv[2], int(sys.argv[3])
+argv = sys.argv[4:]
+with open(pidfile + ".out", "w") as out, open(pidfile + ".err", "w") as err:
+    rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err).returncode
+print("exec", rc, flush=True)
+if rc != 0:
+    sys.exit(0)
+relay = int(open(pidfile).read())
+for _ in range(600):
+    if os.path.exists(ready):
+        break
+    time.sleep(0.1)
+os.kill(relay, sig)
+_, st = os.waitpid(relay, 0)
+print("status", os.waitstatus_to_exitcode(st), flush=True)
+"""
+
+
+def test_detached_exec_is_a_host_process_that_stands_for_it(runtime, make_bundle, vm_env, tmp_path):
+    """exec -d --pid-file, as containerd runs every exec: the pid file names
+    a host process (brig's relay) that holds the caller's stdio, passes its
+    signals on to the process in the guest and exits with its status, reaped
+    by the caller's subreaper; SIGKILLed, it takes the process along. An
+    exec that cannot start fails exec -d, with no relay left."""
+    b = vm_bundle(make_bundle, ["sleep", "1000"])
+    runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
+    pidf = tmp_path / "e.pid"
+    res = subprocess.run([sys.executable, "-c", SUBREAPER_EXEC, pidf, b.rootfs / "ready", str(signal.SIGTERM)]
+                         + runtime.cmd("exec", "-d", "--pid-file", pidf, b.id, "sh", "-c",
+                                       "echo out; echo err >&2; trap 'echo got-term; exit 7' TERM; "
+                                       "touch /ready; while :; do sleep 0.2; done"),
+                         capture_output=True, text=True, timeout=120, env=runtime.env())
+    assert res.stdout.split("\n")[:2] == ["exec 0", "status 7"], res
+    assert Path(f"{pidf}.out").read_text() == "out\ngot-term\n"
+    assert Path(f"{pidf}.err").read_text() == "err\n"
+
+    # SIGKILL of the relay: the process in the guest goes too
+    def guest_sleepers():
+        out = runtime.run("exec", b.id, "ps", "-o", "args", timeout=60, check=True).stdout
+        return [l for l in out.splitlines() if "sleep 997" in l]
+    kpid = tmp_path / "k.pid"
+    runtime.run("exec", "-d", "--pid-file", kpid, b.id, "sleep", "997", timeout=60, check=True)
+    relay = int(kpid.read_text())
+    assert comm(relay) == "brig" and len(guest_sleepers()) == 1
+    os.kill(relay, signal.SIGKILL)
+    assert wait_for(lambda: not guest_sleepers(), 30)
+
+    # one that cannot start: exec -d fails with the guest's line, no pid file
+    npid = tmp_path / "n.pid"
+    res = runtime.run("exec", "-d", "--pid-file", npid, b.id, "/nonexistent", timeout=60, check=False)
+    assert res.returncode != 0 and "/nonexistent" in res.stderr, res
+    assert not npid.exists()
+    def cmdline(pid):
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
+    relays = [d for d in os.listdir("/proc") if d.isdigit() and str(npid).encode() in cmdline(d)]
+    assert relays == [], relays
+    runtime.run("delete", "-f", b.id, timeout=60, check=True)
+
+
+def host_mounts_under(path):
+    """Mount points below `path` in this (the host's) mount namespace."""
+    prefix = str(path) + "/"
+    return [l.split()[4] for l in Path("/proc/self/mountinfo").read_text().splitlines()
+            if l.split()[4].startswith(prefix)]
+
+
+def test_bind_mounts_share_host_paths_with_the_guest(runtime, make_bundle, vm_env, tmp_path):
+    """A bind's source is the host's path (never a guest file of that name):
+    a host directory read and written, a host file and directory read-only
+    (on the host side too: the guest's kernel cannot write them either), the
+    host's /etc/hostname. The host-side binds live only in virtiofsd's own
+    mount namespace and go with it."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "in").write_text("host-data\n")
+    (vol / "sub").mkdir()
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.7 from-the-host\n")
+    rodir = tmp_path / "rodir"
+    rodir.mkdir()
+    (rodir / "r").write_text("ro-data\n")
+    b = vm_bundle(make_bundle, ["sh", "-c",
+                                "cat /data/in; echo from-guest > /data/out; cat /data/sub/deep; "
+                                "cat /etc/hosts; cat /host-hostname; cat /ro/r; "
+                                "echo x >> /etc/hosts && echo WROTE-FILE; touch /ro/x && echo WROTE-DIR; "
+                                "touch /up; while [ ! -e /data/stop ]; do sleep 0.2; done; echo done"])
+    b.set_config(lambda cfg: cfg["mounts"].extend([
+        {"destination": "/data", "type": "bind", "source": str(vol), "options": ["rbind", "rw"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": str(hosts), "options": ["bind", "ro"]},
+        {"destination": "/host-hostname", "type": "bind", "source": "/etc/hostname", "options": ["ro", "bind"]},
+        {"destination": "/ro", "source": str(rodir), "options": ["rbind", "ro"]}]))
+    n = len(json.loads((b.path / "config.json").read_text())["mounts"])
+    # a submount of the rbind source comes along
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", vol / "sub"], check=True)
+    try:
+        (vol / "sub" / "deep").write_text("submount\n")
+        out = tmp_path / "out.txt"
+        with open(out, "w") as o:
+            proc = subprocess.Popen(runtime.cmd("run", "--bundle", b, b.id), stdout=o, stderr=subprocess.PIPE,
+                                    text=True, env=runtime.env(vm_env))
+        try:
+            assert wait_for(lambda: (b.rootfs / "up").exists() or proc.poll() is not None, BOOT_TIMEOUT)
+            assert proc.poll() is None, proc.stderr.read()
+            state_dir = Path(runtime.root) / b.id
+            assert (state_dir / "vols.sock").exists()
+            # the binds are in the volumes' virtiofsd's namespace, not the host's
+            assert host_mounts_under(state_dir) == []
+            vfsds = [p for p, _ in descendants(runtime.state(b.id)["pid"]) if comm(p) == "virtiofsd"]
+            assert len(vfsds) == 2, vfsds
+            # (chroot'ed into the volumes directory, it sees its mounts from there)
+            volsd = [p for p in vfsds if os.readlink(f"/proc/{p}/root") == str(state_dir / "volumes")]
+            assert len(volsd) == 1, [os.readlink(f"/proc/{p}/root") for p in vfsds]
+            theirs = {}
+            for l in Path(f"/proc/{volsd[0]}/mountinfo").read_text().splitlines():
+                f = l.split()
+                if f[4] != "/":
+                    theirs[f[4]] = f[5].split(",")[0]
+            assert theirs == {f"/{n - 4}": "rw", f"/{n - 4}/sub": "rw", f"/{n - 3}": "ro",
+                              f"/{n - 2}": "ro", f"/{n - 1}": "ro"}, theirs
+            (vol / "stop").touch()
+            assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        lines = out.read_text().splitlines()
+        assert lines == ["host-data", "submount", "192.0.2.7 from-the-host",
+                         Path("/etc/hostname").read_text().strip(), "ro-data", "done"], lines
+        assert (vol / "out").read_text() == "from-guest\n"
+        assert hosts.read_text() == "192.0.2.7 from-the-host\n" and not (rodir / "x").exists()
+        assert not (Path(runtime.root) / b.id).exists()
+    finally:
+        subprocess.run(["umount", vol / "sub"], check=True)
+
+
+@pytest.mark.parametrize("source,why", [
+    ("/nonexistent/brig-vol", "no such file or directory"),
+    ("/dev/null", "only directories and regular files can be shared with the guest")])
+def test_bind_mount_the_guest_cannot_have_is_one_clear_error(runtime, make_bundle, vm_env, source, why):
+    b = vm_bundle(make_bundle, ["true"])
+    b.set_config(lambda cfg: cfg["mounts"].append({"destination": "/x", "type": "bind", "source": source}))
+    n = len(json.loads((b.path / "config.json").read_text())["mounts"]) - 1
+    res = runtime.run("create", "--bundle", b, b.id, timeout=60, env=vm_env, check=False)
+    assert res.returncode != 0
+    lines = [l for l in res.stderr.splitlines() if "level=error" in l]
+    assert len(lines) == 1, res
+    assert f"vm: mounts[{n}].source {source}: {why}" in lines[0], res
+    assert not (Path(runtime.root) / b.id).exists()
+
+
 def fault_build():
     env = dict(os.environ, BRIG_FAULT="list")
     res = subprocess.run([BRIG], env=env, capture_output=True, text=True, timeout=30)
@@ -351,12 +512,13 @@ def test_agent_of_another_protocol_is_one_clear_error(runtime, make_bundle, vm_e
     so from the host side: seen with a kept initramfs)."""
     if not fault_build():
         pytest.skip("brig built without -DBRIG_FAULT_INJECTION=ON")
-    for env, params in (({"BRIG_VM_PROTOCOL": "1"}, []), ({}, ["BRIG_VM_PROTOCOL=3"])):
+    ours = PROTOCOL
+    for env, params in (({"BRIG_VM_PROTOCOL": "1"}, []), ({}, [f"BRIG_VM_PROTOCOL={ours + 1}"])):
         b = vm_bundle(make_bundle, ["true"],
                       spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"],
                                           "parameters": params}})
         res = runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=env, check=False)
-        host, guest = ("1", "2") if env else ("2", "3")
+        host, guest = (1, ours) if env else (ours, ours + 1)
         errors = [l for l in res.stderr.splitlines() if "level=error" in l]
         assert len(errors) == 1 and res.returncode == 1, res
         assert (f"vm: the host's brig speaks protocol {host}, this guest agent {guest}: rebuild the initramfs "
@@ -522,6 +684,7 @@ def test_terminal_through_console_sockets(runtime, make_bundle, vm_env, tmp_path
     b.set_config(cfg)
     con = Console(tmp_path / "console.sock")
     econ = Console(tmp_path / "exec-console.sock")
+    dcon = Console(tmp_path / "dexec-console.sock")
     try:
         runtime.run("create", "--console-socket", con.path, "--bundle", b, b.id, timeout=BOOT_TIMEOUT,
                     check=True)
@@ -542,11 +705,26 @@ def test_terminal_through_console_sockets(runtime, make_bundle, vm_env, tmp_path
         assert "got-line" in t, t
         econ.write("q\n")
         assert p.wait(timeout=60) == 3
+        # exec -d -t: back once the process runs; the terminal stays with
+        # the console socket's holder, through a host relay (the pid file's)
+        pidf = tmp_path / "dexec.pid"
+        runtime.run("exec", "-d", "-t", "--pid-file", pidf, "--console-socket", dcon.path, b.id, "sh", "-c",
+                    "read x; echo detached-got-$x; busybox stty size; exit 4", timeout=60, check=True)
+        dcon.take()
+        relay = int(pidf.read_text())
+        relay_start = proc_starttime(relay)
+        dcon.resize(33, 77)
+        time.sleep(0.5)
+        dcon.write("hi\n")
+        t = dcon.expect("33 77")
+        assert "detached-got-hi" in t, t
+        assert wait_for(lambda: not proc_alive(relay, relay_start), 30)
         con.write("exit 7\n")
         assert runtime.wait_status(b.id, "stopped", timeout=60)
     finally:
         con.close()
         econ.close()
+        dcon.close()
     runtime.run("delete", b.id, timeout=60, check=True)
 
 

@@ -228,3 +228,44 @@ TEST_CASE("vm: QEMU's own uid only where the user namespace maps it") {
   CHECK_FALSE(id_mapped("", id));
   CHECK_FALSE(id_mapped("garbage\n", id));
 }
+
+TEST_CASE("vm: bind mounts name host paths, shared with the guest under their index") {
+  auto c = config_with(R"({"mounts": [
+      {"destination": "/proc", "type": "proc", "source": "proc"},
+      {"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "rw"]},
+      {"destination": "/etc/hosts", "source": "hosts", "options": ["bind", "ro"]},
+      {"destination": "/data", "options": ["remount", "bind", "ro"]},
+      {"destination": "/lib", "type": "none", "source": "/usr/.//lib", "options": ["rbind", "rro"]}]})");
+  auto v = volumes(c, "/b/bundle");
+  REQUIRE(v);
+  REQUIRE(v->size() == 3);  // not /proc, not the remount
+  CHECK((*v)[0].index == 1);
+  CHECK((*v)[0].source == "/srv/data");
+  CHECK((*v)[0].recursive);
+  CHECK_FALSE((*v)[0].readonly);
+  CHECK((*v)[1].index == 2);
+  CHECK((*v)[1].source == "/b/bundle/hosts");  // relative: the bundle's
+  CHECK((*v)[1].readonly);
+  CHECK_FALSE((*v)[1].recursive);
+  CHECK((*v)[2].source == "/usr/lib");
+  CHECK((*v)[2].rreadonly);
+  CHECK_FALSE((*v)[2].readonly);
+
+  json g = guest_config(c.raw, false, *v);
+  CHECK(g["mounts"][0]["source"] == "proc");
+  CHECK(g["mounts"][1]["source"] == "/volumes/1");
+  CHECK(g["mounts"][2]["source"] == "/volumes/2");
+  CHECK(g["mounts"][2]["options"] == json::array({"bind", "ro"}));  // the guest's brig applies them
+  CHECK_FALSE(g["mounts"][3].contains("source"));
+  CHECK(g["mounts"][4]["source"] == "/volumes/4");
+
+  auto p = plan(c, Host{false, 0, 1}, defaults());
+  REQUIRE(p);
+  CHECK_FALSE(has(qemu_args(*p, "/d"), "vhost-user-fs-device,chardev=vols,tag=volumes"));
+  p->volumes = true;
+  auto args = qemu_args(*p, "/d,x");
+  CHECK(has(args, "socket,id=vols,path=/d,,x/vols.sock"));
+  CHECK(has(args, "vhost-user-fs-device,chardev=vols,tag=volumes"));
+
+  CHECK_FALSE(volumes(config_with(R"({"mounts": [{"destination": "/x", "type": "bind"}]})"), "/b"));
+}
