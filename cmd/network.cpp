@@ -1,4 +1,4 @@
-// network ls | inspect NAME | prune: brig's bridge networks (netns/).
+// network ls | inspect NAME | prune | reload: brig's bridge networks (netns/).
 #include <algorithm>
 #include <cstdio>
 
@@ -64,6 +64,13 @@ int prune_action(cli::Context&) {
   return r ? 0 : cli::fail_command(r.error().msg);
 }
 
+int reload_action(cli::Context&) {
+  std::vector<std::string> done;
+  auto r = netns::reload(done);
+  for (auto& l : done) out(l + "\n");
+  return r ? 0 : cli::fail_command(r.error().msg);
+}
+
 const std::vector<cli::Command>& subcommands() {
   static const std::vector<cli::Command> subs = {
       {.name = "network ls",
@@ -85,6 +92,11 @@ const std::vector<cli::Command>& subcommands() {
        .min_args = 0,
        .max_args = 0,
        .action = prune_action},
+      {.name = "network reload",
+       .summary = "put brig's nftables rules back for running containers (after a flush ruleset)",
+       .min_args = 0,
+       .max_args = 0,
+       .action = reload_action},
   };
   return subs;
 }
@@ -127,10 +139,11 @@ int network_action(cli::Context& c) {
 
 cli::Register network_cmd({
     .name = "network",
-    .summary = "manage brig's bridge networks (ls, inspect, prune)",
+    .summary = "manage brig's bridge networks (ls, inspect, prune, reload)",
     .args_usage = "command [arguments...]",
     .description = "COMMANDS:\n   ls        list networks\n   inspect   show a network as JSON\n"
-                   "   prune     remove stale leases, unused bridges and rules brig made\n\n"
+                   "   prune     remove stale leases, unused bridges and rules brig made\n"
+                   "   reload    put brig's nftables rules back for running containers\n\n"
                    "Run 'brig network COMMAND --help' for more on a command.",
     .min_args = 0,
     .max_args = -1,

@@ -436,4 +436,42 @@ Result<void> prune(std::vector<std::string>& removed) {
   return {};
 }
 
+Result<void> reload(std::vector<std::string>& done) {
+  TRY(auto nets, list_networks());
+  TRY(NetLock lock, lock_networks());
+  // Which NAT tables to fill again: decided once, before any is remade.
+  TRY(bool have4, nft::table_exists(AF_INET));
+  TRY(bool have6, nft::table_exists(AF_INET6));
+  for (auto& net : nets) {
+    LeaseStore store(net);
+    TRY(auto dead, store.reclaim());
+    forget_nat(net, dead);
+    TRY(auto live, store.load());
+    size_t guarded = 0, nat = 0;
+    for (auto& l : live) {
+      TRY(auto a, load_attachment(l.owner));
+      if (!a || a->network != net.name) continue;  // its record is gone: nothing to go by
+      if (a->host_dev_made) {
+        TRY_VOID(nft::guard(guard_of(a->host_dev, a->owner, a->ip, a->ip6)));
+        guarded++;
+      }
+      if (a->ports.empty() && !a->masquerade) continue;
+      bool any = false;
+      if (a->ip && !have4) {
+        TRY_VOID(nft::add(a->ip->ip, a->ports, a->masquerade, a->bridge));
+        any = true;
+      }
+      if (a->ip6 && !have6) {
+        TRY_VOID(nft::add(a->ip6->ip, a->ports, a->masquerade, a->bridge));
+        any = true;
+      }
+      nat += any;
+    }
+    if (!live.empty())
+      done.push_back(fmt::format("network {}: {} port(s) guarded, NAT of {} container(s) restored", net.name,
+                                 guarded, nat));
+  }
+  return {};
+}
+
 }  // namespace brig::netns

@@ -222,6 +222,39 @@ def test_published_port_and_masquerade(nrt, net, make_bundle):
     net.assert_clean(nrt)
 
 
+@need_nft
+def test_reload_puts_the_rules_back_after_a_flush(nrt, net, make_bundle):
+    """`nft flush ruleset` (a firewall service's reload) takes brig's tables
+    along; `brig network reload` puts back every running container's guard,
+    published ports and masquerade, and running it again changes nothing."""
+    net.define("rl", bridge="brrl0", subnet="10.70.0.0/24", subnet6="fd00:70::/64", masquerade=True)
+    a = start(nrt, net_bundle(make_bundle, network="rl", ports="8090:80/tcp"))
+    b = start(nrt, net_bundle(make_bundle, network="rl", args=["sleep", "60"],
+                              caps=["CAP_NET_ADMIN", "CAP_NET_RAW"]))
+    before = sorted(json.dumps(e, sort_keys=True) for e in net.nft_elements())
+
+    def spoofed_ping():  # b speaking as an address not its own
+        return nrt.run("exec", b, "sh", "-c", f"ping -c 2 -W 2 -I 10.70.0.200 {ip_of(nrt, a)}").stdout
+    nrt.run("exec", b, "sh", "-c", "ip addr add 10.70.0.200/24 dev eth0", check=True)
+    assert "0 packets received" in spoofed_ping()
+    guard_rules = net.sh(NFT, "list", "chain", "bridge", "brig", "guard").stdout
+    assert "hello" in nc(net, "10.70.0.1", 8090)
+    net.sh(NFT, "flush", "ruleset")
+    assert net.nft_elements() == []
+    assert "hello" not in nc(net, "10.70.0.1", 8090, tries=3)
+    assert "2 packets received" in spoofed_ping()  # no guard now
+    for restored in (2, 0):  # (masquerade: both; then the tables are there)
+        r = nrt.run("network", "reload", check=True)
+        assert r.stdout == f"network rl: 2 port(s) guarded, NAT of {restored} container(s) restored\n", r
+        assert sorted(json.dumps(e, sort_keys=True) for e in net.nft_elements()) == before
+        assert net.sh(NFT, "list", "chain", "bridge", "brig", "guard").stdout == guard_rules
+        assert "hello" in nc(net, "10.70.0.1", 8090)
+    assert "0 packets received" in spoofed_ping()  # the guard is back
+    for cid in (a, b):
+        nrt.run("delete", "-f", cid, check=True)
+    net.assert_clean(nrt)
+
+
 def test_ipv6(nrt, net, make_bundle):
     net.define("six", bridge="brsix0", subnet="10.67.0.0/24", subnet6="fd00:67::/64")
     a = start(nrt, net_bundle(make_bundle, network="six", ports="8081:80" if NFT else None))
