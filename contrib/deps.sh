@@ -14,8 +14,9 @@ if [ "${1:-}" = "--test" ]; then
   # libFuzzer (test/fuzz): clang 16 and its runtime libraries
   pkgs+=(clang-16 libclang-rt-16-dev)
   # the pure cgroup v2 tier (test/vm/): QEMU with virtiofsd, cpio for the
-  # initramfs; its kernel is fetched with apt-get download, never installed
-  pkgs+=(qemu-system-x86 cpio)
+  # initramfs; its kernel is fetched with apt-get download, never installed;
+  # qemu-utils (qemu-img) and e2fsprogs (mkfs.ext4) make vm.image disks
+  pkgs+=(qemu-system-x86 cpio qemu-utils e2fsprogs)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,8 +2,8 @@
 # build-agent-initramfs.sh KERNEL_DIR BRIG OUT.cpio.gz
 #
 # The initramfs of brig's microVM backend: build-initramfs.sh's base (the
-# virtio-mmio, virtiofs, virtio-console and virtio-net modules with their
-# load order)
+# virtio-mmio, virtiofs, virtio-console, virtio-net and virtio-blk (for
+# vm.image) modules with their load order)
 # followed by a second gzip'd cpio (the kernel unpacks concatenated archives)
 # holding /bin/brig and the shared libraries it links, at their host paths.
 # The guest boots with rdinit=/bin/brig -- vm-agent, so brig itself is PID 1.
@@ -19,7 +19,7 @@ out=${3:?usage: build-agent-initramfs.sh KERNEL_DIR BRIG OUT.cpio.gz}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$here/build-initramfs.sh" "$kdir" "$tmp/base.gz" virtio_mmio virtiofs virtio_console virtio_net >/dev/null
+"$here/build-initramfs.sh" "$kdir" "$tmp/base.gz" virtio_mmio virtiofs virtio_console virtio_net virtio_blk >/dev/null
 mkdir -p "$tmp/root/bin" "$tmp/root/rootfs"
 # Debug info stays on the host: the guest needs the code only.
 strip --strip-unneeded -o "$tmp/root/bin/brig" "$brig"

@@ -6,6 +6,7 @@
 // terminals (the guest brig's pty masters, over console sockets), execs and
 // the exit. With brig networking it configures eth0 first.
 #include <dirent.h>
+#include <linux/magic.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -348,6 +351,66 @@ void leave_initramfs() {
   for (const char* d : {"/proc", "/sys", "/dev"}) ::mkdir(d, 0755);
 }
 
+// Whether "/" is the initramfs (rootfs: ramfs or tmpfs), not vm.image's disk.
+bool on_initramfs() {
+  struct statfs st;
+  return ::statfs("/", &st) == 0 && (st.f_type == RAMFS_MAGIC || st.f_type == TMPFS_MAGIC);
+}
+
+// The value of `key=` on the guest's kernel command line, "" if none.
+std::string cmdline_value(const std::string& key) {
+  auto line = sys::read_file("/proc/cmdline");
+  if (!line) return "";
+  std::istringstream words(*line);
+  std::string w;
+  while (words >> w) {
+    if (w == "--") break;  // init's own arguments follow
+    if (w.starts_with(key + "=")) return w.substr(key.size() + 1);
+  }
+  return "";
+}
+
+// vm.image: the disk `dev` is the guest's root. The initramfs only loads the
+// modules, mounts it read-only and hands PID 1 over to the brig it holds
+// (switch_root's steps), which goes on as the agent from there. Never
+// returns; an error goes to the console (the host shows its last lines).
+[[noreturn]] void hand_over_to_image(const std::string& dev) {
+  auto fail = [&](const std::string& what) {
+    say(fmt::format("vm.image: {}: {}", what, std::strerror(errno)));
+    power_off();
+  };
+  load_modules();
+  for (int i = 0; i < 500 && !sys::exists(dev); i++) ::usleep(20000);
+  ::mkdir("/image", 0755);
+  // The first filesystem the kernel has that takes it (as mount(8) tries).
+  auto fss = sys::read_file("/proc/filesystems");
+  std::istringstream lines(fss ? *fss : "");
+  std::string line, used;
+  int err = ENODEV;
+  while (used.empty() && std::getline(lines, line)) {
+    if (line.starts_with("nodev")) continue;
+    std::string fs = line.substr(line.find_first_not_of(" \t"));
+    if (::mount(dev.c_str(), "/image", fs.c_str(), MS_RDONLY, nullptr) == 0) used = fs;
+    else if (errno != EINVAL) err = errno;
+  }
+  if (used.empty()) {
+    errno = err;
+    fail(fmt::format("mount {}", dev));
+  }
+  std::string brig = std::string("/image") + kImageBrig;
+  if (::access(brig.c_str(), X_OK) < 0) fail(fmt::format("{} of {} ({})", kImageBrig, dev, used));
+  say(fmt::format("root {} ({}): handing over to its {}", dev, used, kImageBrig));
+  ::umount2("/dev", MNT_DETACH);
+  ::umount2("/proc", MNT_DETACH);
+  if (::chdir("/image") < 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0 || ::chroot(".") < 0 ||
+      ::chdir("/") < 0)
+    fail("make it the root");
+  const char* argv[] = {kImageBrig, "vm-agent", nullptr};
+  ::execve(kImageBrig, const_cast<char* const*>(argv), environ);
+  fail(fmt::format("exec {}", kImageBrig));
+  power_off();  // (fail does not return either)
+}
+
 }  // namespace
 
 void agent_main() {
@@ -360,7 +423,17 @@ void agent_main() {
   sigset_t all;
   sigfillset(&all);
   ::sigprocmask(SIG_BLOCK, &all, nullptr);
-  leave_initramfs();
+  if (on_initramfs()) {
+    ::mount("proc", "/proc", "proc", 0, nullptr);
+    std::string image = cmdline_value(kImageArg);
+    if (!image.empty()) {
+      ::mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
+      hand_over_to_image(image);
+    }
+    ::umount2("/proc", MNT_DETACH);
+    leave_initramfs();
+  }
+  // On vm.image's disk (read-only) the mount points are the image's own.
   ::mount("proc", "/proc", "proc", 0, nullptr);
   ::mount("sysfs", "/sys", "sysfs", 0, nullptr);
   ::mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);

@@ -3,6 +3,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -88,7 +89,18 @@ Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& default
   }
   if (cfg.vm) {
     const spec::Vm& v = *cfg.vm;
-    if (v.image) return fail_msg("vm.image: disk images are not supported yet (the rootfs is shared with virtiofs)");
+    if (v.image) {
+      // The guest's own root: a read-only virtio-blk disk the agent hands
+      // PID 1 over to (its /bin/brig); the container's rootfs stays shared.
+      static const std::pair<const char*, const char*> formats[] = {
+          {"raw", "raw"}, {"qcow2", "qcow2"}, {"vdi", "vdi"}, {"vmdk", "vmdk"}, {"vhd", "vpc"}};
+      std::string f = v.image->format.empty() ? "raw" : v.image->format;
+      auto it = std::find_if(std::begin(formats), std::end(formats), [&](const auto& x) { return f == x.first; });
+      if (it == std::end(formats))
+        return fail_msg("vm.image.format: \"{}\" is not one of raw, qcow2, vdi, vmdk, vhd", f);
+      p.image = v.image->path;
+      p.image_format = it->second;
+    }
     if (v.hypervisor) {
       if (!v.hypervisor->path.empty()) p.qemu = v.hypervisor->path;
       p.extra_qemu = v.hypervisor->parameters;
@@ -96,6 +108,11 @@ Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& default
     if (!v.kernel.path.empty()) p.kernel = v.kernel.path;
     if (v.kernel.initrd) p.initrd = *v.kernel.initrd;
     if (v.hwConfig) {
+      // Xen's passthrough: nothing a QEMU microvm on x86 has (no device tree).
+      const auto& hw = *v.hwConfig;
+      if (hw.deviceTree) return fail_msg("vm.hwConfig.deviceTree: the x86 microvm machine takes no device tree");
+      if (!hw.dtdevs.empty() || !hw.iomems.empty() || !hw.irqs.empty())
+        return fail_msg("vm.hwConfig: dtdevs, iomems and irqs (device passthrough) are not supported by the QEMU microvm backend");
       if (v.hwConfig->vcpus) p.vcpus = *v.hwConfig->vcpus;
       if (v.hwConfig->memory) p.mem_mib = (*v.hwConfig->memory + (1 << 20) - 1) >> 20;
     }
@@ -111,6 +128,7 @@ Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& default
                    "cgroup_no_v1=all", "rdinit=/bin/brig"};
   // TCG guests hang calibrating an unstable TSC without it.
   if (!p.kvm) p.kernel_args.push_back(fmt::format("tsc_early_khz={}", host.tsc_khz ? host.tsc_khz : 2000000));
+  if (!p.image.empty()) p.kernel_args.push_back(fmt::format("{}={}", kImageArg, kImageDev));
   if (cfg.vm)
     for (const auto& a : cfg.vm->kernel.parameters) p.kernel_args.push_back(a);
   p.kernel_args.push_back("--");
@@ -161,6 +179,12 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-chardev", "socket,id=ctl,path=" + d + "/ctl.sock,server=on,wait=off",
       "-device", "virtserialport,chardev=ctl,name=brig.ctl",
       "-kernel", p.kernel, "-initrd", p.initrd, "-append", cmdline};
+  // Read-only: VMs may share it, and the guest's writes go to RAM (tmpfs).
+  if (!p.image.empty())
+    a.insert(a.end(), {"-drive",
+                       fmt::format("if=none,id=image,file={},format={},readonly=on", qemu_escape(p.image),
+                                   p.image_format),
+                       "-device", "virtio-blk-device,drive=image"});
   if (p.volumes)
     a.insert(a.end(), {"-chardev", "socket,id=vols,path=" + d + "/vols.sock", "-device",
                        fmt::format("vhost-user-fs-device,chardev=vols,tag={}", kVolumesTag)});

@@ -133,6 +133,10 @@ struct Plan {
   unsigned vcpus = 1;
   std::string tap, mac;  // brig networking: a virtio-net device on this tap
   bool volumes = false;  // a second virtiofs device: the bind mounts' sources (Volume)
+  // vm.image: the guest's root disk (read-only virtio-blk) and QEMU's name
+  // for its format; the agent on the initramfs hands PID 1 over to its
+  // /bin/brig (kImageArg on the guest command line).
+  std::string image, image_format;
   // Once set up (tap, sockets, /dev/kvm and files open), QEMU switches to
   // this uid and gid, with no capabilities; 0 keeps it root.
   uint32_t run_as = 0;
@@ -146,6 +150,12 @@ constexpr uint32_t kQemuIdBase = 0x7f000000;
 // (its first column: ids as this namespace sees them). In a user namespace
 // that does not map QEMU's id, QEMU stays root (with a warning).
 bool id_mapped(std::string_view map, uint32_t id);
+
+// The guest command line's word naming vm.image's disk, and that disk.
+inline constexpr const char* kImageArg = "brig.root";
+inline constexpr const char* kImageDev = "/dev/vda";
+// What the guest's root must hold for the agent to run from it.
+inline constexpr const char* kImageBrig = "/bin/brig";
 
 // `defaults`: {qemu, kernel, initrd} used where the spec names none.
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults);

@@ -361,6 +361,76 @@ def test_detached_exec_is_a_host_process_that_stands_for_it(runtime, make_bundle
     runtime.run("delete", "-f", b.id, timeout=60, check=True)
 
 
+@pytest.fixture(scope="session")
+def vm_image(vm_env, tmp_path_factory):
+    """contrib/vm/build-agent-image.sh's disk (raw), its /bin/ps a script
+    that says where it comes from (debugfs edits the ext4 without a mount)."""
+    for tool in ("mkfs.ext4", "debugfs"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} missing (apt-get install e2fsprogs)")
+    d = tmp_path_factory.mktemp("vmimage")
+    img = d / "agent.img"
+    subprocess.run([REPO / "contrib/vm/build-agent-image.sh", BRIG, img], check=True, capture_output=True,
+                   timeout=300)
+    ps = d / "ps.sh"
+    ps.write_text('#!/bin/sh\necho ps-from-the-image >&2\nexec /bin/busybox ps "$@"\n')
+    cmds = d / "cmds"
+    cmds.write_text(f"rm /bin/ps\nwrite {ps} /bin/ps\nsif /bin/ps mode 0100755\n")
+    subprocess.run(["debugfs", "-w", "-f", cmds, img], check=True, capture_output=True, timeout=60)
+    return img
+
+
+@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+def test_vm_image_is_the_guests_root(runtime, make_bundle, vm_env, vm_image, tmp_path, fmt):
+    """vm.image: the guest boots into the disk (the initramfs hands PID 1 to
+    its /bin/brig), which QEMU holds read-only; the guest's programs are the
+    image's (its `ps` answers `brig ps`), the container's rootfs is still
+    the bundle's."""
+    img = vm_image
+    if fmt == "qcow2":
+        if not shutil.which("qemu-img"):
+            pytest.skip("qemu-img missing (apt-get install qemu-utils)")
+        img = tmp_path / "agent.qcow2"
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", vm_image, img], check=True)
+    b = vm_bundle(make_bundle, ["sh", "-c", "echo in-the-container; touch /up; exec sleep 1000"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]},
+                           "image": {"path": str(img), "format": fmt}})
+    runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, check=True)
+    assert wait_for(lambda: (b.rootfs / "up").exists(), 60)
+    state_dir = Path(runtime.root) / b.id
+    console = (state_dir / "console.log").read_text(errors="replace")
+    assert "brig-agent: root /dev/vda (ext4): handing over to its /bin/brig" in console, console
+    res = runtime.run("ps", b.id, timeout=60, check=True)
+    assert res.stderr == "ps-from-the-image\n" and "sleep 1000" in res.stdout, res
+    qemu = [p for p, _ in descendants(runtime.state(b.id)["pid"]) if comm(p).startswith("qemu")]
+    assert len(qemu) == 1
+    held = {}
+    for fd in os.listdir(f"/proc/{qemu[0]}/fd"):
+        try:
+            if os.readlink(f"/proc/{qemu[0]}/fd/{fd}") == str(img):
+                flags = Path(f"/proc/{qemu[0]}/fdinfo/{fd}").read_text().split("flags:")[1].split()[0]
+                held[fd] = int(flags, 8) & os.O_ACCMODE
+        except OSError:
+            pass
+    assert held and set(held.values()) == {os.O_RDONLY}, held
+    runtime.run("delete", "-f", b.id, timeout=60, check=True)
+    assert not state_dir.exists()
+
+
+def test_vm_image_without_brig_is_one_clear_error(runtime, make_bundle, vm_env, vm_image, tmp_path):
+    img = tmp_path / "nobrig.img"
+    shutil.copy(vm_image, img)
+    subprocess.run(["debugfs", "-w", "-R", "rm /bin/brig", img], check=True, capture_output=True, timeout=60)
+    b = vm_bundle(make_bundle, ["true"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]},
+                           "image": {"path": str(img), "format": "raw"}})
+    res = runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, check=False)
+    lines = [l for l in res.stderr.splitlines() if "level=error" in l]
+    assert len(lines) == 1 and res.returncode == 1, res
+    assert "vm.image: /bin/brig of /dev/vda (ext4): no such file or directory" in lines[0].lower(), res
+    assert not (Path(runtime.root) / b.id).exists()
+
+
 def host_mounts_under(path):
     """Mount points below `path` in this (the host's) mount namespace."""
     prefix = str(path) + "/"

@@ -141,7 +141,11 @@ TEST_CASE("vm plan: linux.resources size the guest unless hwConfig does") {
 
 TEST_CASE("vm plan: what the backend cannot do yet is refused, not skipped") {
   CHECK(plan(config_with(R"({"process": {"terminal": true}, "vm": {"kernel": {"path": "/k"}}})"), Host{}, defaults()));
-  CHECK_FALSE(plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "image": {"path": "/i", "format": "raw"}}})"),
+  CHECK_FALSE(plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "hwConfig": {"dtdevs": ["/a"]}}})"), Host{},
+                   defaults()));
+  CHECK_FALSE(plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "hwConfig": {"irqs": [11]}}})"), Host{},
+                   defaults()));
+  CHECK_FALSE(plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "hwConfig": {"deviceTree": "/d.dtb"}}})"),
                    Host{}, defaults()));
   Plan no_initrd = defaults();
   no_initrd.initrd.clear();
@@ -268,4 +272,30 @@ TEST_CASE("vm: bind mounts name host paths, shared with the guest under their in
   CHECK(has(args, "vhost-user-fs-device,chardev=vols,tag=volumes"));
 
   CHECK_FALSE(volumes(config_with(R"({"mounts": [{"destination": "/x", "type": "bind"}]})"), "/b"));
+}
+
+TEST_CASE("vm plan: vm.image is the guest's read-only root disk") {
+  auto p = plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "image": {"path": "/i,mg", "format": "qcow2"}}})"),
+                Host{false, 0, 1}, defaults());
+  REQUIRE(p);
+  CHECK(p->image == "/i,mg");
+  auto args = qemu_args(*p, "/d");
+  CHECK(has(args, "if=none,id=image,file=/i,,mg,format=qcow2,readonly=on"));
+  CHECK(has(args, "virtio-blk-device,drive=image"));
+  // the agent's word, before init's own arguments
+  auto root = std::find(p->kernel_args.begin(), p->kernel_args.end(), "brig.root=/dev/vda");
+  auto dashes = std::find(p->kernel_args.begin(), p->kernel_args.end(), "--");
+  CHECK(root < dashes);
+  CHECK(dashes != p->kernel_args.end());
+
+  auto vhd = plan(config_with(R"({"vm": {"kernel": {"path": "/k"}, "image": {"path": "/i", "format": "vhd"}}})"),
+                  Host{}, defaults());
+  REQUIRE(vhd);
+  CHECK(vhd->image_format == "vpc");  // QEMU's name for it
+  auto none = plan(config_with(R"({"vm": {"kernel": {"path": "/k"}}})"), Host{}, defaults());
+  REQUIRE(none);
+  CHECK_FALSE(has(qemu_args(*none, "/d"), "virtio-blk-device,drive=image"));
+  CHECK_FALSE(has(none->kernel_args, "brig.root=/dev/vda"));
+
+  // (a format outside the spec's list, or a relative path, never parses: spec/config.cpp)
 }
