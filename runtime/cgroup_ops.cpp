@@ -58,7 +58,7 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
   if (in_vm) {
     std::string err;
     TRY(int code, vm::brig_in_guest(store.dir(id), {"update", "--resources", "-", id}, resources.dump(), &err));
-    if (code != 0) return fail_msg("update: in the guest: {}", vm::error_text(err));
+    if (code != 0) return fail_msg("update: in the guest: {}", vm::guest_failure(err, code));
   }
   if (!rdt.empty()) {
     if (rec.rdt_tasks.empty()) return fail_msg("update: the container has no Intel RDT group (linux.intelRdt)");
@@ -123,7 +123,7 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
       if (!r || status_of(store, *r) == "stopped") return {};
     }
     TRY(int c, std::move(code));
-    if (c != 0) return fail_msg("events: in the guest: {}", vm::error_text(err));
+    if (c != 0) return fail_msg("events: in the guest: {}", vm::guest_failure(err, c));
     return {};
   }
   TRY(auto cg, cgroup::open_fs(rec.cgroup_path));

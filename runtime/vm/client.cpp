@@ -88,18 +88,18 @@ Result<Fd> connect_shim(const std::string& state_dir) {
 Result<void> await_start(BorrowedFd conn) {
   // start holds the container's lock meanwhile: a guest that never answers
   // must not block kill and delete for ever.
-  int kStartTimeout = 120;
+  int start_timeout = 120;
 #ifdef BRIG_FAULT_INJECTION
   // Test builds: a shorter wait, for the test of a guest that never answers.
-  if (const char* t = std::getenv("BRIG_VM_START_TIMEOUT"); t && std::atoi(t) > 0) kStartTimeout = std::atoi(t);
+  if (const char* t = std::getenv("BRIG_VM_START_TIMEOUT"); t && std::atoi(t) > 0) start_timeout = std::atoi(t);
 #endif
-  struct timeval tv {kStartTimeout, 0};
+  struct timeval tv {start_timeout, 0};
   ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   Decoder dec;
   for (;;) {
     auto r = next_frame(conn, dec);
     if (!r && (r.error().err == EAGAIN || r.error().err == EWOULDBLOCK))
-      return fail_msg("vm: the guest did not answer start within {} s", kStartTimeout);
+      return fail_msg("vm: the guest did not answer start within {} s", start_timeout);
     TRY(auto m, std::move(r));
     if (!m) return fail_msg("vm: the microVM stopped before the container process started");
     if (m->type != Frame::started) continue;

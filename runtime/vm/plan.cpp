@@ -258,6 +258,11 @@ std::string error_text(std::string line) {
   return out;
 }
 
+std::string guest_failure(const std::string& err, int code) {
+  std::string e = error_text(err);
+  return e.empty() ? fmt::format("brig exited with {} and no message", code) : e;
+}
+
 void take_ack(size_t& unacked, std::string_view count) {
   size_t k = std::strtoull(std::string(count).c_str(), nullptr, 10);
   unacked = k >= unacked ? 0 : unacked - k;

@@ -224,6 +224,9 @@ Result<int> brig_in_guest(const std::string& state_dir, const std::vector<std::s
 // The message of a brig error line (`time=.. level=error msg="..."`), or the
 // last line as it is.
 std::string error_text(std::string line);
+// What a guest brig that exited with `code` said (error_text of `err`), or,
+// when it said nothing, its exit code.
+std::string guest_failure(const std::string& err, int code);
 
 // `brig vm-agent`: PID 1 in the guest. Never returns.
 [[noreturn]] void agent_main();

@@ -299,3 +299,9 @@ TEST_CASE("vm plan: vm.image is the guest's read-only root disk") {
 
   // (a format outside the spec's list, or a relative path, never parses: spec/config.cpp)
 }
+
+TEST_CASE("vm: a guest brig's failure is its error line, or its exit code when it wrote none") {
+  CHECK(guest_failure("time=\"x\" level=error msg=\"bad value\"\n", 1) == "bad value");
+  CHECK(guest_failure("", 137) == "brig exited with 137 and no message");
+  CHECK(guest_failure("\n", 2) == "brig exited with 2 and no message");
+}
