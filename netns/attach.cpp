@@ -15,6 +15,7 @@
 #include "netns/lease.hpp"
 #include "netns/netlink.hpp"
 #include "netns/nft.hpp"
+#include "netns/passthrough.hpp"
 #include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
@@ -130,8 +131,18 @@ Result<void> configure_inside(Socket& in, const Attachment& a, const std::string
   TRY_VOID(in.call(set_link(eth.index, LinkChange{.up = true}, dev)));
   if (a.ip) TRY_VOID(in.call(add_addr(eth.index, *a.ip, 0, dev)));
   if (a.ip6) TRY_VOID(in.call(add_addr(eth.index, *a.ip6, IFA_F_NODAD, dev)));
-  if (a.gateway) TRY_VOID(in.call(add_route(Route{AF_INET, std::nullopt, a.gateway, eth.index}, dev)));
-  if (a.gateway6) TRY_VOID(in.call(add_route(Route{AF_INET6, std::nullopt, a.gateway6, eth.index}, dev)));
+  // A gateway outside the address's subnet (a /32 with a link-local
+  // gateway, as some CNI plugins hand out) is reachable on the link anyway.
+  // (An IPv6 link-local gateway needs no saying so.)
+  auto onlink = [](const std::optional<Cidr>& ip, const Ip& gw) {
+    bool link_local6 = gw.family == AF_INET6 && gw.b[0] == 0xfe && (gw.b[1] & 0xc0) == 0x80;
+    return !link_local6 && (!ip || !ip->contains(gw));
+  };
+  if (a.gateway)
+    TRY_VOID(in.call(add_route(Route{AF_INET, std::nullopt, a.gateway, eth.index, onlink(a.ip, *a.gateway)}, dev)));
+  if (a.gateway6)
+    TRY_VOID(
+        in.call(add_route(Route{AF_INET6, std::nullopt, a.gateway6, eth.index, onlink(a.ip6, *a.gateway6)}, dev)));
   return {};
 }
 
@@ -296,6 +307,8 @@ Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollb
 }
 
 Result<void> teardown(const std::string& owner) {
+  // A microVM's pass-through of a namespace it was given (no lease, no lock).
+  TRY_VOID(passthrough::stop_recorded(owner));
   TRY(auto a, load_attachment(owner));
   if (!a) return {};
   TRY(NetLock lock, lock_networks());

@@ -5,7 +5,11 @@
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
 #include <linux/rtnetlink.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <linux/veth.h>
 #include <sched.h>
 
@@ -182,6 +186,86 @@ Message add_route(const Route& r, const std::string& label) {
   if (r.dst) m.put(RTA_DST, r.dst->ip.b.data(), r.dst->ip.size());
   if (r.gateway) m.put(RTA_GATEWAY, r.gateway->b.data(), r.gateway->size());
   if (r.oif) m.put_u32(RTA_OIF, static_cast<uint32_t>(r.oif));
+  if (r.onlink) rt->rtm_flags |= RTNH_F_ONLINK;
+  return m;
+}
+
+Message dump_routes(int family) {
+  Message m(RTM_GETROUTE, NLM_F_DUMP, fmt::format("list {} routes", family_name(family)));
+  auto* rt = static_cast<rtmsg*>(m.extra(sizeof(rtmsg)));
+  rt->rtm_family = static_cast<uint8_t>(family);
+  return m;
+}
+
+namespace {
+
+constexpr uint32_t kIngress = 0xffff0000;  // TC_H_MAKE(TC_H_INGRESS, 0): the ingress qdisc's handle
+
+tcmsg* tc_header(Message& m, int ifindex) {
+  auto* t = static_cast<tcmsg*>(m.extra(sizeof(tcmsg)));
+  t->tcm_family = AF_UNSPEC;
+  t->tcm_ifindex = ifindex;
+  return t;
+}
+
+Message ingress_qdisc(uint16_t type, uint16_t flags, int ifindex, const std::string& what) {
+  Message m(type, flags, what);
+  tcmsg* t = tc_header(m, ifindex);
+  t->tcm_handle = kIngress;
+  t->tcm_parent = TC_H_INGRESS;
+  m.put_str(TCA_KIND, "ingress");
+  return m;
+}
+
+// tcm_info of a filter: its priority and the protocol it sees (all).
+uint32_t filter_info(uint16_t prio) { return (static_cast<uint32_t>(prio) << 16) | htons(ETH_P_ALL); }
+
+}  // namespace
+
+Message add_ingress_qdisc(int ifindex, const std::string& label) {
+  return ingress_qdisc(RTM_NEWQDISC, kCreate, ifindex, "add ingress qdisc on " + label);
+}
+
+Message del_ingress_qdisc(int ifindex, const std::string& label) {
+  return ingress_qdisc(RTM_DELQDISC, 0, ifindex, "delete ingress qdisc of " + label);
+}
+
+Message add_redirect(int ifindex, int to_ifindex, uint16_t prio, const std::string& label) {
+  Message m(RTM_NEWTFILTER, kCreate, fmt::format("redirect what {} receives", label));
+  tcmsg* t = tc_header(m, ifindex);
+  t->tcm_parent = kIngress;
+  t->tcm_info = filter_info(prio);
+  m.put_str(TCA_KIND, "u32");
+  nlattr* opts = m.nest_start(TCA_OPTIONS);
+  // One key matching any 32 bits at offset 0 with mask 0: every frame.
+  // (tc_u32_sel ends in a flexible array of keys: laid out by hand.)
+  std::array<uint8_t, sizeof(tc_u32_sel) + sizeof(tc_u32_key)> sel{};
+  tc_u32_sel head{};
+  head.flags = TC_U32_TERMINAL;  // a match runs the actions
+  head.nkeys = 1;
+  std::memcpy(sel.data(), &head, sizeof head);
+  m.put(TCA_U32_SEL, sel.data(), sel.size());
+  nlattr* acts = m.nest_start(TCA_U32_ACT);
+  nlattr* first = m.nest_start(1);  // actions are numbered from 1, in order
+  m.put_str(TCA_ACT_KIND, "mirred");
+  nlattr* aopts = m.nest_start(TCA_ACT_OPTIONS);
+  tc_mirred mir{};
+  mir.action = TC_ACT_STOLEN;
+  mir.eaction = TCA_EGRESS_REDIR;
+  mir.ifindex = static_cast<uint32_t>(to_ifindex);
+  m.put(TCA_MIRRED_PARMS, &mir, sizeof mir);
+  m.nest_end(aopts);
+  m.nest_end(first);
+  m.nest_end(acts);
+  m.nest_end(opts);
+  return m;
+}
+
+Message del_filter(int ifindex, uint16_t prio, const std::string& label) {
+  Message m(RTM_DELTFILTER, 0, fmt::format("delete the redirect of {}", label));
+  tcmsg* t = tc_header(m, ifindex);
+  t->tcm_parent = kIngress;
+  t->tcm_info = filter_info(prio);
   return m;
 }
 
@@ -275,6 +359,39 @@ std::optional<Addr> parse_addr(const nlmsghdr* h) {
     }
   });
   if (!out.cidr.ip.size()) return std::nullopt;
+  return out;
+}
+
+std::optional<RouteInfo> parse_route(const nlmsghdr* h) {
+  if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return std::nullopt;
+  const auto* rt = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(h));
+  if (rt->rtm_table != RT_TABLE_MAIN || rt->rtm_type != RTN_UNICAST) return std::nullopt;
+  if (rt->rtm_family != AF_INET && rt->rtm_family != AF_INET6) return std::nullopt;
+  RouteInfo out;
+  out.route.family = rt->rtm_family;
+  out.route.onlink = rt->rtm_flags & RTNH_F_ONLINK;
+  out.scope = rt->rtm_scope;
+  size_t len = rt->rtm_family == AF_INET ? 4 : 16;
+  if (rt->rtm_dst_len > len * 8) return std::nullopt;
+  auto ip_of = [&](const nlattr* a) {
+    Ip ip;
+    ip.family = rt->rtm_family;
+    std::memcpy(ip.b.data(), mnl_attr_get_payload(a), len);
+    return ip;
+  };
+  bool has_dst = false;
+  for_each_attr(h, sizeof(rtmsg), [&](const nlattr* a) {
+    uint16_t t = mnl_attr_get_type(a);
+    if (t == RTA_DST && mnl_attr_get_payload_len(a) == len) {
+      out.route.dst = Cidr{ip_of(a), rt->rtm_dst_len};
+      has_dst = true;
+    } else if (t == RTA_GATEWAY && mnl_attr_get_payload_len(a) == len) {
+      out.route.gateway = ip_of(a);
+    } else if (t == RTA_OIF) {
+      out.route.oif = static_cast<int>(attr_u32(a).value_or(0));
+    }
+  });
+  if (!has_dst && rt->rtm_dst_len != 0) return std::nullopt;
   return out;
 }
 
@@ -424,6 +541,14 @@ Result<std::vector<Addr>> Socket::addrs(int family, int ifindex) {
   TRY_VOID(dump(dump_addrs(family), [&](const nlmsghdr* h) {
     auto a = parse_addr(h);
     if (a && (!ifindex || a->index == ifindex)) out.push_back(std::move(*a));
+  }));
+  return out;
+}
+
+Result<std::vector<RouteInfo>> Socket::routes(int family) {
+  std::vector<RouteInfo> out;
+  TRY_VOID(dump(dump_routes(family), [&](const nlmsghdr* h) {
+    if (auto r = parse_route(h)) out.push_back(std::move(*r));
   }));
   return out;
 }

@@ -91,8 +91,19 @@ struct Route {
   std::optional<Cidr> dst;     // nullopt: default route
   std::optional<Ip> gateway;
   int oif = 0;
+  bool onlink = false;         // the gateway is on the link though no route says so
 };
 Message add_route(const Route& r, const std::string& label);
+Message dump_routes(int family);
+
+// Traffic control: an ingress qdisc on a device, and on it a filter of
+// priority `prio` that takes every frame the device receives and sends it
+// out of device `to` instead (u32 matching all, action mirred egress
+// redirect): two of them, crossed, join a device and a tap.
+Message add_ingress_qdisc(int ifindex, const std::string& label);
+Message del_ingress_qdisc(int ifindex, const std::string& label);
+Message add_redirect(int ifindex, int to_ifindex, uint16_t prio, const std::string& label);
+Message del_filter(int ifindex, uint16_t prio, const std::string& label);
 
 // ---- parsers (pure) --------------------------------------------------------
 
@@ -115,6 +126,13 @@ struct Addr {
   uint32_t flags = 0;   // IFA_F_* (IFA_FLAGS when present)
 };
 std::optional<Addr> parse_addr(const nlmsghdr* h);
+
+// A route of the main table (others: nullopt).
+struct RouteInfo {
+  Route route;
+  uint8_t scope = 0;
+};
+std::optional<RouteInfo> parse_route(const nlmsghdr* h);
 
 // Attribute walks (libmnl's for_each macros are C only).
 void for_each_attr(const nlmsghdr* h, size_t offset, const std::function<void(const nlattr*)>& f);
@@ -157,6 +175,7 @@ class Socket {
   Result<Link> must_link(const std::string& name);            // "netlink: get link X: no such device"
   Result<std::vector<Link>> links();
   Result<std::vector<Addr>> addrs(int family, int ifindex = 0);
+  Result<std::vector<RouteInfo>> routes(int family);
 
  private:
   Socket() = default;

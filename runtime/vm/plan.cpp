@@ -188,8 +188,10 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
   if (p.volumes)
     a.insert(a.end(), {"-chardev", "socket,id=vols,path=" + d + "/vols.sock", "-device",
                        fmt::format("vhost-user-fs-device,chardev=vols,tag={}", kVolumesTag)});
-  if (!p.tap.empty()) {
-    a.insert(a.end(), {"-netdev", "tap,id=net0,ifname=" + qemu_escape(p.tap) + ",script=no,downscript=no", "-device",
+  if (!p.tap.empty() || p.tap_fd >= 0) {
+    std::string tap = p.tap_fd >= 0 ? fmt::format("fd={}", p.tap_fd)
+                                    : "ifname=" + qemu_escape(p.tap) + ",script=no,downscript=no";
+    a.insert(a.end(), {"-netdev", "tap,id=net0," + tap, "-device",
                        "virtio-net-device,netdev=net0,mac=" + p.mac});
   }
   if (p.run_as) a.insert(a.end(), {"-runas", fmt::format("{}:{}", p.run_as, p.run_as)});

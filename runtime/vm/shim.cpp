@@ -26,6 +26,7 @@
 
 #include "netns/attach.hpp"
 #include "netns/network.hpp"
+#include "netns/passthrough.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
@@ -46,13 +47,15 @@ constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded host is slow
 // A program that changes its uid loses PR_SET_PDEATHSIG (QEMU's -runas), but
 // when a namespace's PID 1 dies the kernel kills everything in it; that PID 1
 // stays root and keeps its death signal, tied to the keeper's, tied to ours.
-void contain() {
+void contain(int keep) {
   // The keeper and PID 1 never exec: they must not hold the shim's fds (the
-  // pipe create waits on, the sockets) nor its stdio (a caller's pipes).
+  // pipe create waits on, the sockets) nor its stdio (a caller's pipes);
+  // `keep` (if >= 0) is the program's.
   int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null < 0) ::_exit(127);
   for (int fd = 0; fd < 3; fd++) ::dup2(null, fd);
-  sys::close_fds_except(3, {});
+  int kept[] = {keep};
+  sys::close_fds_except(3, kept);
   if (::unshare(CLONE_NEWPID) < 0) ::_exit(127);
   int alive[2];  // the keeper holds the write end: EOF means it is gone
   if (::pipe2(alive, O_CLOEXEC) < 0) ::_exit(127);
@@ -113,14 +116,16 @@ void bind_volumes(const std::string& dir, const std::vector<Volume>& vols) {
 
 // A helper process that dies with the shim (PR_SET_PDEATHSIG); see contain().
 // `vols`: it is the volumes' virtiofsd (bind_volumes into `vols_dir`).
+// `pass`: an fd the program gets, at the same number.
 pid_t launch(const std::vector<std::string>& argv, const std::string& log, bool contained = false,
-             const std::vector<Volume>* vols = nullptr, const std::string& vols_dir = "") {
+             const std::vector<Volume>* vols = nullptr, const std::string& vols_dir = "", int pass = -1) {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(127);
-  if (contained) contain();
+  if (contained) contain(pass);
+  if (pass >= 0) ::fcntl(pass, F_SETFD, 0);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -170,6 +175,11 @@ struct Shim {
   std::string network, owner;  // brig networking: the network, the lease owner
   std::vector<netns::PortMap> ports;
   std::vector<Volume> vols;  // bind mounts: their sources, shared by a second virtiofsd
+  // A network namespace passed through (netns/passthrough.hpp): the tap's
+  // fd for QEMU, the interface's MAC and addressing for the guest.
+  int pod_tap = -1;
+  std::string pod_mac;
+  nlohmann::json pod_net;
   int ready = -1;  // pipe to the creating brig; closed once reported
   int tty = -1;    // with process.terminal: the host pty's slave, raw
   pid_t vfsd = 0, volsd = 0, qemu = 0;  // qemu: the keeper of its pid namespace (contain())
@@ -190,6 +200,8 @@ struct Shim {
         ::waitpid(p, nullptr, 0);
       }
     for (const char* s : {"/ctl.sock", "/vfs.sock", "/vols.sock"}) ::unlink((dir + s).c_str());
+    // The namespace we were given is left as it was found (the tap went with QEMU).
+    if (auto r = netns::passthrough::stop_recorded(owner); !r) log::warn(r.error().msg);
     ::unlink((dir + "/" + kShimSocket).c_str());
     // The status came from the guest: only a terminating signal is re-raised
     // (a stop signal would freeze the shim with the VM already gone).
@@ -263,6 +275,11 @@ struct Shim {
       if (!a) die(a.error().msg, false);
       hello_net = netns::to_json(*a);
     }
+    if (pod_tap >= 0) {
+      plan.tap_fd = pod_tap;
+      plan.mac = pod_mac;
+      hello_net = pod_net;
+    }
     plan.run_as = kQemuIdBase + static_cast<uint32_t>(::getpid());
     auto uids = sys::read_file("/proc/self/uid_map"), gids = sys::read_file("/proc/self/gid_map");
     if (!uids || !gids || !id_mapped(*uids, plan.run_as) || !id_mapped(*gids, plan.run_as)) {
@@ -273,8 +290,12 @@ struct Shim {
     std::vector<std::string> qa = {plan.qemu};
     for (auto& a : qemu_args(plan, dir)) qa.push_back(a);
     // QEMU gives up root (and with it its death signal): it is contained.
-    qemu = launch(qa, dir + "/qemu.log", true);
+    qemu = launch(qa, dir + "/qemu.log", true, nullptr, "", pod_tap);
     if (qemu < 0) die(fmt::format("vm: fork {}: {}", plan.qemu, std::strerror(errno)));
+    if (pod_tap >= 0) {  // QEMU's alone now: the tap goes when QEMU does
+      ::close(pod_tap);
+      pod_tap = -1;
+    }
     // QEMU listens on the control socket; connect once it is there.
     while (ctl < 0) {
       if (::waitpid(qemu, nullptr, WNOHANG) == qemu) {
@@ -721,6 +742,18 @@ class VmExecutor final : public Executor {
     Fd rd(rp[0]), wr(rp[1]);
     TRY(netns::Request net, netns::request_for(rq.cfg));
     if (!net.net_devices.empty()) return fail_msg("vm: linux.netDevices is not supported by the microVM backend yet");
+    // A network namespace given by path (CNI's, netavark's): its interface
+    // is passed through to the guest.
+    std::optional<netns::passthrough::Joined> pod;
+    std::string owner = sys::abs_path(dir);
+    if (!net.attach() && rq.cfg.linux)
+      for (const auto& ns : rq.cfg.linux->namespaces)
+        if (ns.type == "network" && ns.path) {
+          TRY(pod, netns::passthrough::start(*ns.path, owner));
+          rb.push([owner] {
+            if (auto r = netns::passthrough::stop_recorded(owner); !r) log::warn(r.error().msg);
+          });
+        }
     TRY(std::vector<Volume> vols, volumes(rq.cfg, rq.bundle));
     for (auto& v : vols) {
       struct stat st;
@@ -731,9 +764,13 @@ class VmExecutor final : public Executor {
                         v.index, v.source);
       v.dir = S_ISDIR(st.st_mode);
     }
-    std::string owner = sys::abs_path(dir);
-    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach(), vols), net.network, owner,
-              net.ports, vols};
+    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach() || pod, vols), net.network,
+              owner, net.ports, vols};
+    if (pod && pod->tap) {
+      shim.pod_tap = pod->tap.get();
+      shim.pod_mac = pod->mac;
+      shim.pod_net = netns::to_json(pod->addressing);
+    }
     pid_t pid = ::fork();
     if (pid < 0) return fail_errno("fork");
     if (pid == 0) {
@@ -743,7 +780,7 @@ class VmExecutor final : public Executor {
         ::_exit(1);
       }
       // Nothing of the creating brig (its state lock above all) may stay open.
-      int keep[] = {wr.get(), pty ? pty->slave.get() : -1};
+      int keep[] = {wr.get(), pty ? pty->slave.get() : -1, shim.pod_tap};
       sys::close_fds_except(3, keep);
       shim.ready = wr.get();
       if (pty) {
@@ -753,6 +790,7 @@ class VmExecutor final : public Executor {
       shim.run();
     }
     wr.reset();
+    if (pod) pod->tap.reset();  // the shim's now
     if (net.attach())
       rb.push([owner] {
         if (auto r = netns::teardown(owner); !r) log::warn(r.error().msg);

@@ -132,6 +132,7 @@ struct Plan {
   uint64_t mem_mib = 256;
   unsigned vcpus = 1;
   std::string tap, mac;  // brig networking: a virtio-net device on this tap
+  int tap_fd = -1;       // or on the tap this fd holds (a namespace passed through)
   bool volumes = false;  // a second virtiofs device: the bind mounts' sources (Volume)
   // vm.image: the guest's root disk (read-only virtio-blk) and QEMU's name
   // for its format; the agent on the initramfs hands PID 1 over to its

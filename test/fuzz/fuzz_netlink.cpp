@@ -39,6 +39,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (a->cidr.ip.size() != 4 && a->cidr.ip.size() != 16) std::abort();
       (void)a->cidr.str();
     }
+    if (auto r = brig::netns::parse_route(h)) {
+      size_t bits = r->route.family == AF_INET ? 32 : 128;
+      if (r->route.dst && (r->route.dst->prefix < 0 || static_cast<size_t>(r->route.dst->prefix) > bits)) std::abort();
+      if (r->route.dst) (void)r->route.dst->str();
+      if (r->route.gateway) (void)r->route.gateway->str();
+    }
     (void)brig::netns::ack_errno(h);
   };
   auto done = brig::netns::walk_answers(buf, seq, port, &each);

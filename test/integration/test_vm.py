@@ -431,6 +431,90 @@ def test_vm_image_without_brig_is_one_clear_error(runtime, make_bundle, vm_env, 
     assert not (Path(runtime.root) / b.id).exists()
 
 
+@pytest.fixture
+def pod_netns():
+    """A network namespace as CNI leaves it for a pod: eth0 (a veth whose
+    peer is in a second namespace, "outside", 10.99.0.1) with 10.99.0.2/24
+    and a default route. Yields (pod name, outside name)."""
+    tag = os.urandom(3).hex()
+    pod, out = f"brigpod-{tag}", f"brigout-{tag}"
+    script = f"""set -e
+ip netns add {pod}; ip netns add {out}
+ip -n {out} link add veth0 type veth peer name eth0 netns {pod}
+ip -n {out} addr add 10.99.0.1/24 dev veth0; ip -n {out} link set veth0 up; ip -n {out} link set lo up
+ip -n {pod} addr add 10.99.0.2/24 dev eth0; ip -n {pod} link set eth0 up; ip -n {pod} link set lo up
+ip -n {pod} route add default via 10.99.0.1"""
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+    try:
+        yield pod, out
+    finally:
+        for n in (pod, out):
+            subprocess.run(["ip", "netns", "del", n], timeout=30)
+
+
+def test_network_namespace_given_by_path_is_passed_through(runtime, make_bundle, vm_env, pod_netns):
+    """A network namespace made by someone else (CNI's for a pod, podman's):
+    its eth0 is joined to a tap there by a tc redirect each way, and the
+    guest's NIC takes eth0's MAC, address and default route, so traffic
+    flows both ways. A second VM cannot take the same namespace; the
+    namespace is left as found by delete, also after a SIGKILLed shim."""
+    pod, out = pod_netns
+
+    def in_ns(ns, *args, check=True):
+        return subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True, timeout=30,
+                              check=check)
+    eth0_before = in_ns(pod, "ip", "-o", "-4", "addr", "show", "dev", "eth0").stdout
+    mac = in_ns(pod, "cat", "/sys/class/net/eth0/address").stdout.strip()
+    server = subprocess.Popen(["ip", "netns", "exec", out, "busybox", "nc", "-ll", "-p", "80", "-e", "echo",
+                               "hello-from-outside"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        b = vm_bundle(make_bundle, ["sh", "-c", "cat /sys/class/net/eth0/address; ip route; "
+                                                "nc -w 5 10.99.0.1 80; nc -ll -p 81 -e echo hello-from-the-vm"])
+
+        def use_pod(cfg):
+            for ns in cfg["linux"]["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = f"/run/netns/{pod}"
+        b.set_config(use_pod)
+        runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
+        got = ""
+        for _ in range(120):
+            got = in_ns(out, "busybox", "nc", "-w", "2", "10.99.0.2", "81", check=False).stdout
+            if "hello-from-the-vm" in got:
+                break
+            time.sleep(0.5)
+        assert "hello-from-the-vm" in got
+        # (run -d's stdout, which the container keeps, is its scratch file)
+        lines = "".join(p.read_text() for p in Path(runtime.scratch).glob("*.out"))
+        assert mac in lines and "default via 10.99.0.1 dev eth0" in lines and "hello-from-outside" in lines, lines
+        filters = in_ns(pod, "tc", "filter", "show", "dev", "eth0", "ingress").stdout
+        assert "mirred" in filters or "u32" in filters, filters
+        assert "brig-tap0" in in_ns(pod, "ip", "-o", "link").stdout
+
+        # a second VM in the same namespace: one line, nothing left of it
+        b2 = vm_bundle(make_bundle, ["true"])
+        b2.set_config(use_pod)
+        res = runtime.run("create", "--bundle", b2, b2.id, timeout=BOOT_TIMEOUT, env=vm_env, check=False)
+        lines = [l for l in res.stderr.splitlines() if "level=error" in l]
+        assert len(lines) == 1 and "is carried into another microVM already" in lines[0], res
+        assert not (Path(runtime.root) / b2.id).exists()
+        assert "hello-from-the-vm" in in_ns(out, "busybox", "nc", "-w", "2", "10.99.0.2", "81", check=False).stdout
+
+        # the shim SIGKILLed: the tap goes with QEMU, the redirect stays until delete
+        shim = runtime.state(b.id)["pid"]
+        helpers = descendants(shim)
+        os.kill(shim, signal.SIGKILL)
+        assert wait_for(lambda: all(not proc_alive(p, t) for p, t in helpers), 20)
+        assert wait_for(lambda: "brig-tap0" not in in_ns(pod, "ip", "-o", "link").stdout, 20)
+        runtime.run("delete", "-f", b.id, timeout=60, check=True)
+        assert in_ns(pod, "tc", "filter", "show", "dev", "eth0", "ingress").stdout == ""
+        assert "ingress" not in in_ns(pod, "tc", "qdisc", "show", "dev", "eth0").stdout
+        assert in_ns(pod, "ip", "-o", "-4", "addr", "show", "dev", "eth0").stdout == eth0_before
+    finally:
+        server.kill()
+        server.wait()
+
+
 def host_mounts_under(path):
     """Mount points below `path` in this (the host's) mount namespace."""
     prefix = str(path) + "/"

@@ -1,11 +1,15 @@
 // netns/: address math, rtnetlink message encoding (no kernel), network
 // definitions, annotations, port specs, lease picking, nft scripts.
+#include <arpa/inet.h>
 #include <libmnl/libmnl.h>
+#include <linux/if_ether.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#include <linux/pkt_cls.h>
+#include <linux/tc_act/tc_mirred.h>
 
 #include <fcntl.h>
 #include <sched.h>
@@ -25,6 +29,7 @@
 #include "netns/netlink.hpp"
 #include "netns/network.hpp"
 #include "netns/nft.hpp"
+#include "netns/passthrough.hpp"
 
 using namespace brig;
 using namespace brig::netns;
@@ -185,6 +190,92 @@ TEST_CASE("rtnetlink: addresses and routes", "[netns][netlink]") {
   rt = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(r2.hdr()));
   CHECK(rt->rtm_dst_len == 64);
   CHECK(rt->rtm_scope == RT_SCOPE_LINK);
+}
+
+TEST_CASE("rtnetlink: routes read back, on-link gateways", "[netns][netlink]") {
+  Message r = add_route(Route{AF_INET, std::nullopt, Ip::parse("169.254.1.1"), 7, true}, "eth0");
+  const auto* rt = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(r.hdr()));
+  CHECK(rt->rtm_flags & RTNH_F_ONLINK);
+  r.hdr()->nlmsg_type = RTM_NEWROUTE;  // as the kernel answers a dump
+  auto back = parse_route(r.hdr());
+  REQUIRE(back);
+  CHECK(back->route.family == AF_INET);
+  CHECK_FALSE(back->route.dst);
+  CHECK(back->route.gateway->str() == "169.254.1.1");
+  CHECK(back->route.oif == 7);
+  CHECK(back->route.onlink);
+  Message plain = add_route(Route{AF_INET, std::nullopt, Ip::parse("10.0.0.1"), 7}, "eth0");
+  CHECK_FALSE(static_cast<const rtmsg*>(mnl_nlmsg_get_payload(plain.hdr()))->rtm_flags & RTNH_F_ONLINK);
+
+  Message r6 = add_route(Route{AF_INET6, Cidr::parse("fd01::/64"), std::nullopt, 2}, "eth1");
+  r6.hdr()->nlmsg_type = RTM_NEWROUTE;
+  auto b6 = parse_route(r6.hdr());
+  REQUIRE(b6);
+  CHECK(b6->route.dst->str() == "fd01::/64");
+  CHECK_FALSE(b6->route.gateway);
+  CHECK(b6->scope == RT_SCOPE_LINK);
+  // another table's route, or a prefix longer than the address: not ours to read
+  auto* w = static_cast<rtmsg*>(mnl_nlmsg_get_payload(r6.hdr()));
+  w->rtm_dst_len = 129;
+  CHECK_FALSE(parse_route(r6.hdr()));
+  w->rtm_dst_len = 64;
+  w->rtm_table = RT_TABLE_LOCAL;
+  CHECK_FALSE(parse_route(r6.hdr()));
+}
+
+TEST_CASE("traffic control: an ingress qdisc and a redirect of everything", "[netns][netlink]") {
+  Message q = add_ingress_qdisc(3, "eth0");
+  CHECK(q.what() == "add ingress qdisc on eth0");
+  const auto* t = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(q.hdr()));
+  CHECK(t->tcm_ifindex == 3);
+  CHECK(t->tcm_parent == TC_H_INGRESS);
+  CHECK(t->tcm_handle == 0xffff0000u);
+  CHECK(str(attrs(q, sizeof(tcmsg))[TCA_KIND]) == "ingress");
+  CHECK(q.hdr()->nlmsg_flags & NLM_F_EXCL);  // an existing one is seen (EEXIST), never replaced
+
+  Message f = add_redirect(3, 9, passthrough::kPrio, "eth0");
+  t = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(f.hdr()));
+  CHECK(t->tcm_parent == 0xffff0000u);
+  CHECK((t->tcm_info >> 16) == passthrough::kPrio);
+  CHECK((t->tcm_info & 0xffff) == htons(ETH_P_ALL));
+  auto fa = attrs(f, sizeof(tcmsg));
+  CHECK(str(fa[TCA_KIND]) == "u32");
+  auto opts = nested(fa[TCA_OPTIONS]);
+  REQUIRE(opts.count(TCA_U32_SEL));
+  REQUIRE(mnl_attr_get_payload_len(opts[TCA_U32_SEL]) == sizeof(tc_u32_sel) + sizeof(tc_u32_key));
+  tc_u32_sel sel;
+  std::memcpy(&sel, mnl_attr_get_payload(opts[TCA_U32_SEL]), sizeof sel);
+  CHECK(sel.flags == TC_U32_TERMINAL);
+  CHECK(sel.nkeys == 1);
+  tc_u32_key key;
+  std::memcpy(&key, static_cast<const char*>(mnl_attr_get_payload(opts[TCA_U32_SEL])) + sizeof sel, sizeof key);
+  CHECK(key.mask == 0);  // matches every frame
+  auto first = nested(nested(opts[TCA_U32_ACT])[1]);
+  CHECK(str(first[TCA_ACT_KIND]) == "mirred");
+  auto parms = nested(first[TCA_ACT_OPTIONS]);
+  REQUIRE(mnl_attr_get_payload_len(parms[TCA_MIRRED_PARMS]) == sizeof(tc_mirred));
+  tc_mirred mir;
+  std::memcpy(&mir, mnl_attr_get_payload(parms[TCA_MIRRED_PARMS]), sizeof mir);
+  CHECK(mir.eaction == TCA_EGRESS_REDIR);
+  CHECK(mir.action == TC_ACT_STOLEN);
+  CHECK(mir.ifindex == 9);
+
+  Message d = del_filter(3, passthrough::kPrio, "eth0");
+  t = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(d.hdr()));
+  CHECK(d.hdr()->nlmsg_type == RTM_DELTFILTER);
+  CHECK((t->tcm_info >> 16) == passthrough::kPrio);
+}
+
+TEST_CASE("pass-through record", "[netns]") {
+  passthrough::Record r{"/run/netns/cni-1", "eth0", true};
+  auto back = passthrough::record_from_json(passthrough::to_json(r));
+  REQUIRE(back);
+  CHECK(back->netns == r.netns);
+  CHECK(back->dev == "eth0");
+  CHECK(back->qdisc_made);
+  CHECK_FALSE(passthrough::record_from_json(nlohmann::json::array()));
+  CHECK_FALSE(passthrough::record_from_json(nlohmann::json{{"device", "eth0"}}));
+  CHECK(passthrough::record_path("/run/brig/x") == "/run/brig/x/passthrough.json");
 }
 
 TEST_CASE("rtnetlink: parsing links, addresses and acks", "[netns][netlink]") {

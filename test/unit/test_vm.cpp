@@ -211,6 +211,11 @@ TEST_CASE("vm networking: a virtio-net NIC on the tap; the guest's netns is the 
   CHECK(p->mac.size() == 17);
   CHECK(p->mac == brig::netns::mac_for("/run/brig/x"));  // the one its veth would get
   CHECK(mac_for("/run/brig/y") != p->mac);
+  // a namespace passed through: the tap's fd, QEMU's at the same number
+  Plan q = *p;
+  q.tap.clear();
+  q.tap_fd = 7;
+  CHECK(has(qemu_args(q, "/d"), "tap,id=net0,fd=7"));
 
   json raw = {{"root", {{"path", "rootfs"}}},
               {"linux", {{"namespaces", json::array({{{"type", "pid"}}, {{"type", "network"}}, {{"type", "mount"}}})}}},
