@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import (BRIG, CG_PARENT, PODMAN_IMAGE, cgroup_file, new_name, proc_cgroup,
+from conftest import (BRIG, CG_PARENT, IS_RUNC, PODMAN_IMAGE, cgroup_file, new_name, proc_cgroup,
                       run, wait_for)
 
 IMG = PODMAN_IMAGE
@@ -214,3 +214,82 @@ def test_run_interactive_terminal(podman, session):
     finally:
         _tmux("-S", sock, "kill-server", check=False)
         podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def _vm_files(session):
+    """The microVM backend's kernel and initramfs (as test_vm.py makes them),
+    or a skip saying what is missing."""
+    import pytest
+    for path in ("/usr/bin/qemu-system-x86_64", "/usr/lib/qemu/virtiofsd"):
+        if not os.access(path, os.X_OK):
+            pytest.skip(f"{path} missing (apt-get install qemu-system-x86)")
+    repo = Path(__file__).resolve().parents[2]
+    cache = os.environ.get("BRIG_VM_CACHE") or os.path.join(os.path.dirname(BRIG), "vm-cache")
+    r = run([repo / "contrib/vm/fetch-kernel.sh", cache], timeout=600, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"no guest kernel: {r.stderr.strip()}")
+    kdir = r.stdout.strip().splitlines()[-1]
+    initrd = session.base / "vm-initrd.img"
+    if not initrd.exists():
+        run([repo / "contrib/vm/build-agent-initramfs.sh", kdir, BRIG, initrd], timeout=300)
+    return {"BRIG_VM_KERNEL": os.path.join(kdir, "vmlinuz"), "BRIG_VM_INITRD": str(initrd)}
+
+
+def test_microvm_container_in_a_cni_like_namespace(podman, session):
+    """podman with `--annotation io.brig.runtime=vm` and a network namespace
+    made beforehand (as CNI makes a pod's): the container runs in a microVM
+    whose NIC carries the namespace's eth0 (a ping from outside reaches the
+    guest), podman's bind mounts (/etc/hostname) are the host's files, and
+    `podman exec` -- conmon running `exec --detach --pid-file` and reaping
+    the pid -- gets the output and exit code."""
+    import pytest
+    if IS_RUNC:
+        pytest.skip("the microVM backend is brig's own")
+    vm = _vm_files(session)
+    ns, out = new_name("bc"), new_name("bc")  # the session's leak check knows "bc<session>-NNN"
+    name = new_name()
+    run(["ip", "netns", "add", ns])
+    run(["ip", "netns", "add", out])
+    try:
+        for cmd in (f"ip -n {out} link add veth0 type veth peer name eth0 netns {ns}",
+                    f"ip -n {out} addr add 10.98.0.1/24 dev veth0", f"ip -n {out} link set veth0 up",
+                    f"ip -n {ns} addr add 10.98.0.2/24 dev eth0", f"ip -n {ns} link set eth0 up",
+                    f"ip -n {ns} link set lo up", f"ip -n {ns} route add default via 10.98.0.1"):
+            run(cmd.split())
+        mac = run(["ip", "netns", "exec", ns, "cat", "/sys/class/net/eth0/address"]).stdout.strip()
+        # podman gives conmon and the runtime an environment of its own
+        # making: a wrapper (named brig, for podman's json log support) sets
+        # the kernel and initramfs, as an admin would without the defaults.
+        wrap = session.base / "vmwrap" / "brig"
+        wrap.parent.mkdir(exist_ok=True)
+        wrap.write_text("#!/bin/sh\n" + "".join(f"export {k}={v}\n" for k, v in vm.items())
+                        + f'exec {BRIG} "$@"\n')
+        wrap.chmod(0o755)
+        env = podman.env
+
+        def cmd(*args):
+            a = podman.cmd(*args)
+            a[a.index(BRIG)] = str(wrap)
+            return a
+        run(cmd("run", "-d", "--name", name, "--annotation", "io.brig.runtime=vm",
+                       "--network", f"ns:/run/netns/{ns}", IMG, "sleep", "1000"), env=env, timeout=300)
+        st = podman.state(name)
+        assert st["status"] == "running" and st["annotations"]["io.brig.runtime"] == "vm"
+        r = run(cmd("exec", name, "sh", "-c", "cat /sys/class/net/eth0/address; ip -4 -o addr show eth0; "
+                           "cat /etc/hostname; echo; uname -r"), env=env, timeout=120)
+        lines = r.stdout.splitlines()
+        assert lines[0] == mac and "10.98.0.2/24" in lines[1], r.stdout
+        assert lines[2] == podman.inspect(name, "{{.Config.Hostname}}"), r.stdout
+        assert lines[3] != os.uname().release, r.stdout  # the guest's kernel
+        r = run(cmd("exec", name, "sh", "-c", "echo to-err >&2; exit 42"), env=env, timeout=120,
+                check=False)
+        assert r.returncode == 42 and "to-err" in r.stderr, r
+        assert wait_for(lambda: run(["ip", "netns", "exec", out, "busybox", "ping", "-c", "1", "-W", "2", "10.98.0.2"],
+                                    check=False).returncode == 0, timeout=60, what="ping into the guest")
+        run(cmd("rm", "-f", "-t", "0", name), env=env, timeout=120)
+        assert "brig-tap0" not in run(["ip", "-n", ns, "-o", "link"]).stdout
+        assert "ingress" not in run(["tc", "-n", ns, "qdisc", "show", "dev", "eth0"]).stdout
+    finally:
+        run(cmd("rm", "-f", "-t", "0", name), env=podman.env, check=False, timeout=120)
+        for n in (ns, out):
+            run(["ip", "netns", "del", n], check=False)
