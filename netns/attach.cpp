@@ -308,7 +308,8 @@ Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollb
 
 Result<void> teardown(const std::string& owner) {
   // A microVM's pass-through of a namespace it was given (no lease, no lock).
-  TRY_VOID(passthrough::stop_recorded(owner));
+  // Never in the way of a delete: what is left is named in the warning.
+  if (auto r = passthrough::stop_recorded(owner); !r) log::warn(r.error().msg);
   TRY(auto a, load_attachment(owner));
   if (!a) return {};
   TRY(NetLock lock, lock_networks());
@@ -452,15 +453,13 @@ Result<void> prune(std::vector<std::string>& removed) {
 Result<void> reload(std::vector<std::string>& done) {
   TRY(auto nets, list_networks());
   TRY(NetLock lock, lock_networks());
-  // Which NAT tables to fill again: decided once, before any is remade.
-  TRY(bool have4, nft::table_exists(AF_INET));
-  TRY(bool have6, nft::table_exists(AF_INET6));
+  std::vector<nft::Nat> nat;
   for (auto& net : nets) {
     LeaseStore store(net);
     TRY(auto dead, store.reclaim());
     forget_nat(net, dead);
     TRY(auto live, store.load());
-    size_t guarded = 0, nat = 0;
+    size_t guarded = 0, nats = 0;
     for (auto& l : live) {
       TRY(auto a, load_attachment(l.owner));
       if (!a || a->network != net.name) continue;  // its record is gone: nothing to go by
@@ -469,20 +468,19 @@ Result<void> reload(std::vector<std::string>& done) {
         guarded++;
       }
       if (a->ports.empty() && !a->masquerade) continue;
-      bool any = false;
-      if (a->ip && !have4) {
-        TRY_VOID(nft::add(a->ip->ip, a->ports, a->masquerade, a->bridge));
-        any = true;
-      }
-      if (a->ip6 && !have6) {
-        TRY_VOID(nft::add(a->ip6->ip, a->ports, a->masquerade, a->bridge));
-        any = true;
-      }
-      nat += any;
+      for (const auto* c : {&a->ip, &a->ip6})
+        if (*c) nat.push_back({(*c)->ip, a->ports, a->masquerade, a->bridge});
+      nats++;
     }
     if (!live.empty())
       done.push_back(fmt::format("network {}: {} port(s) guarded, NAT of {} container(s) restored", net.name,
-                                 guarded, nat));
+                                 guarded, nats));
+  }
+  // Each family's table made or its rules rewritten, and every element put
+  // back: whatever a flush (of the ruleset, a table or a chain) took.
+  for (int family : {AF_INET, AF_INET6}) {
+    bool any = std::any_of(nat.begin(), nat.end(), [&](const nft::Nat& n) { return n.ip.family == family; });
+    if (any) TRY_VOID(nft::restore(family, nat));
   }
   return {};
 }

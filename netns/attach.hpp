@@ -93,7 +93,7 @@ Result<void> prune(std::vector<std::string>& removed);
 // reload: puts brig's nftables state back for every live lease after
 // someone removed it (`nft flush ruleset`, a firewall service's reload):
 // each port's anti-spoofing guard, and the published ports and masquerade
-// of a family whose table is gone (one still there is left as it is).
+// (each table made again or its rules rewritten, every element put back).
 // Dead leases are reclaimed first. Lines saying what was done go to `done`.
 Result<void> reload(std::vector<std::string>& done);
 

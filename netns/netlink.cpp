@@ -235,6 +235,9 @@ Message add_redirect(int ifindex, int to_ifindex, uint16_t prio, const std::stri
   tcmsg* t = tc_header(m, ifindex);
   t->tcm_parent = kIngress;
   t->tcm_info = filter_info(prio);
+  // A fixed node (800::800): a second one at this priority is EEXIST, not
+  // appended behind the first.
+  t->tcm_handle = 0x80000800;
   m.put_str(TCA_KIND, "u32");
   nlattr* opts = m.nest_start(TCA_OPTIONS);
   // One key matching any 32 bits at offset 0 with mask 0: every frame.

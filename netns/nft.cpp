@@ -36,6 +36,9 @@ std::string table_script(int family) {
   s += fmt::format("add chain {} prerouting {{ type nat hook prerouting priority dstnat ; policy accept ; }}\n", t);
   s += fmt::format("add chain {} output {{ type nat hook output priority -100 ; policy accept ; }}\n", t);
   s += fmt::format("add chain {} postrouting {{ type nat hook postrouting priority srcnat ; policy accept ; }}\n", t);
+  // Runs again as it is (`network reload`): the rules are rewritten in the
+  // same transaction, never twice.
+  for (const char* c : {"prerouting", "output", "postrouting"}) s += fmt::format("flush chain {} {}\n", t, c);
   for (const char* c : {"prerouting", "output"})
     s += fmt::format("add rule {} {} fib daddr type local dnat {} to meta l4proto . th dport map @ports\n", t, c,
                      f.table);
@@ -44,13 +47,15 @@ std::string table_script(int family) {
   return s;
 }
 
-std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge) {
+std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge,
+                       bool again) {
   const char* t = fam(ip.family).table;
   std::string s;
-  // `create` fails when the host port is already published: never steal it.
+  // `create` fails when the host port is already published: never steal it
+  // (`again`: the same element put back, which `add` leaves as it is).
   for (auto& p : ports)
-    s += fmt::format("create element {} {} ports {{ {} . {} : {} . {} }}\n", t, kTable, p.proto, p.host, ip.str(),
-                     p.container);
+    s += fmt::format("{} element {} {} ports {{ {} . {} : {} . {} }}\n", again ? "add" : "create", t, kTable, p.proto,
+                     p.host, ip.str(), p.container);
   if (masquerade) {
     s += fmt::format("add element {} {} masq {{ {} }}\n", t, kTable, ip.str());
     s += fmt::format("add element {} {} bridges {{ \"{}\" }}\n", t, kTable, bridge);
@@ -168,6 +173,14 @@ Result<void> ensure_table(int family) {
   TRY(bool have, table_exists(family));
   if (have) return {};
   TRY(auto o, run({"-f", "-"}, table_script(family), fmt::format("create table {} {}", fam(family).table, kTable)));
+  return {};
+}
+
+Result<void> restore(int family, const std::vector<Nat>& nat) {
+  std::string s = table_script(family);
+  for (const auto& n : nat)
+    if (n.ip.family == family) s += add_script(n.ip, n.ports, n.masquerade, n.bridge, true);
+  TRY(auto o, run({"-f", "-"}, s, fmt::format("restore table {} {}", fam(family).table, kTable)));
   return {};
 }
 

@@ -30,7 +30,8 @@ inline constexpr const char* kTable = "brig";
 // `family`: AF_INET (table ip brig) or AF_INET6 (table ip6 brig); an
 // address picks its table by its own family.
 std::string table_script(int family = AF_INET);
-std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge);
+std::string add_script(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge,
+                       bool again = false);
 // From `nft -j list map ip brig ports` / `... set ip brig masq` output, the
 // script deleting what maps to `ip` ("" when nothing does).
 std::string delete_script(const Ip& ip, const std::string& ports_json, const std::string& masq_json);
@@ -47,6 +48,15 @@ Result<bool> table_exists(int family = AF_INET);
 Result<void> ensure_table(int family = AF_INET);
 Result<void> add(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge);
 Result<void> remove(const Ip& ip);
+// `network reload`: the table of `family` made (or its rules rewritten) and
+// every element of `nat` of that family put back, in one transaction.
+struct Nat {
+  Ip ip;
+  std::vector<PortMap> ports;
+  bool masquerade = false;
+  std::string bridge;
+};
+Result<void> restore(int family, const std::vector<Nat>& nat);
 // prune: drops the tables no container uses; true if one was removed.
 Result<bool> drop_table_if_unused();
 

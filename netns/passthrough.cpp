@@ -6,6 +6,7 @@
 #include <linux/rtnetlink.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -17,13 +18,18 @@
 namespace brig::netns::passthrough {
 
 nlohmann::json to_json(const Record& r) {
-  return {{"netns", r.netns}, {"device", r.dev}, {"qdiscMade", r.qdisc_made}};
+  return {{"netns", r.netns}, {"device", r.dev}, {"qdiscMade", r.qdisc_made}, {"nsDev", r.ns_dev},
+          {"nsIno", r.ns_ino}};
 }
 
 std::optional<Record> record_from_json(const nlohmann::json& j) {
   if (!j.is_object()) return std::nullopt;
   auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
-  Record r{str("netns"), str("device"), j.contains("qdiscMade") && j["qdiscMade"].is_boolean() && j["qdiscMade"]};
+  auto u64 = [&](const char* k) {
+    return j.contains(k) && j[k].is_number_unsigned() ? j[k].get<uint64_t>() : uint64_t{0};
+  };
+  Record r{str("netns"), str("device"), j.contains("qdiscMade") && j["qdiscMade"].is_boolean() && j["qdiscMade"],
+           u64("nsDev"), u64("nsIno")};
   if (r.netns.empty()) return std::nullopt;
   return r;
 }
@@ -36,11 +42,17 @@ namespace {
 // (brig is single-threaded where it does this).
 class Entered {
  public:
-  static Result<Entered> enter(const std::string& path) {
+  // `id`: where set, the namespace must be this one (st_dev, st_ino), or
+  // nothing is entered (nullopt).
+  static Result<std::optional<Entered>> enter(const std::string& path, std::pair<uint64_t, uint64_t>* id = nullptr) {
     TRY(Fd back, sys::open("/proc/thread-self/ns/net", O_RDONLY));
     TRY(Fd to, sys::open(path, O_RDONLY));
+    struct stat st;
+    if (::fstat(to.get(), &st) < 0) return fail_errno("vm: stat network namespace {}", path);
+    if (id && id->second && (id->first != st.st_dev || id->second != st.st_ino)) return std::optional<Entered>{};
+    if (id) *id = {st.st_dev, st.st_ino};
     if (::setns(to.get(), CLONE_NEWNET) < 0) return fail_errno("vm: enter network namespace {}", path);
-    return Entered(std::move(back));
+    return std::optional<Entered>{Entered(std::move(back))};
   }
   Entered(Entered&&) = default;
   ~Entered() {
@@ -85,24 +97,27 @@ bool gone(const Error& e) { return e.err == ENOENT || e.err == ENODEV || e.err =
 Result<Joined> start(const std::string& path, const std::string& owner) {
   Joined j;
   j.record.netns = path;
-  TRY(Entered in, Entered::enter(path));
+  std::pair<uint64_t, uint64_t> id{0, 0};
+  TRY(auto in, Entered::enter(path, &id));
+  j.record.ns_dev = id.first;
+  j.record.ns_ino = id.second;
   TRY(Socket s, Socket::open());
   TRY(auto links, s.links());
   std::vector<Link> ifs;
   std::string names;
   for (auto& l : links) {
-    if (l.flags & IFF_LOOPBACK) continue;
     if (l.name == kTap)
       return fail_msg("vm: network namespace {}: its interface is carried into another microVM already ({} exists)",
                       path, kTap);
+    if ((l.flags & IFF_LOOPBACK) || !l.up() || !l.mac) continue;
     names += (names.empty() ? "" : ", ") + l.name;
     ifs.push_back(l);
   }
   if (ifs.empty()) return j;  // lo alone (podman --network=none): no NIC
   if (ifs.size() > 1)
-    return fail_msg("vm: network namespace {} has {} interfaces ({}): a microVM carries one", path, ifs.size(), names);
+    return fail_msg("vm: network namespace {} has {} interfaces up ({}): a microVM carries one", path, ifs.size(),
+                    names);
   const Link& dev = ifs[0];
-  if (!dev.mac) return fail_msg("vm: network namespace {}: {} has no MAC address", path, dev.name);
   j.mac = mac_text(*dev.mac);
   Attachment& a = j.addressing;
   a.owner = owner;
@@ -148,9 +163,13 @@ Result<Joined> start(const std::string& path, const std::string& owner) {
 
 Result<void> stop(const Record& r) {
   if (r.dev.empty()) return {};
-  auto in = Entered::enter(r.netns);
-  if (!in && in.error().err == ENOENT) return {};  // the namespace went: so did all of it
+  std::pair<uint64_t, uint64_t> id{r.ns_dev, r.ns_ino};
+  auto in = Entered::enter(r.netns, &id);
+  // The namespace went (its path gone, or an unmounted nsfs file: EINVAL),
+  // and with it all of this; or the path names another namespace now.
+  if (!in && (in.error().err == ENOENT || in.error().err == EINVAL)) return {};
   if (!in) return fail(std::move(in.error()));
+  if (!*in) return {};
   TRY(Socket s, Socket::open());
   TRY(auto dev, s.link(r.dev));
   if (!dev) return {};
@@ -165,10 +184,10 @@ Result<void> stop_recorded(const std::string& owner) {
   auto text = sys::read_file(record_path(owner));
   if (!text) return text.error().err == ENOENT ? Result<void>{} : fail(std::move(text.error()));
   auto r = record_from_json(nlohmann::json::parse(*text, nullptr, false));
-  if (r) TRY_VOID(stop(*r));
+  auto done = r ? stop(*r) : Result<void>{};
   if (::unlink(record_path(owner).c_str()) < 0 && errno != ENOENT)
     return fail_errno("remove {}", record_path(owner));
-  return {};
+  return done;
 }
 
 }  // namespace brig::netns::passthrough

@@ -9,6 +9,7 @@
 // its fd (QEMU), and stop() removes the redirect from the interface.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -30,6 +31,9 @@ struct Record {
   std::string netns;       // the namespace's path, as the config gave it
   std::string dev;         // its interface ("" : none besides lo, no NIC)
   bool qdisc_made = false; // the interface had no ingress qdisc before ours
+  // The namespace's identity (nsfs st_dev, st_ino): a path such as
+  // /proc/PID/ns/net may name another namespace by the time stop() runs.
+  uint64_t ns_dev = 0, ns_ino = 0;
 };
 nlohmann::json to_json(const Record& r);
 std::optional<Record> record_from_json(const nlohmann::json& j);
@@ -41,15 +45,21 @@ struct Joined {
   std::string mac;      // the interface's, for the guest's NIC
   Attachment addressing;  // ip/ip6 with prefixes, gateways, MTU: for the guest's eth0
 };
-// Joins the interface of the namespace at `path` to a new tap there. A
-// namespace with only lo gives a Joined without a tap (the guest gets no
-// NIC); one with more than one interface, or whose interface is already
-// redirected (a second VM in the same namespace), is refused.
+// Joins the interface of the namespace at `path` to a new tap there: the
+// one that is up and has a MAC (a tunnel module's fallback devices, tunl0
+// and the like, are down and are not counted). A namespace without one
+// gives a Joined without a tap (the guest gets no NIC); one with more than
+// one, or whose interface is already redirected (a second VM in the same
+// namespace, or a first one's left by a shim that was killed and not yet
+// deleted), is refused.
 Result<Joined> start(const std::string& path, const std::string& owner);
 // Removes the redirect (and the qdisc, if start made it) from the
-// interface; a namespace or interface that is gone needs nothing.
+// interface; a namespace or interface that is gone (or a path that names
+// another namespace now) needs nothing.
 Result<void> stop(const Record& r);
-// stop() for the record in `owner`, which then goes; no record, no work.
+// stop() for the record in `owner`; the record goes even when stop()
+// fails (what it names is then left, and the error says so); no record, no
+// work.
 Result<void> stop_recorded(const std::string& owner);
 
 }  // namespace brig::netns::passthrough

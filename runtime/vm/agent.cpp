@@ -388,8 +388,9 @@ std::string cmdline_value(const std::string& key) {
   std::string line, used;
   int err = ENODEV;
   while (used.empty() && std::getline(lines, line)) {
-    if (line.starts_with("nodev")) continue;
-    std::string fs = line.substr(line.find_first_not_of(" \t"));
+    size_t at = line.find_first_not_of(" \t");
+    if (line.starts_with("nodev") || at == std::string::npos) continue;
+    std::string fs = line.substr(at);
     if (::mount(dev.c_str(), "/image", fs.c_str(), MS_RDONLY, nullptr) == 0) used = fs;
     else if (errno != EINVAL) err = errno;
   }
@@ -476,8 +477,9 @@ void agent_main() {
   int host = j.contains("protocol") && j["protocol"].is_number_integer() ? j["protocol"].get<int>() : 1;
   if (host != protocol())
     fatal(fmt::format("the host's brig speaks protocol {}, this guest agent {}: rebuild the initramfs with "
-                      "the host's brig (contrib/vm/build-agent-initramfs.sh)",
-                      host, protocol()));
+                      "the host's brig (contrib/vm/build-agent-initramfs.sh){}",
+                      host, protocol(),
+                      on_initramfs() ? "" : ", and the vm.image disk (contrib/vm/build-agent-image.sh)"));
 
   // brig networking: eth0 (virtio-net on the host's tap) gets the lease.
   if (j.contains("network")) {
@@ -683,12 +685,13 @@ void agent_main() {
             }
           }
         }
-        // Reaped before its brig's exit told us whose it is (or a
-        // container's orphan: few are kept).
-        if (!known) {
-          if (orphans.size() >= 64) orphans.erase(orphans.begin());
-          orphans[w] = st;
-        }
+        // Reaped before its brig's exit told us whose it is: kept only
+        // while a detached exec still waits for its brig (a container's
+        // orphans are not kept, so a recycled pid never finds a stale one).
+        bool starting = std::any_of(execs.begin(), execs.end(),
+                                    [](const Exec& e) { return e.detach && !e.proc && !e.exited; });
+        if (!known && starting && orphans.size() < 64) orphans[w] = st;
+        if (!starting) orphans.clear();
       }
     }
     bool hurry = false;  // a kill for a process that already exited
@@ -752,8 +755,12 @@ void agent_main() {
           Exec* e = exec_of(num);
           int sig = std::atoi(std::string(rest).c_str());
           if (e && !e->exited && e->detach) {
-            if (e->proc) ::kill(e->proc, sig);
-            else e->pending_sig = sig;  // still starting
+            if (e->proc) {
+              ::kill(e->proc, sig);
+            } else {
+              e->pending_sig = sig;  // still starting: for the process once it runs
+              if (sig == SIGKILL) ::kill(e->pid, sig);  // and a brig that hangs goes now
+            }
           } else if (e && !e->exited) {
             ::kill(e->pid, sig);
           }

@@ -139,7 +139,7 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
     if (s < 0) return fail_errno("signalfd");
     sig = Fd(s);
   }
-  bool in_open = interactive;
+  bool in_open = interactive && tin >= 0;
   // Our stdin goes at most kWindow ahead of what the process has taken:
   // the rest waits in our own stdin, not in the guest's memory.
   size_t in_flight = 0;
@@ -148,6 +148,8 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
     for (size_t at = 0; at < input.size(); at += 65536)
       TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, input.substr(at, 65536)))));
     TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));
+  } else if (tin < 0) {
+    TRY_VOID(sys::write_all(c, encode(Frame::exec_in, tag(0, ""))));  // no stdin: EOF
   }
   Decoder dec;
   char buf[65536];
@@ -258,7 +260,11 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
     int keep[] = {note_wr.get(), slave.get()};
     sys::close_fds_except(3, keep);
     bool told = false;
-    auto r = converse(state_dir, rq, true, tin, tout, size_src, size, static_cast<bool>(slave), {}, nullptr, [&] {
+    // A terminal the caller types into is not the process's to read from
+    // the background (runc's detached process would only compete for it if
+    // it read): without -t it gets EOF instead.
+    int rin = !terminal && ::isatty(tin) ? -1 : tin;
+    auto r = converse(state_dir, rq, true, rin, tout, size_src, size, static_cast<bool>(slave), {}, nullptr, [&] {
       (void)sys::write_all(note_wr, "s");
       note_wr.reset();
       told = true;
@@ -272,7 +278,11 @@ Result<int> exec_in_guest(const std::string& state_dir, const nlohmann::json& pr
   slave.reset();
   TRY(std::string note, sys::read_all(note_rd));
   if (note == "s") {
-    TRY_VOID(write_pid(relay));
+    if (auto w = write_pid(relay); !w) {
+      ::kill(relay, SIGKILL);  // untracked, it must not run on (its process goes with it)
+      ::waitpid(relay, nullptr, 0);
+      return fail(std::move(w.error()));
+    }
     return 0;
   }
   // It never ran: the relay's gone, or about to be.

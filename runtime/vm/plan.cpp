@@ -180,11 +180,16 @@ std::vector<std::string> qemu_args(const Plan& p, const std::string& dir) {
       "-device", "virtserialport,chardev=ctl,name=brig.ctl",
       "-kernel", p.kernel, "-initrd", p.initrd, "-append", cmdline};
   // Read-only: VMs may share it, and the guest's writes go to RAM (tmpfs).
-  if (!p.image.empty())
-    a.insert(a.end(), {"-drive",
-                       fmt::format("if=none,id=image,file={},format={},readonly=on", qemu_escape(p.image),
-                                   p.image_format),
-                       "-device", "virtio-blk-device,drive=image"});
+  // No backing file (QEMU opens files as root, before -runas: a qcow2 or
+  // vmdk naming one would hand the guest any host file).
+  if (!p.image.empty()) {
+    nlohmann::json node = {{"driver", p.image_format},
+                           {"node-name", "image"},
+                           {"read-only", true},
+                           {"file", {{"driver", "file"}, {"filename", p.image}, {"read-only", true}}}};
+    if (p.image_format == "qcow2" || p.image_format == "vmdk") node["backing"] = nullptr;
+    a.insert(a.end(), {"-blockdev", node.dump(), "-device", "virtio-blk-device,drive=image"});
+  }
   if (p.volumes)
     a.insert(a.end(), {"-chardev", "socket,id=vols,path=" + d + "/vols.sock", "-device",
                        fmt::format("vhost-user-fs-device,chardev=vols,tag={}", kVolumesTag)});
@@ -268,6 +273,27 @@ std::string guest_failure(const std::string& err, int code) {
 void take_ack(size_t& unacked, std::string_view count) {
   size_t k = std::strtoull(std::string(count).c_str(), nullptr, 10);
   unacked = k >= unacked ? 0 : unacked - k;
+}
+
+Result<void> check_image(const std::string& path, const std::string& format, std::string_view head) {
+  auto be = [&](size_t at, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) v = (v << 8) | static_cast<uint8_t>(head[at + i]);
+    return v;
+  };
+  if (format == "qcow2") {
+    if (head.size() < 80 || head.substr(0, 4) != std::string_view("QFI\xfb", 4))
+      return fail_msg("vm.image: {} is not a qcow2 image", path);
+    if (be(4, 4) >= 3 && (be(72, 8) & 4))
+      return fail_msg("vm.image: {} keeps its data in an external file: not opened for the guest", path);
+  } else if (format == "vmdk") {
+    // A text descriptor names extent files of its own choosing: only the
+    // single-file sparse formats are taken.
+    if (head.size() < 4 || (head.substr(0, 4) != "KDMV" && head.substr(0, 4) != "COWD"))
+      return fail_msg("vm.image: {} is not a single-file sparse vmdk (a descriptor naming other files is refused)",
+                      path);
+  }
+  return {};
 }
 
 bool detached(std::string_view exec_payload) {

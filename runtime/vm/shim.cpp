@@ -87,8 +87,10 @@ void contain(int keep) {
 
 // In a child about to become the volumes' virtiofsd: a mount namespace of
 // its own (nothing propagates to the host's; the binds go when it ends)
-// with each source cloned onto its entry in `dir`. An error is one line on
-// stdout (the log) and exit 127.
+// with a small tmpfs on `dir` holding an entry per volume, each source
+// cloned onto its entry, and the tmpfs then read-only (the guest can write
+// only into what a volume shares, never a file of its own into the
+// host's state dir). An error is one line on stdout (the log) and exit 127.
 void bind_volumes(const std::string& dir, const std::vector<Volume>& vols) {
   auto fail = [](const std::string& what) {
     std::string line = what + ": " + std::strerror(errno) + "\n";
@@ -97,6 +99,13 @@ void bind_volumes(const std::string& dir, const std::vector<Volume>& vols) {
   };
   if (::unshare(CLONE_NEWNS) < 0) fail("vm: volumes: unshare the mount namespace");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) < 0) fail("vm: volumes: make / a slave");
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=700") < 0)
+    fail("vm: volumes: mount tmpfs on " + dir);
+  for (const auto& v : vols) {
+    std::string at = fmt::format("{}/{}", dir, v.index);
+    if ((v.dir ? ::mkdir(at.c_str(), 0700) : ::mknodat(AT_FDCWD, at.c_str(), S_IFREG | 0600, 0)) < 0)
+      fail("vm: volumes: create " + at);
+  }
   for (const auto& v : vols) {
     std::string what = fmt::format("vm: mounts[{}]: bind {}", v.index, v.source);
     int t = ::open_tree(AT_FDCWD, v.source.c_str(),
@@ -112,6 +121,9 @@ void bind_volumes(const std::string& dir, const std::vector<Volume>& vols) {
     if (::move_mount(t, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) fail(what);
     ::close(t);
   }
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              nullptr) < 0)
+    fail("vm: volumes: make " + dir + " read-only");
 }
 
 // A helper process that dies with the shim (PR_SET_PDEATHSIG); see contain().
@@ -253,15 +265,10 @@ struct Shim {
     // node and no file capability on the host.
     vfsd = share(rootfs, "vfs", nullptr);
     if (!vols.empty()) {
-      // Entries to clone each source onto, in a directory only root reads.
+      // The mount point of the volumes' tmpfs (bind_volumes), root's alone.
       std::string vdir = dir + "/volumes";
       if (::mkdir(vdir.c_str(), 0700) < 0 && errno != EEXIST)
         die(fmt::format("vm: mkdir {}: {}", vdir, std::strerror(errno)), false);
-      for (const auto& v : vols) {
-        std::string at = fmt::format("{}/{}", vdir, v.index);
-        int r = v.dir ? ::mkdir(at.c_str(), 0700) : ::mknodat(AT_FDCWD, at.c_str(), S_IFREG | 0600, 0);
-        if (r < 0 && errno != EEXIST) die(fmt::format("vm: create {}: {}", at, std::strerror(errno)), false);
-      }
       volsd = share(vdir, "vols", &vols);
       plan.volumes = true;
     }
@@ -450,7 +457,8 @@ struct Shim {
               // the VM died: the control channel's end tells which, once
               // all QEMU passed on before it has been read.
             }
-            if (vfsd > 0 && ::waitpid(vfsd, &st, WNOHANG) == vfsd) vfsd = 0;
+            for (pid_t* d : {&vfsd, &volsd})
+              if (*d > 0 && ::waitpid(*d, &st, WNOHANG) == *d) *d = 0;
           } else if (sig != SIGPIPE && sig != SIGWINCH) {
             // A kill once the process ended: its unread output is dropped.
             if (exit_status && stops_process(sig)) finish(*exit_status);
@@ -717,6 +725,14 @@ class VmExecutor final : public Executor {
     for (const auto* f : {&p.qemu, &p.kernel, &p.initrd})
       if (::access(f->c_str(), R_OK) < 0) return fail_errno("vm: {}", *f);
     if (::access("/usr/lib/qemu/virtiofsd", X_OK) < 0) return fail_errno("vm: /usr/lib/qemu/virtiofsd");
+    if (!p.image.empty()) {
+      TRY(Fd img, sys::open(p.image, O_RDONLY | O_CLOEXEC));
+      std::string head(512, '\0');
+      ssize_t n = ::pread(img.get(), head.data(), head.size(), 0);
+      if (n < 0) return fail_errno("vm.image: read {}", p.image);
+      head.resize(static_cast<size_t>(n));
+      TRY_VOID(check_image(p.image, p.image_format, head));
+    }
     if (!p.kvm)
       log::warn("vm: no hardware virtualization (vmx/svm): falling back to TCG emulation, the guest runs slowly");
     std::string dir = rq.fifo_path.substr(0, rq.fifo_path.rfind('/'));

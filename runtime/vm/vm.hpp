@@ -158,6 +158,12 @@ inline constexpr const char* kImageDev = "/dev/vda";
 // What the guest's root must hold for the agent to run from it.
 inline constexpr const char* kImageBrig = "/bin/brig";
 
+// vm.image's first bytes (`head`, 512 of them) against what QEMU would
+// follow out of it: a qcow2 with an external data file, a vmdk that is a
+// text descriptor naming extents. (Backing files are disabled in QEMU's
+// arguments.) Refused in one line.
+Result<void> check_image(const std::string& path, const std::string& format, std::string_view head);
+
 // `defaults`: {qemu, kernel, initrd} used where the spec names none.
 Result<Plan> plan(const spec::Config& cfg, const Host& host, const Plan& defaults);
 // A value inside QEMU's "key=value,..." option lists: ',' doubled.

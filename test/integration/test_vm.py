@@ -417,6 +417,23 @@ def test_vm_image_is_the_guests_root(runtime, make_bundle, vm_env, vm_image, tmp
     assert not state_dir.exists()
 
 
+def test_vm_image_backing_files_are_never_opened(runtime, make_bundle, vm_env, vm_image, tmp_path):
+    """QEMU opens the image as root: a qcow2 naming a backing file (here the
+    good image itself) must not hand the guest that file; the guest sees an
+    empty disk and says so, in one line."""
+    if not shutil.which("qemu-img"):
+        pytest.skip("qemu-img missing (apt-get install qemu-utils)")
+    over = tmp_path / "over.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(vm_image), "-F", "raw", over], check=True)
+    b = vm_bundle(make_bundle, ["true"],
+                  spec_vm={"kernel": {"path": vm_env["BRIG_VM_KERNEL"], "initrd": vm_env["BRIG_VM_INITRD"]},
+                           "image": {"path": str(over), "format": "qcow2"}})
+    res = runtime.run("create", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, check=False)
+    lines = [l for l in res.stderr.splitlines() if "level=error" in l]
+    assert len(lines) == 1 and "vm.image: mount /dev/vda" in lines[0], res
+    assert not (Path(runtime.root) / b.id).exists()
+
+
 def test_vm_image_without_brig_is_one_clear_error(runtime, make_bundle, vm_env, vm_image, tmp_path):
     img = tmp_path / "nobrig.img"
     shutil.copy(vm_image, img)
@@ -435,7 +452,8 @@ def test_vm_image_without_brig_is_one_clear_error(runtime, make_bundle, vm_env, 
 def pod_netns():
     """A network namespace as CNI leaves it for a pod: eth0 (a veth whose
     peer is in a second namespace, "outside", 10.99.0.1) with 10.99.0.2/24
-    and a default route. Yields (pod name, outside name)."""
+    and a default route, and a device that is down (as tunl0 is where the
+    ipip module is loaded). Yields (pod name, outside name)."""
     tag = os.urandom(3).hex()
     pod, out = f"brigpod-{tag}", f"brigout-{tag}"
     script = f"""set -e
@@ -443,13 +461,14 @@ ip netns add {pod}; ip netns add {out}
 ip -n {out} link add veth0 type veth peer name eth0 netns {pod}
 ip -n {out} addr add 10.99.0.1/24 dev veth0; ip -n {out} link set veth0 up; ip -n {out} link set lo up
 ip -n {pod} addr add 10.99.0.2/24 dev eth0; ip -n {pod} link set eth0 up; ip -n {pod} link set lo up
-ip -n {pod} route add default via 10.99.0.1"""
-    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+ip -n {pod} route add default via 10.99.0.1
+ip -n {pod} link add brigdn0 type veth peer name brigdn1"""  # down, like tunl0: not counted
     try:
+        subprocess.run(["sh", "-c", script], check=True, timeout=30)
         yield pod, out
     finally:
         for n in (pod, out):
-            subprocess.run(["ip", "netns", "del", n], timeout=30)
+            subprocess.run(["ip", "netns", "del", n], timeout=30, stderr=subprocess.DEVNULL)
 
 
 def test_network_namespace_given_by_path_is_passed_through(runtime, make_bundle, vm_env, pod_netns):

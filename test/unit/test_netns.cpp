@@ -238,6 +238,8 @@ TEST_CASE("traffic control: an ingress qdisc and a redirect of everything", "[ne
   CHECK(t->tcm_parent == 0xffff0000u);
   CHECK((t->tcm_info >> 16) == passthrough::kPrio);
   CHECK((t->tcm_info & 0xffff) == htons(ETH_P_ALL));
+  CHECK(t->tcm_handle == 0x80000800u);  // a fixed node: a second redirect is EEXIST
+  CHECK(f.hdr()->nlmsg_flags & NLM_F_EXCL);
   auto fa = attrs(f, sizeof(tcmsg));
   CHECK(str(fa[TCA_KIND]) == "u32");
   auto opts = nested(fa[TCA_OPTIONS]);
@@ -267,12 +269,14 @@ TEST_CASE("traffic control: an ingress qdisc and a redirect of everything", "[ne
 }
 
 TEST_CASE("pass-through record", "[netns]") {
-  passthrough::Record r{"/run/netns/cni-1", "eth0", true};
+  passthrough::Record r{"/run/netns/cni-1", "eth0", true, 4, 4026532000};
   auto back = passthrough::record_from_json(passthrough::to_json(r));
   REQUIRE(back);
   CHECK(back->netns == r.netns);
   CHECK(back->dev == "eth0");
   CHECK(back->qdisc_made);
+  CHECK(back->ns_dev == 4);
+  CHECK(back->ns_ino == 4026532000);
   CHECK_FALSE(passthrough::record_from_json(nlohmann::json::array()));
   CHECK_FALSE(passthrough::record_from_json(nlohmann::json{{"device", "eth0"}}));
   CHECK(passthrough::record_path("/run/brig/x") == "/run/brig/x/passthrough.json");
@@ -513,6 +517,12 @@ TEST_CASE("nftables scripts", "[netns][nft]") {
         "add element ip brig masq { 10.87.0.2 }\n"
         "add element ip brig bridges { \"brig0\" }\n");
   CHECK(nft::add_script(ip, {}, false, "brig0").empty());
+  // put back by `network reload`: `add`, which leaves an element that is there
+  CHECK(nft::add_script(ip, *parse_ports("8080:80"), false, "brig0", true) ==
+        "add element ip brig ports { tcp . 8080 : 10.87.0.2 . 80 }\n");
+  // the table script runs again as it is: the rules are rewritten, never doubled
+  CHECK(t.find("flush chain ip brig prerouting\n") < t.find("add rule"));
+  CHECK(t.find("flush chain ip brig postrouting\n") < t.find("add rule"));
   std::string t6 = nft::table_script(AF_INET6);
   CHECK(t6.find("add table ip6 brig\n") == 0);
   CHECK(t6.find("type inet_proto . inet_service : ipv6_addr . inet_service") != std::string::npos);

@@ -285,7 +285,15 @@ TEST_CASE("vm plan: vm.image is the guest's read-only root disk") {
   REQUIRE(p);
   CHECK(p->image == "/i,mg");
   auto args = qemu_args(*p, "/d");
-  CHECK(has(args, "if=none,id=image,file=/i,,mg,format=qcow2,readonly=on"));
+  auto node = std::find(args.begin(), args.end(), "-blockdev");
+  REQUIRE(node + 1 < args.end());
+  auto j = json::parse(*(node + 1));
+  CHECK(j["driver"] == "qcow2");
+  CHECK(j["file"]["filename"] == "/i,mg");  // JSON: no comma escaping needed
+  CHECK(j["read-only"] == true);
+  CHECK(j["file"]["read-only"] == true);
+  CHECK(j.contains("backing"));
+  CHECK(j["backing"].is_null());  // never a backing file
   CHECK(has(args, "virtio-blk-device,drive=image"));
   // the agent's word, before init's own arguments
   auto root = std::find(p->kernel_args.begin(), p->kernel_args.end(), "brig.root=/dev/vda");
@@ -309,4 +317,19 @@ TEST_CASE("vm: a guest brig's failure is its error line, or its exit code when i
   CHECK(guest_failure("time=\"x\" level=error msg=\"bad value\"\n", 1) == "bad value");
   CHECK(guest_failure("", 137) == "brig exited with 137 and no message");
   CHECK(guest_failure("\n", 2) == "brig exited with 2 and no message");
+}
+
+TEST_CASE("vm.image: what QEMU would follow out of the image is refused") {
+  std::string q(512, '\0');
+  q.replace(0, 4, std::string("QFI\xfb", 4));
+  q[7] = 3;  // version 3
+  CHECK(check_image("/i", "qcow2", q));
+  q[79] = 4;  // incompatible feature: external data file
+  auto r = check_image("/i", "qcow2", q);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().msg == "vm.image: /i keeps its data in an external file: not opened for the guest");
+  CHECK_FALSE(check_image("/i", "qcow2", std::string(512, 'x')));
+  CHECK(check_image("/i", "vmdk", "KDMV" + std::string(508, '\0')));
+  CHECK_FALSE(check_image("/i", "vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"/etc/shadow\" 0\n"));
+  CHECK(check_image("/i", "raw", ""));
 }
