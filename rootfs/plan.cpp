@@ -70,6 +70,9 @@ std::string basename_of(const std::string& p) { return p.substr(p.rfind('/') + 1
 
 }  // namespace
 
+bool MountFlags::readonly() const { return attr_set & MOUNT_ATTR_RDONLY; }
+bool MountFlags::rreadonly() const { return rattr_set & MOUNT_ATTR_RDONLY; }
+
 Result<MountFlags> parse_options(const std::vector<std::string>& options) {
   MountFlags f;
   for (const auto& o : options) {

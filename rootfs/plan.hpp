@@ -30,6 +30,8 @@ struct MountFlags {
   bool idmap = false, ridmap = false;
   std::vector<std::string> sb_flags;      // superblock flags: sync, dirsync, mand, ...
   std::vector<std::pair<std::string, std::string>> data;  // filesystem options (value "" = flag)
+  bool readonly() const;   // "ro": the mount itself
+  bool rreadonly() const;  // "rro": it and every submount
 };
 Result<MountFlags> parse_options(const std::vector<std::string>& options);
 

@@ -1,6 +1,5 @@
 // The microVM backend's pure half: frames, and spec -> QEMU/kernel plan.
 #include <fcntl.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -216,8 +215,8 @@ Result<std::vector<Volume>> volumes(const spec::Config& cfg, const std::string& 
     v.index = i;
     v.source = sys::clean_path(src.front() == '/' ? src : bundle + "/" + src);
     v.recursive = fl.rbind;
-    v.readonly = (fl.attr_set & MOUNT_ATTR_RDONLY) != 0;
-    v.rreadonly = (fl.rattr_set & MOUNT_ATTR_RDONLY) != 0;
+    v.readonly = fl.readonly();
+    v.rreadonly = fl.rreadonly();
     out.push_back(std::move(v));
   }
   return out;

@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -27,6 +26,7 @@
 #include "netns/attach.hpp"
 #include "netns/network.hpp"
 #include "netns/passthrough.hpp"
+#include "rootfs/clones.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/executor.hpp"
@@ -85,45 +85,19 @@ void contain(int keep) {
   }
 }
 
-// In a child about to become the volumes' virtiofsd: a mount namespace of
-// its own (nothing propagates to the host's; the binds go when it ends)
-// with a small tmpfs on `dir` holding an entry per volume, each source
-// cloned onto its entry, and the tmpfs then read-only (the guest can write
-// only into what a volume shares, never a file of its own into the
-// host's state dir). An error is one line on stdout (the log) and exit 127.
+// In a child about to become the volumes' virtiofsd: each source cloned
+// into `dir` in a mount namespace of its own (rootfs::clone_into). An error
+// is one line on stdout (the log) and exit 127.
 void bind_volumes(const std::string& dir, const std::vector<Volume>& vols) {
-  auto fail = [](const std::string& what) {
-    std::string line = what + ": " + std::strerror(errno) + "\n";
+  std::vector<rootfs::Clone> clones;
+  for (const auto& v : vols)
+    clones.push_back({std::to_string(v.index), v.source, v.dir, v.recursive, v.readonly, v.rreadonly,
+                      fmt::format("mounts[{}]", v.index)});
+  if (auto r = rootfs::clone_into(dir, clones); !r) {
+    std::string line = "vm: volumes: " + r.error().msg + "\n";
     (void)!::write(1, line.data(), line.size());
     ::_exit(127);
-  };
-  if (::unshare(CLONE_NEWNS) < 0) fail("vm: volumes: unshare the mount namespace");
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) < 0) fail("vm: volumes: make / a slave");
-  if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=700") < 0)
-    fail("vm: volumes: mount tmpfs on " + dir);
-  for (const auto& v : vols) {
-    std::string at = fmt::format("{}/{}", dir, v.index);
-    if ((v.dir ? ::mkdir(at.c_str(), 0700) : ::mknodat(AT_FDCWD, at.c_str(), S_IFREG | 0600, 0)) < 0)
-      fail("vm: volumes: create " + at);
   }
-  for (const auto& v : vols) {
-    std::string what = fmt::format("vm: mounts[{}]: bind {}", v.index, v.source);
-    int t = ::open_tree(AT_FDCWD, v.source.c_str(),
-                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (v.recursive ? AT_RECURSIVE : 0));
-    if (t < 0) fail(what);
-    for (bool rec : {false, true}) {
-      if (!(rec ? v.rreadonly : v.readonly)) continue;
-      struct mount_attr a {};
-      a.attr_set = MOUNT_ATTR_RDONLY;
-      if (::mount_setattr(t, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0), &a, sizeof a) < 0) fail(what + " read-only");
-    }
-    std::string at = fmt::format("{}/{}", dir, v.index);
-    if (::move_mount(t, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) fail(what);
-    ::close(t);
-  }
-  if (::mount(nullptr, dir.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              nullptr) < 0)
-    fail("vm: volumes: make " + dir + " read-only");
 }
 
 // A helper process that dies with the shim (PR_SET_PDEATHSIG); see contain().
