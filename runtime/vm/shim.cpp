@@ -732,6 +732,16 @@ class VmExecutor final : public Executor {
     Fd rd(rp[0]), wr(rp[1]);
     TRY(netns::Request net, netns::request_for(rq.cfg));
     if (!net.net_devices.empty()) return fail_msg("vm: linux.netDevices is not supported by the microVM backend yet");
+    TRY(std::vector<Volume> vols, volumes(rq.cfg, rq.bundle));
+    for (auto& v : vols) {
+      struct stat st;
+      if (::stat(v.source.c_str(), &st) < 0) return fail_errno("vm: mounts[{}].source {}", v.index, v.source);
+      // A device node or a socket would mean the guest's, not the host's.
+      if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        return fail_msg("vm: mounts[{}].source {}: only directories and regular files can be shared with the guest",
+                        v.index, v.source);
+      v.dir = S_ISDIR(st.st_mode);
+    }
     // A network namespace given by path (CNI's, netavark's): its interface
     // is passed through to the guest.
     std::optional<netns::passthrough::Joined> pod;
@@ -744,16 +754,6 @@ class VmExecutor final : public Executor {
             if (auto r = netns::passthrough::stop_recorded(owner); !r) log::warn(r.error().msg);
           });
         }
-    TRY(std::vector<Volume> vols, volumes(rq.cfg, rq.bundle));
-    for (auto& v : vols) {
-      struct stat st;
-      if (::stat(v.source.c_str(), &st) < 0) return fail_errno("vm: mounts[{}].source {}", v.index, v.source);
-      // A device node or a socket would mean the guest's, not the host's.
-      if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-        return fail_msg("vm: mounts[{}].source {}: only directories and regular files can be shared with the guest",
-                        v.index, v.source);
-      v.dir = S_ISDIR(st.st_mode);
-    }
     Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.cfg.raw, net.attach() || pod, vols), net.network,
               owner, net.ports, vols};
     if (pod && pod->tap) {

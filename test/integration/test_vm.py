@@ -494,6 +494,16 @@ def test_network_namespace_given_by_path_is_passed_through(runtime, make_bundle,
             for ns in cfg["linux"]["namespaces"]:
                 if ns["type"] == "network":
                     ns["path"] = f"/run/netns/{pod}"
+        # a config refused before anything is made never touches the namespace
+        bad = vm_bundle(make_bundle, ["true"])
+        bad.set_config(use_pod)
+        bad.set_config(lambda cfg: cfg["mounts"].append({"destination": "/x", "type": "bind",
+                                                         "source": "/nonexistent/brig-vol"}))
+        res = runtime.run("create", "--bundle", bad, bad.id, timeout=60, env=vm_env, check=False)
+        assert "no such file or directory" in res.stderr, res
+        assert "brig-tap0" not in in_ns(pod, "ip", "-o", "link").stdout
+        assert "ingress" not in in_ns(pod, "tc", "qdisc", "show", "dev", "eth0").stdout
+
         b.set_config(use_pod)
         runtime.run("run", "-d", "--bundle", b, b.id, timeout=BOOT_TIMEOUT, env=vm_env, check=True)
         got = ""
