@@ -184,7 +184,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   static const std::vector<spec::Namespace> none;
   TRY(ns::Plan cplan, ns::plan(cfg.linux ? cfg.linux->namespaces : none));
   if (needs_protected_exe(cfg)) {
-    TRY_VOID(reexec_protected());
+    TRY_VOID(protect_exe());
   }
 
   std::vector<spec::Namespace> targets;

@@ -123,7 +123,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   log::phase("create: begin");
   TRY(Loaded l, load_bundle(o.bundle));
   if (!vm::wanted(l.cfg) && needs_protected_exe(l.cfg)) {
-    TRY_VOID(reexec_protected());
+    TRY_VOID(protect_exe());
   }
   TRY(auto exec, executor_for(l.cfg));
   log::phase("create: config parsed");

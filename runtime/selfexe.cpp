@@ -1,20 +1,32 @@
 // See selfexe.hpp.
 #include "runtime/selfexe.hpp"
 
+#include <elf.h>
 #include <fcntl.h>
+#include <link.h>
+#include <linux/prctl.h>
+#include <signal.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
+#include <cstring>
+#include <ranges>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "runtime/core/fd.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
 
 extern char** environ;
@@ -71,6 +83,130 @@ Result<Fd> sealed_copy() {
   return copy;
 }
 
+// One mapping of our binary, from /proc/self/maps.
+struct ExeMapping {
+  uintptr_t lo = 0, hi = 0;
+  off_t offset = 0;
+  int prot = 0;
+};
+
+Result<std::vector<ExeMapping>> exe_mappings(const struct stat& exe) {
+  TRY(std::string maps, sys::read_file("/proc/self/maps"));
+  std::vector<ExeMapping> out;
+  for (auto part : std::views::split(maps, '\n')) {
+    std::string line(part.begin(), part.end());
+    unsigned long lo, hi, off, ino;
+    unsigned maj, min;
+    char perm[5] = {};
+    if (std::sscanf(line.c_str(), "%lx-%lx %4s %lx %x:%x %lu", &lo, &hi, perm, &off, &maj, &min, &ino) != 7)
+      continue;
+    if (ino != exe.st_ino || makedev(maj, min) != exe.st_dev) continue;
+    out.push_back({lo, hi, static_cast<off_t>(off),
+                   (perm[0] == 'r' ? PROT_READ : 0) | (perm[1] == 'w' ? PROT_WRITE : 0) |
+                       (perm[2] == 'x' ? PROT_EXEC : 0)});
+  }
+  if (out.empty()) return fail_msg("no mapping of /proc/self/exe in /proc/self/maps");
+  return out;
+}
+
+// The range the loader wrote and then made read-only (PT_GNU_RELRO) in our
+// own image: its pages hold relocated pointers, not the file's bytes.
+std::pair<uintptr_t, uintptr_t> relro_range() {
+  auto* ph = reinterpret_cast<const ElfW(Phdr)*>(::getauxval(AT_PHDR));
+  auto n = ::getauxval(AT_PHNUM);
+  uintptr_t bias = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (ph[i].p_type == PT_PHDR) bias = reinterpret_cast<uintptr_t>(ph) - ph[i].p_vaddr;
+  for (size_t i = 0; i < n; ++i)
+    if (ph[i].p_type == PT_GNU_RELRO) return {bias + ph[i].p_vaddr, bias + ph[i].p_vaddr + ph[i].p_memsz};
+  return {0, 0};
+}
+
+// Page-aligned, whole words. Not memcpy: under AddressSanitizer the data
+// segment holds poisoned redzones around globals, which a checked copy would
+// report; volatile keeps the compiler from making a memcpy of the loop.
+__attribute__((no_sanitize("address", "undefined"))) void copy_words(void* to, const void* from, size_t len) {
+  auto* d = static_cast<volatile uint64_t*>(to);
+  auto* s = static_cast<const volatile uint64_t*>(from);
+  for (size_t i = 0; i < len / sizeof(uint64_t); ++i) d[i] = s[i];
+}
+
+// Points this process's mappings of its binary, and /proc/self/exe, at
+// `view` (an O_RDONLY fd of the read-only view) without an exec: the same
+// inode, so the same page-cache pages and bytes. Pages the loader wrote
+// (data, relocations) are copied over, the rest is mapped anew. Then
+// PR_SET_MM_MAP swaps mm->exe_file, which the kernel allows only once no
+// mapping of the old path is left. Single-threaded callers only; signals are
+// blocked while data pages are copied, so no handler writes a global the copy
+// would lose.
+Result<void> remap_in_place(const Fd& view) {
+  struct stat st;
+  if (::fstat(view.get(), &st) < 0) return fail_errno("stat the read-only view");
+  TRY(auto maps, exe_mappings(st));
+  auto [relro_lo, relro_hi] = relro_range();
+
+  // mm fields for PR_SET_MM_MAP, unchanged: the call sets them all.
+  TRY(std::string stat, sys::read_file("/proc/self/stat"));
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return fail_msg("parse /proc/self/stat");
+  std::vector<unsigned long> field(3, 0);  // field[i]: the i-th (1-based) field of stat
+  for (size_t i = paren + 2; i < stat.size();) {
+    size_t sp = stat.find(' ', i);
+    if (sp == std::string::npos) sp = stat.size();
+    field.push_back(std::strtoul(stat.c_str() + i, nullptr, 10));
+    i = sp + 1;
+  }
+  if (field.size() <= 51) return fail_msg("parse /proc/self/stat: {} fields", field.size() - 1);
+  struct prctl_mm_map mm {};
+  mm.start_code = field[26];
+  mm.end_code = field[27];
+  mm.start_stack = field[28];
+  mm.start_data = field[45];
+  mm.end_data = field[46];
+  mm.start_brk = field[47];
+  mm.brk = static_cast<uint64_t>(::syscall(SYS_brk, 0));
+  mm.arg_start = field[48];
+  mm.arg_end = field[49];
+  mm.env_start = field[50];
+  mm.env_end = field[51];
+  mm.exe_fd = static_cast<uint32_t>(view.get());
+
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &old);
+  for (const auto& m : maps) {
+    size_t len = m.hi - m.lo;
+    bool written = (m.prot & PROT_WRITE) || (m.lo < relro_hi && m.hi > relro_lo);
+    if (!written) {
+      // Replaced in one call: the code running here faults its page back in
+      // from the view, byte for byte the same.
+      auto p = ::syscall(SYS_mmap, m.lo, len, m.prot, MAP_PRIVATE | MAP_FIXED, view.get(), m.offset);
+      if (p != static_cast<long>(m.lo)) {
+        ::sigprocmask(SIG_SETMASK, &old, nullptr);
+        return fail_errno("map the read-only view over {:#x}", m.lo);
+      }
+      continue;
+    }
+    void* copy = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, view.get(), m.offset);
+    if (copy == MAP_FAILED) {
+      ::sigprocmask(SIG_SETMASK, &old, nullptr);
+      return fail_errno("map the read-only view");
+    }
+    copy_words(copy, reinterpret_cast<void*>(m.lo), len);
+    // From here to the move nothing may write this range: raw syscalls only.
+    if (::syscall(SYS_mprotect, copy, len, m.prot) != 0 ||
+        ::syscall(SYS_mremap, copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, m.lo) != static_cast<long>(m.lo)) {
+      int e = errno;
+      ::munmap(copy, len);
+      ::sigprocmask(SIG_SETMASK, &old, nullptr);
+      return fail_err(e, fmt::format("move the copy of {:#x}", m.lo));
+    }
+  }
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  if (::prctl(PR_SET_MM, PR_SET_MM_MAP, &mm, sizeof mm, 0) != 0) return fail_errno("prctl PR_SET_MM_MAP");
+  return {};
+}
+
 }  // namespace
 
 bool needs_protected_exe(const spec::Config& cfg) {
@@ -92,14 +228,26 @@ bool exe_protected() {
   return running_sealed_memfd();
 }
 
-Result<void> reexec_protected() {
+Result<void> protect_exe() {
   bool again = std::getenv(kMarker) != nullptr;
   ::unsetenv(kMarker);  // never passed on (hooks, the container)
   if (exe_protected()) return {};
   if (again) return fail_msg("self-exe protection: still writable after the re-exec");
 
   auto view = readonly_view();
-  if (!view) {
+  if (view) {
+    // O_PATH cannot be mapped: the same file, opened for reading.
+    auto rd = sys::open(fmt::format("/proc/self/fd/{}", view->get()), O_RDONLY | O_CLOEXEC);
+    auto r = rd ? remap_in_place(*rd) : Result<void>(fail(std::move(rd.error())));
+    if (r && exe_protected()) {
+      log::debug("self-exe protection: remapped in place");
+      return {};
+    }
+    // Old kernels (no PR_SET_MM_MAP, or no CONFIG_CHECKPOINT_RESTORE): what
+    // was remapped is the same bytes; the re-exec below finishes the job.
+    log::debug(fmt::format("self-exe protection: in place: {}; re-executing",
+                           r ? "still writable" : r.error().msg));
+  } else {
     auto copy = sealed_copy();
     if (!copy) return fail(std::move(copy.error()).context("self-exe protection"));
     view = std::move(copy);

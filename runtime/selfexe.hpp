@@ -9,9 +9,13 @@
 // of the container can then keep a handle on it and write through it once no
 // brig runs. So before it sets up a process in a container that shares the
 // host's user namespace (where container root can write the binary), brig
-// re-executes itself through a read-only view of its binary: a detached
-// read-only bind mount of it (no copy), or, where a mount cannot be made, a
-// sealed memfd copy. The link then names a file the kernel refuses to write.
+// moves itself onto a read-only view of its binary: a detached read-only bind
+// mount of it (no copy). Without an exec where it can: its mappings of the
+// binary are replaced by the view's (the same inode, the same bytes) and
+// PR_SET_MM_MAP points /proc/self/exe at the view. Where the kernel refuses
+// that, brig re-executes itself from the view, or, where a mount cannot be
+// made, from a sealed memfd copy. The link then names a file the kernel
+// refuses to write.
 // A container with its own user namespace needs none of it: its root is not
 // the host's root and cannot write the binary.
 #pragma once
@@ -29,9 +33,10 @@ bool needs_protected_exe(const spec::Config& cfg);
 // it sits on a read-only mount, or is brig's sealed memfd.
 bool exe_protected();
 
-// Re-executes brig, with the same arguments and environment, from a read-only
-// view of its binary. Returns only on failure; a no-op (success) when
-// exe_protected() already.
-Result<void> reexec_protected();
+// Moves this process onto a read-only view of its binary: in place, or by
+// re-executing brig with the same arguments and environment (then it returns
+// only on failure). A no-op (success) when exe_protected() already.
+// Single-threaded callers only.
+Result<void> protect_exe();
 
 }  // namespace brig::runtime

@@ -71,12 +71,21 @@ def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bund
             c[s] = sorted(set(c.get(s, [])) | {"CAP_SYS_PTRACE"})
     bundle.config(args=["sleep", "100"], readonly=False, fn=caps)
     (bundle.rootfs / "attack").mkdir()
-    runtime.run("create", "--bundle", bundle, bundle.id, check=True)
+    log = tmp_path / "debug.log"
+    dbg = () if IS_RUNC else ("--debug", "--log", str(log))
+    runtime.run("create", "--bundle", bundle, bundle.id, check=True, global_args=dbg)
     res = runtime.run("exec", "-d", "--cap", "CAP_SYS_PTRACE", bundle.id, "sh", "-c",
                       "exec 3</proc/1/exe; echo $? > /attack/opened; "
                       "while [ ! -e /attack/go ]; do sleep 0.05; done; "
-                      "(echo PWNED >> /proc/self/fd/3) 2>/attack/err; echo $? > /attack/wrote")
+                      "(echo PWNED >> /proc/self/fd/3) 2>/attack/err; echo $? > /attack/wrote",
+                      global_args=dbg)
     assert res.returncode == 0, res
+    if not IS_RUNC:
+        # create and exec each moved onto the read-only view without an exec
+        # of brig (runtime/selfexe.hpp); the fallback re-exec would say so.
+        text = log.read_text()
+        assert text.count("self-exe protection: remapped in place") == 2, text
+        assert "re-executing" not in text, text
     # The attack is real: the handle was obtained (a read-only view of the runtime).
     assert _wait_file(bundle.rootfs / "attack" / "opened") == "0"
     runtime.run("start", bundle.id, check=True)  # init leaves the runtime's image

@@ -1,4 +1,10 @@
+#include <fcntl.h>
 #include <signal.h>
+#include <cstdio>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -153,6 +159,59 @@ TEST_CASE("brig runs from a read-only view of itself unless the container has a 
   CHECK(runtime::needs_protected_exe(cfg));
   cfg.linux->namespaces.pop_back();
   CHECK(runtime::needs_protected_exe(cfg));
+}
+
+namespace {
+int selfexe_global = 41;  // in the data segment, which protect_exe() copies
+}
+
+TEST_CASE("protect_exe moves the process onto a read-only view of its binary without an exec", "[selfexe]") {
+  // A re-exec (the fallback) would start this binary over, with the child's
+  // environment: it ends here, and the parent sees status 30.
+  if (std::getenv("BRIG_TEST_SELFEXE_CHILD")) ::_exit(30);
+  if (::geteuid() != 0) {
+    WARN("needs root (open_tree, PR_SET_MM_MAP): skipped");
+    return;
+  }
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    struct stat before, after;
+    if (::stat("/proc/self/exe", &before) < 0) ::_exit(10);
+    bool was = runtime::exe_protected();
+    selfexe_global += 1;
+    std::string heap = "kept";  // the heap is not touched
+    ::setenv("BRIG_TEST_SELFEXE_CHILD", "1", 1);
+    if (!runtime::protect_exe()) ::_exit(11);
+    if (!runtime::exe_protected()) ::_exit(12);
+    if (was) ::_exit(0);  // run from a read-only mount: nothing to do
+    if (selfexe_global != 42 || heap != "kept") ::_exit(14);
+    if (::stat("/proc/self/exe", &after) < 0) ::_exit(15);
+    if (before.st_ino != after.st_ino || before.st_dev != after.st_dev) ::_exit(16);  // the same file
+    // Every mapping of the binary is the view's, whose path is "/" (the
+    // root of its detached mount): none of the writable path is left.
+    auto maps = sys::read_file("/proc/self/maps");
+    if (!maps) ::_exit(17);
+    int mapped = 0;
+    for (size_t i = 0, eol; i < maps->size(); i = eol + 1) {
+      eol = maps->find('\n', i);
+      if (eol == std::string::npos) eol = maps->size();
+      char path[256] = {};
+      unsigned long ino = 0;
+      if (std::sscanf(maps->substr(i, eol - i).c_str(), "%*s %*s %*s %*s %lu %255s", &ino, path) < 1) continue;
+      if (ino != before.st_ino) continue;
+      ++mapped;
+      if (std::string(path) != "/") ::_exit(18);
+    }
+    if (mapped == 0) ::_exit(19);
+    int w = ::open("/proc/self/exe", O_WRONLY);
+    if (w >= 0 || (errno != EROFS && errno != ETXTBSY)) ::_exit(20);
+    ::_exit(0);
+  }
+  int st = 0;
+  REQUIRE(::waitpid(pid, &st, 0) == pid);
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
 }
 
 TEST_CASE("await_go: waits for the go only when one is coming, else checks the parent", "[sync]") {
