@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(build-essential cmake pkg-config git
       libseccomp-dev nlohmann-json3-dev libcap-dev libmnl-dev libfmt-dev catch2
-      busybox-static jq nftables)
+      busybox-static jq nftables lld)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux)
   # The client tier (test/clients): the programs that drive a runtime.
