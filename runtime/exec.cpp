@@ -163,7 +163,9 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     TRY(auto lock, store.open(o.id));
     TRY(rec, store.load(lock, o.id));
   }
-  std::string st = status_of(store, rec);
+  // Found once: for the freezer's state here and the child's cgroups below.
+  auto cgs = cgroup::open_fs(rec.cgroup_path);
+  std::string st = status_of(store, rec, cgs ? cgs->get() : nullptr);
   if (st == "stopped" || st == "creating") return fail_msg("cannot exec in a stopped container");
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (st == "paused" && !o.ignore_paused)
@@ -203,7 +205,8 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   TRY(auto seccomp_prog, seccomp::prepare(fcfg));
   log::phase("exec: seccomp compiled");
 
-  TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+  if (!cgs) return fail(std::move(cgs.error()));
+  auto& cg = *cgs;
   log::phase("exec: cgroup hierarchies found");
   TRY(auto sync, make_sync_pair());
 

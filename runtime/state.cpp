@@ -206,13 +206,16 @@ bool creator_running(const Store& store, const Record& r) {
 }
 }  // namespace
 
-std::string status_of(const Store& store, const Record& r) {
+std::string status_of(const Store& store, const Record& r, const cgroup::Manager* cg) {
   if (r.phase == "creating")
     return (process_alive(r) || r.pid == 0) && creator_running(store, r) ? "creating" : "stopped";
   if (!process_alive(r)) return "stopped";
   // A frozen container is paused, never running (runc checks the freezer first).
-  if (auto cg = cgroup::open_fs(r.cgroup_path); cg && (*cg)->freezer_state() == cgroup::Freezer::frozen)
+  if (cg) {
+    if (cg->freezer_state() == cgroup::Freezer::frozen) return "paused";
+  } else if (auto own = cgroup::open_fs(r.cgroup_path); own && (*own)->freezer_state() == cgroup::Freezer::frozen) {
     return "paused";
+  }
   if (sys::exists(store.fifo(r.id))) return "created";
   return "running";
 }

@@ -18,6 +18,10 @@
 #include "runtime/core/fd.hpp"
 #include "spec/state.hpp"
 
+namespace brig::cgroup {
+class Manager;
+}
+
 namespace brig::runtime {
 
 // What brig remembers about a container (a superset of the OCI state).
@@ -71,7 +75,9 @@ class Store {
 };
 
 // Status as runc reports it: creating, created, running, paused, stopped.
-std::string status_of(const Store& store, const Record& r);
+// `cg`: the container's cgroups, when the caller has them open already (the
+// freezer is read through them instead of finding the hierarchies again).
+std::string status_of(const Store& store, const Record& r, const cgroup::Manager* cg = nullptr);
 bool process_alive(const Record& r);
 
 }  // namespace brig::runtime
