@@ -6,7 +6,6 @@
 #include <link.h>
 #include <linux/prctl.h>
 #include <signal.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
@@ -88,6 +87,7 @@ struct ExeMapping {
   uintptr_t lo = 0, hi = 0;
   off_t offset = 0;
   int prot = 0;
+  std::string path;
 };
 
 Result<std::vector<ExeMapping>> exe_mappings(const struct stat& exe) {
@@ -98,28 +98,37 @@ Result<std::vector<ExeMapping>> exe_mappings(const struct stat& exe) {
     unsigned long lo, hi, off, ino;
     unsigned maj, min;
     char perm[5] = {};
-    if (std::sscanf(line.c_str(), "%lx-%lx %4s %lx %x:%x %lu", &lo, &hi, perm, &off, &maj, &min, &ino) != 7)
+    int path_at = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx %4s %lx %x:%x %lu %n", &lo, &hi, perm, &off, &maj, &min, &ino,
+                    &path_at) != 7)
       continue;
     if (ino != exe.st_ino || makedev(maj, min) != exe.st_dev) continue;
     out.push_back({lo, hi, static_cast<off_t>(off),
                    (perm[0] == 'r' ? PROT_READ : 0) | (perm[1] == 'w' ? PROT_WRITE : 0) |
-                       (perm[2] == 'x' ? PROT_EXEC : 0)});
+                       (perm[2] == 'x' ? PROT_EXEC : 0),
+                   path_at > 0 ? line.substr(static_cast<size_t>(path_at)) : std::string()});
   }
   if (out.empty()) return fail_msg("no mapping of /proc/self/exe in /proc/self/maps");
   return out;
 }
 
 // The range the loader wrote and then made read-only (PT_GNU_RELRO) in our
-// own image: its pages hold relocated pointers, not the file's bytes.
+// own image: its pages hold relocated pointers, not the file's bytes. The
+// load address comes from dl_iterate_phdr (the main program is reported
+// first): a static-pie made by GNU ld has no PT_PHDR to work it out from.
 std::pair<uintptr_t, uintptr_t> relro_range() {
-  auto* ph = reinterpret_cast<const ElfW(Phdr)*>(::getauxval(AT_PHDR));
-  auto n = ::getauxval(AT_PHNUM);
-  uintptr_t bias = 0;
-  for (size_t i = 0; i < n; ++i)
-    if (ph[i].p_type == PT_PHDR) bias = reinterpret_cast<uintptr_t>(ph) - ph[i].p_vaddr;
-  for (size_t i = 0; i < n; ++i)
-    if (ph[i].p_type == PT_GNU_RELRO) return {bias + ph[i].p_vaddr, bias + ph[i].p_vaddr + ph[i].p_memsz};
-  return {0, 0};
+  std::pair<uintptr_t, uintptr_t> r{0, 0};
+  ::dl_iterate_phdr(
+      [](struct dl_phdr_info* info, size_t, void* out) -> int {
+        auto* range = static_cast<std::pair<uintptr_t, uintptr_t>*>(out);
+        for (size_t i = 0; i < info->dlpi_phnum; ++i)
+          if (info->dlpi_phdr[i].p_type == PT_GNU_RELRO)
+            *range = {info->dlpi_addr + info->dlpi_phdr[i].p_vaddr,
+                      info->dlpi_addr + info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz};
+        return 1;  // the main program only
+      },
+      &r);
+  return r;
 }
 
 // Page-aligned, whole words. Not memcpy: under AddressSanitizer the data
@@ -135,8 +144,8 @@ __attribute__((no_sanitize("address", "undefined"))) void copy_words(void* to, c
 // `view` (an O_RDONLY fd of the read-only view) without an exec: the same
 // inode, so the same page-cache pages and bytes. Pages the loader wrote
 // (data, relocations) are copied over, the rest is mapped anew. Then
-// PR_SET_MM_MAP swaps mm->exe_file, which the kernel allows only once no
-// mapping of the old path is left. Single-threaded callers only; signals are
+// PR_SET_MM_MAP swaps mm->exe_file, and /proc/self/maps is read again to see
+// that no mapping of the old path is left. Single-threaded callers only; signals are
 // blocked while data pages are copied, so no handler writes a global the copy
 // would lose.
 Result<void> remap_in_place(const Fd& view) {
@@ -204,6 +213,13 @@ Result<void> remap_in_place(const Fd& view) {
   }
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   if (::prctl(PR_SET_MM, PR_SET_MM_MAP, &mm, sizeof mm, 0) != 0) return fail_errno("prctl PR_SET_MM_MAP");
+  // The kernel refuses the swap while a mapping of the old path is left, but
+  // not on every filesystem (overlayfs lets it through): every mapping of the
+  // binary must now be the view's, whose path is "/", the root of its
+  // detached mount.
+  TRY(auto after, exe_mappings(st));
+  for (const auto& m : after)
+    if (m.path != "/") return fail_msg("mapping {:#x} still names {}", m.lo, m.path);
   return {};
 }
 

@@ -178,6 +178,24 @@ TEST_CASE("protect_exe moves the process onto a read-only view of its binary wit
   if (pid == 0) {
     struct stat before, after;
     if (::stat("/proc/self/exe", &before) < 0) ::_exit(10);
+    // The mappings of the binary: "range perms" and the path, by inode.
+    auto exe_maps = [&](std::vector<std::string>& ranges, std::vector<std::string>& paths) {
+      auto maps = sys::read_file("/proc/self/maps");
+      if (!maps) ::_exit(17);
+      for (size_t i = 0, eol; i < maps->size(); i = eol + 1) {
+        eol = maps->find('\n', i);
+        if (eol == std::string::npos) eol = maps->size();
+        char range[64] = {}, perms[8] = {}, path[256] = {};
+        unsigned long ino = 0;
+        if (std::sscanf(maps->substr(i, eol - i).c_str(), "%63s %7s %*s %*s %lu %255s", range, perms, &ino, path) < 3)
+          continue;
+        if (ino != before.st_ino) continue;
+        ranges.push_back(std::string(range) + " " + perms);
+        paths.push_back(path);
+      }
+    };
+    std::vector<std::string> ranges_before, paths_before, ranges_after, paths_after;
+    exe_maps(ranges_before, paths_before);
     bool was = runtime::exe_protected();
     selfexe_global += 1;
     std::string heap = "kept";  // the heap is not touched
@@ -188,24 +206,16 @@ TEST_CASE("protect_exe moves the process onto a read-only view of its binary wit
     if (selfexe_global != 42 || heap != "kept") ::_exit(14);
     if (::stat("/proc/self/exe", &after) < 0) ::_exit(15);
     if (before.st_ino != after.st_ino || before.st_dev != after.st_dev) ::_exit(16);  // the same file
-    // Every mapping of the binary is the view's, whose path is "/" (the
-    // root of its detached mount): none of the writable path is left.
-    auto maps = sys::read_file("/proc/self/maps");
-    if (!maps) ::_exit(17);
-    int mapped = 0;
-    for (size_t i = 0, eol; i < maps->size(); i = eol + 1) {
-      eol = maps->find('\n', i);
-      if (eol == std::string::npos) eol = maps->size();
-      char path[256] = {};
-      unsigned long ino = 0;
-      if (std::sscanf(maps->substr(i, eol - i).c_str(), "%*s %*s %*s %*s %lu %255s", &ino, path) < 1) continue;
-      if (ino != before.st_ino) continue;
-      ++mapped;
-      if (std::string(path) != "/") ::_exit(18);
-    }
-    if (mapped == 0) ::_exit(19);
-    int w = ::open("/proc/self/exe", O_WRONLY);
-    if (w >= 0 || (errno != EROFS && errno != ETXTBSY)) ::_exit(20);
+    // The same ranges with the same permissions (RELRO still read-only, text
+    // not writable), every one now the view's, whose path is "/" (the root of
+    // its detached mount): none of the writable path is left.
+    exe_maps(ranges_after, paths_after);
+    if (ranges_after.empty() || ranges_after != ranges_before) ::_exit(18);
+    for (const auto& p : paths_after)
+      if (p != "/") ::_exit(19);
+    // access() asks the filesystem, not the running text (open would say
+    // ETXTBSY, protected or not): the view is read-only.
+    if (::access("/proc/self/exe", W_OK) == 0 || errno != EROFS) ::_exit(20);
     ::_exit(0);
   }
   int st = 0;
