@@ -18,9 +18,9 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ranges>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -179,6 +179,12 @@ Result<void> remap_in_place(const Fd& view) {
   mm.env_start = field[50];
   mm.env_end = field[51];
   mm.exe_fd = static_cast<uint32_t>(view.get());
+
+  // A private mapping of the file past its end would fault (SIGBUS) where
+  // the copy writes; the loader never maps so, but check rather than crash.
+  for (const auto& m : maps)
+    if (m.offset + static_cast<off_t>(m.hi - m.lo) > st.st_size)
+      return fail_msg("mapping {:#x} reaches past the end of the binary", m.lo);
 
   sigset_t all, old;
   ::sigfillset(&all);
