@@ -20,18 +20,7 @@ std::string trimmed(std::string s) {
 }  // namespace
 
 Result<void> write_state(BorrowedFd pipe, std::string_view state_json) {
-  sigset_t sigpipe, old;
-  sigemptyset(&sigpipe);
-  sigaddset(&sigpipe, SIGPIPE);
-  ::sigprocmask(SIG_BLOCK, &sigpipe, &old);
-  auto r = sys::write_all(pipe, state_json);
-  if (!r && r.error().err == EPIPE && !sigismember(&old, SIGPIPE)) {
-    struct timespec zero {};
-    while (::sigtimedwait(&sigpipe, nullptr, &zero) == SIGPIPE) {
-    }
-  }
-  ::sigprocmask(SIG_SETMASK, &old, nullptr);
-  return r;
+  return sys::write_all_nosigpipe(pipe, state_json);
 }
 
 Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {

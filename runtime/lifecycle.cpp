@@ -257,7 +257,12 @@ Result<void> do_start(const Store& store, const Record& rec) {
   Fd f(fd);
   // Gone from the state dir first, so nobody sees "created" once init runs.
   ::unlink(fifo.c_str());
-  TRY_CTX_VOID(sys::write_all(f, "0"), "write exec fifo");
+  // init can die (a racing `kill`) between our open and this write: EPIPE,
+  // never SIGPIPE, and runc's words for it.
+  if (auto w = sys::write_all_nosigpipe(f, "0"); !w) {
+    if (w.error().err == EPIPE) return fail_msg("cannot start a container that has stopped");
+    return fail(std::move(w.error()).context("write exec fifo"));
+  }
   BRIG_FAULT("start.after-fifo");
   // A failed start stops the container: it must not run later on its own.
   auto stop = [&rec](Error e) -> Result<void> {

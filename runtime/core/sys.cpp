@@ -1,6 +1,7 @@
 #include "runtime/core/sys.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <pwd.h>
@@ -77,6 +78,21 @@ Result<void> write_all(BorrowedFd fd, std::string_view data) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   return {};
+}
+
+Result<void> write_all_nosigpipe(BorrowedFd fd, std::string_view data) {
+  sigset_t sigpipe, old;
+  sigemptyset(&sigpipe);
+  sigaddset(&sigpipe, SIGPIPE);
+  ::sigprocmask(SIG_BLOCK, &sigpipe, &old);
+  auto r = write_all(fd, data);
+  if (!r && r.error().err == EPIPE && !sigismember(&old, SIGPIPE)) {
+    struct timespec zero {};
+    while (::sigtimedwait(&sigpipe, nullptr, &zero) == SIGPIPE) {
+    }
+  }
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  return r;
 }
 
 Result<void> write_file(const std::string& path, std::string_view data) {

@@ -25,6 +25,10 @@ Result<Fd> openat2(BorrowedFd dir, const std::string& path, uint64_t flags, uint
 Result<std::string> read_all(BorrowedFd fd);
 Result<std::string> read_file(const std::string& path);
 Result<void> write_all(BorrowedFd fd, std::string_view data);
+// write_all to a pipe or fifo whose reader may be gone: that fails with EPIPE
+// and never kills brig with SIGPIPE (the signal is blocked for the write and
+// a pending one taken back).
+Result<void> write_all_nosigpipe(BorrowedFd fd, std::string_view data);
 // Writes `data` to an existing file (cgroup, /proc knobs): open O_WRONLY, one write.
 Result<void> write_file(const std::string& path, std::string_view data);
 // Writes a new file atomically: temp file in the same dir, fsync-free rename.
