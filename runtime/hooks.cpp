@@ -19,10 +19,6 @@ std::string trimmed(std::string s) {
 
 }  // namespace
 
-Result<void> write_state(BorrowedFd pipe, std::string_view state_json) {
-  return sys::write_all_nosigpipe(pipe, state_json);
-}
-
 Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) < 0) return fail_errno("pipe");
@@ -59,7 +55,8 @@ Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {
   // The state is small (well under a pipe buffer); a hook that ignores its
   // stdin must not block us.
   ::fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
-  (void)write_state(in_w, state_json);
+  // A hook may exit (or close its stdin) before reading: EPIPE, not SIGPIPE.
+  (void)sys::write_all_nosigpipe(in_w, state_json);
   in_w.reset();
 
   std::string so, se;

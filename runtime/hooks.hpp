@@ -20,10 +20,4 @@ Result<void> run_hooks(const std::vector<spec::Hook>& hooks, const std::string& 
 // One hook; `reason` describes a failure ("exit status 1", "timed out after 2s").
 Result<void> run_hook(const spec::Hook& hook, const std::string& state_json);
 
-// Writes the state to a hook's stdin pipe. A hook that exits (or closes its
-// stdin) before reading makes the write fail with EPIPE, never kills brig
-// with SIGPIPE: the signal is blocked for the write and a pending one taken
-// back (found by the ASan run: the slower brig lost that race).
-Result<void> write_state(BorrowedFd pipe, std::string_view state_json);
-
 }  // namespace brig::runtime
