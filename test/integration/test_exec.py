@@ -217,3 +217,45 @@ def test_exec_into_a_sub_cgroup(runtime, bundle, tmp_path):
         wait_for(lambda: open(f"{sub}/cgroup.procs").read().strip() == "")
     finally:
         wait_for(lambda: not os.path.exists(sub) or (os.rmdir(sub) or True), timeout=5)
+
+
+SHARED = "exec: child cloned, set up and executed (shared memory)"
+
+
+@pytest.mark.skipif(IS_RUNC, reason="brig's --debug phase marks")
+@pytest.mark.parametrize("kind", ["plain", "user", "time"])
+def test_exec_child_shares_memory_only_where_the_kernel_allows(runtime, bundle, kind):
+    """The exec child shares brig's memory until its execve (no page tables
+    copied, no copy-on-write faults), except where the kernel refuses
+    setns to such a process: into a user or a time namespace. There brig
+    forks as before, without trying first. Either way the process runs in the
+    container's namespaces and its errors still come back."""
+    cfg = {}
+    if kind == "user":
+        bundle.open_for_mapped_root()
+        cfg = dict(add_ns=["user"], readonly=False,
+                   uid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}],
+                   gid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}])
+    elif kind == "time":
+        cfg = dict(add_ns=["time"],
+                   fn=lambda c: c["linux"].update(timeOffsets={"monotonic": {"secs": 500000}}))
+    init = running(runtime, bundle, **cfg)
+    res = runtime.run("exec", bundle.id, "sh", "-c", "for n in user pid; do readlink /proc/self/ns/$n; done; exit 3",
+                      global_args=["--debug"])
+    assert res.returncode == 3, res
+    assert res.stdout.splitlines() == [ns_link(init, "user"), ns_link(init, "pid")], res
+    phases = [l for l in res.stderr.splitlines() if "phase exec: child cloned" in l]
+    assert len(phases) == 1, res.stderr
+    assert (SHARED in phases[0]) == (kind == "plain"), res.stderr
+    assert "forking instead" not in res.stderr, res.stderr
+
+    # A set-up error in the child (here its cwd is a file) reaches the caller
+    # in one line; with --debug on, the child's phase buffer lived on its own
+    # stack, which brig must not write to afterwards.
+    res = runtime.run("exec", "--cwd", "/bin/busybox", bundle.id, "true", global_args=["--debug"])
+    assert res.returncode == 255, res
+    last = res.stderr.splitlines()[-1]
+    assert 'level=error msg="exec failed: unable to start container process: ' in last, res
+    assert "not a directory" in last, res
+    # Nothing is left running in the container but its init.
+    assert runtime.run("ps", "--format", "json", bundle.id, check=True).stdout.strip() == f"[{init}]"
