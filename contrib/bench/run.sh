@@ -48,8 +48,15 @@ brig=$(realpath "$brig")
 
 cgparent=/brigbench
 work=$(mktemp -d /tmp/brigbench.XXXXXX)
-# State on tmpfs like the runtimes' defaults (/run/runc, /run/crun, /run/brig).
+# State on tmpfs like the runtimes' defaults (/run/runc, /run/crun, /run/brig)
+# on any host where /run is a tmpfs. Where it is not (this VM: no systemd, /run
+# on the root ext4), a tmpfs of its own: every runtime replaces its state file
+# with a rename, which on ext4 starts writeback of the new file (auto_da_alloc).
 state=$(mktemp -d /run/brigbench.XXXXXX)
+state_mounted=""
+if [ "$(stat -f -c %T "$state")" != tmpfs ]; then
+  mount -t tmpfs -o mode=0700,size=64m brigbench "$state" && state_mounted=1
+fi
 mounted=()
 
 cleanup() {
@@ -65,6 +72,7 @@ cleanup() {
   for h in /sys/fs/cgroup/*/; do
     [ -d "$h${cgparent#/}" ] && find "$h${cgparent#/}" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
+  [ -n "$state_mounted" ] && umount "$state"
   rm -rf "$work" "$state"
   for c in "${mounted[@]}"; do
     umount "/sys/fs/cgroup/$c" && rmdir "/sys/fs/cgroup/$c"
