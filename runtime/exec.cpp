@@ -43,13 +43,12 @@ Result<uint32_t> parse_id(const std::string& s, const char* what) {
 
 // The process to run: --process FILE, or the container's own process with
 // the command line and flags laid over it (runc's rules).
-Result<spec::Process> build_process(const ExecOptions& o, const nlohmann::json& config) {
+Result<spec::Process> build_process(const ExecOptions& o, const spec::Config& cfg) {
   spec::Process p;
   if (!o.process_file.empty()) {
     TRY(std::string text, sys::read_file(o.process_file));
     TRY(p, spec::parse_process(text));
   } else {
-    TRY(spec::Config cfg, spec::parse_config(config));
     if (!cfg.process) return fail_msg("process property must not be empty");
     p = *cfg.process;
     p.args = o.args;
@@ -170,7 +169,10 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (st == "paused" && !o.ignore_paused)
     return fail_msg("cannot exec in a paused container (use --ignore-paused to override)");
-  TRY(spec::Process proc, build_process(o, rec.config));
+  // From here on the config's process is this one: the seccomp filter's stage
+  // and the listener's state are this process's.
+  TRY(cfg.process, build_process(o, cfg));
+  const spec::Process& proc = *cfg.process;
   TRY_VOID(check_lsm(proc));
   if (proc.terminal && o.detach && o.console_socket.empty())
     return fail_msg("cannot allocate tty if brig will detach without setting console socket");
@@ -199,10 +201,8 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (!process_alive(rec)) return fail_msg("cannot exec in a stopped container");
 
   // The filter is the container's, its stage set by this process's attributes.
-  spec::Config fcfg = cfg;
-  fcfg.process = proc;
   log::phase("exec: state loaded, process built, namespaces opened");
-  TRY(auto seccomp_prog, seccomp::prepare(fcfg));
+  TRY(auto seccomp_prog, seccomp::prepare(cfg));
   log::phase("exec: seccomp compiled");
 
   if (!cgs) return fail(std::move(cgs.error()));
@@ -294,7 +294,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   auto m = receive(sync.parent);
   while (m && m->type == Msg::seccomp_fd) {  // a notify filter's listener fd
     if (!m->fd) return fail_msg("sync: seccomp listener message without an fd");
-    TRY_CTX_VOID(seccomp::hand_to_listener(fcfg, rec.id, rec.bundle, pid, m->fd), "unable to start container process");
+    TRY_CTX_VOID(seccomp::hand_to_listener(cfg, rec.id, rec.bundle, pid, m->fd), "unable to start container process");
     m = receive(sync.parent);
   }
   if (!m) return fail_msg("unable to start container process: exec child ended before it was ready");
