@@ -47,8 +47,7 @@ Result<std::vector<Lease>> leases_from_json(const std::string& text) {
 bool lease_alive(const Lease& l) {
   if (!sys::exists(l.owner)) return false;
   if (l.pid <= 0) return true;
-  auto st = sys::process_start_time(l.pid);
-  return st && *st == l.pid_start && sys::process_state(l.pid) != 'Z';
+  return sys::process_is(l.pid, l.pid_start);
 }
 
 Result<NetLock> lock_networks() {

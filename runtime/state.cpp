@@ -180,9 +180,7 @@ std::vector<std::string> Store::ids() const {
 
 bool process_alive(const Record& r) {
   if (r.pid <= 0) return false;
-  auto st = sys::process_start_time(r.pid);
-  if (!st || *st != r.pid_start) return false;
-  return sys::process_state(r.pid) != 'Z';
+  return sys::process_is(r.pid, r.pid_start);
 }
 
 namespace {
@@ -193,8 +191,7 @@ namespace {
 // brig killed just after the clone would look alive for a moment.
 bool creator_running(const Store& store, const Record& r) {
   if (r.creator) {
-    auto st = sys::process_start_time(r.creator);
-    if (!st || *st != r.creator_start || sys::process_state(r.creator) == 'Z') return false;
+    if (!sys::process_is(r.creator, r.creator_start)) return false;
   }
   const std::string& id = r.id;
   int fd = ::open(store.dir(id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

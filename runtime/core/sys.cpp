@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <climits>
 #include <ctime>
@@ -243,19 +244,26 @@ Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig) {
 
 namespace {
 // Fields of /proc/PID/stat after the "(comm)" part; index 0 is field 3 (state).
-std::optional<std::vector<std::string>> stat_fields(pid_t pid) {
+// The state letter and the start time (fields 3 and 22) of /proc/PID/stat.
+struct StatFields {
+  char state = 0;
+  uint64_t start_time = 0;
+};
+std::optional<StatFields> stat_fields(pid_t pid) {
   auto s = read_file(fmt::format("/proc/{}/stat", pid));
   if (!s) return std::nullopt;
-  auto p = s->rfind(')');
-  if (p == std::string::npos) return std::nullopt;
-  std::vector<std::string> f;
+  auto p = s->rfind(')');  // field 2, the name, may hold spaces and parentheses
+  if (p == std::string::npos || p + 2 >= s->size()) return std::nullopt;
+  StatFields f;
+  f.state = (*s)[p + 2];
   size_t i = p + 2;
-  while (i < s->size()) {
-    size_t j = s->find(' ', i);
-    if (j == std::string::npos) j = s->size();
-    f.push_back(s->substr(i, j - i));
-    i = j + 1;
+  for (int field = 3; field < 22; ++field) {
+    i = s->find(' ', i);
+    if (i == std::string::npos) return std::nullopt;
+    ++i;
   }
+  auto [end, ec] = std::from_chars(s->data() + i, s->data() + s->size(), f.start_time);
+  if (ec != std::errc() || end == s->data() + i) return std::nullopt;
   return f;
 }
 }  // namespace
@@ -268,14 +276,13 @@ int64_t monotonic_ms() {
 
 std::optional<uint64_t> process_start_time(pid_t pid) {
   auto f = stat_fields(pid);
-  if (!f || f->size() < 20) return std::nullopt;
-  return std::stoull((*f)[19]);
+  if (!f) return std::nullopt;
+  return f->start_time;
 }
 
-char process_state(pid_t pid) {
+bool process_is(pid_t pid, uint64_t start_time) {
   auto f = stat_fields(pid);
-  if (!f || f->empty() || (*f)[0].empty()) return 0;
-  return (*f)[0][0];
+  return f && f->start_time == start_time && f->state != 'Z';
 }
 
 std::string now_rfc3339_nano() {

@@ -63,8 +63,9 @@ Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig);
 // across pid reuse. nullopt when the process does not exist (or is a zombie
 // that was already reaped).
 std::optional<uint64_t> process_start_time(pid_t pid);
-// State letter from /proc/PID/stat ('Z' for zombie), or 0 if gone.
-char process_state(pid_t pid);
+// Whether pid is still the process that started at start_time, and not a
+// zombie: one read of /proc/PID/stat.
+bool process_is(pid_t pid, uint64_t start_time);
 
 // CLOCK_MONOTONIC in milliseconds: for timeouts and intervals.
 int64_t monotonic_ms();

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <cstdio>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -266,6 +267,45 @@ TEST_CASE("clone_vfork: the child shares our memory on its own stack, and we wai
   REQUIRE_FALSE(pid);
   CHECK(pid.error().err == ENOSYS);
 #endif
+}
+
+TEST_CASE("process_is: the same process by start time, not a zombie, not a reused pid", "[state]") {
+  auto me = brig::sys::process_start_time(::getpid());
+  REQUIRE(me);
+  CHECK(brig::sys::process_is(::getpid(), *me));
+  CHECK_FALSE(brig::sys::process_is(::getpid(), *me + 1));  // a pid reused by another process
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  auto born = brig::sys::process_start_time(child);
+  REQUIRE(born);
+  // A zombie until reaped: no longer the process that was started.
+  for (int i = 0; i < 1000 && brig::sys::process_is(child, *born); ++i) ::usleep(1000);
+  CHECK_FALSE(brig::sys::process_is(child, *born));
+  CHECK(brig::sys::process_start_time(child) == born);  // the zombie is still there
+  ::waitpid(child, nullptr, 0);
+  CHECK_FALSE(brig::sys::process_start_time(child));
+  CHECK_FALSE(brig::sys::process_is(child, *born));
+
+  // The name (field 2) may hold spaces and parentheses: fields count from its last ')'.
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  child = ::fork();
+  if (child == 0) {
+    ::prctl(PR_SET_NAME, "x) R 1 2 (y", 0, 0, 0);
+    (void)!::write(ready[1], "k", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char k;
+  REQUIRE(::read(ready[0], &k, 1) == 1);
+  auto odd = brig::sys::process_start_time(child);
+  CHECK((odd && *odd >= *me && *odd <= *born + 100000));
+  CHECK((odd && brig::sys::process_is(child, *odd)));
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
 
 TEST_CASE("await_go: waits for the go only when one is coming, else checks the parent", "[sync]") {
