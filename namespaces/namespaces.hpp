@@ -12,19 +12,13 @@
 
 #include "runtime/core/error.hpp"
 #include "runtime/core/fd.hpp"
+#include "runtime/core/sanitizers.hpp"
 #include "spec/config.hpp"
 
 // clone_vfork's trampoline: x86-64, and not under AddressSanitizer.
-#if defined(__SANITIZE_ADDRESS__)
-#define BRIG_CLONE_TRAMPOLINE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BRIG_CLONE_TRAMPOLINE 0
-#endif
-#endif
-#if !defined(BRIG_CLONE_TRAMPOLINE) && defined(__x86_64__)
+#if defined(__x86_64__) && !BRIG_ASAN
 #define BRIG_CLONE_TRAMPOLINE 1
-#elif !defined(BRIG_CLONE_TRAMPOLINE)
+#else
 #define BRIG_CLONE_TRAMPOLINE 0
 #endif
 
