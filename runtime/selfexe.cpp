@@ -17,10 +17,9 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstdio>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <ranges>
 #include <string>
 #include <vector>
 
@@ -93,20 +92,13 @@ struct ExeMapping {
 Result<std::vector<ExeMapping>> exe_mappings(const struct stat& exe) {
   TRY(std::string maps, sys::read_file("/proc/self/maps"));
   std::vector<ExeMapping> out;
-  for (auto part : std::views::split(maps, '\n')) {
-    std::string line(part.begin(), part.end());
-    unsigned long lo, hi, off, ino;
-    unsigned maj, min;
-    char perm[5] = {};
-    int path_at = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx %4s %lx %x:%x %lu %n", &lo, &hi, perm, &off, &maj, &min, &ino,
-                    &path_at) != 7)
-      continue;
-    if (ino != exe.st_ino || makedev(maj, min) != exe.st_dev) continue;
-    out.push_back({lo, hi, static_cast<off_t>(off),
-                   (perm[0] == 'r' ? PROT_READ : 0) | (perm[1] == 'w' ? PROT_WRITE : 0) |
-                       (perm[2] == 'x' ? PROT_EXEC : 0),
-                   path_at > 0 ? line.substr(static_cast<size_t>(path_at)) : std::string()});
+  std::string_view rest(maps);
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    auto m = parse_maps_line(rest.substr(0, nl));
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    if (!m || m->inode != exe.st_ino || m->dev != exe.st_dev) continue;
+    out.push_back({m->lo, m->hi, m->offset, m->prot, std::string(m->path)});
   }
   if (out.empty()) return fail_msg("no mapping of /proc/self/exe in /proc/self/maps");
   return out;
@@ -230,6 +222,37 @@ Result<void> remap_in_place(const Fd& view) {
 }
 
 }  // namespace
+
+std::optional<MapsLine> parse_maps_line(std::string_view s) {
+  // "lo-hi perms offset major:minor inode", then spaces and the path (if any),
+  // the numbers in hex but the inode in decimal. Parsed by hand: sscanf, a
+  // line at a time, was most of the cost of reading the maps.
+  const char* p = s.data();
+  const char* end = s.data() + s.size();
+  auto number = [&](auto& v, int base, char sep) {
+    uint64_t x = 0;
+    auto [q, ec] = std::from_chars(p, end, x, base);
+    if (ec != std::errc() || q == p || q == end || *q != sep) return false;
+    v = static_cast<std::remove_reference_t<decltype(v)>>(x);
+    p = q + 1;
+    return true;
+  };
+  MapsLine m;
+  unsigned maj = 0, min = 0;
+  if (!number(m.lo, 16, '-') || !number(m.hi, 16, ' ')) return std::nullopt;
+  if (end - p < 5 || p[4] != ' ') return std::nullopt;
+  m.prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) | (p[2] == 'x' ? PROT_EXEC : 0);
+  p += 5;
+  if (!number(m.offset, 16, ' ') || !number(maj, 16, ':') || !number(min, 16, ' ')) return std::nullopt;
+  m.dev = makedev(maj, min);
+  uint64_t ino = 0;
+  auto [q, ec] = std::from_chars(p, end, ino, 10);
+  if (ec != std::errc() || q == p || (q != end && *q != ' ')) return std::nullopt;
+  m.inode = ino;
+  while (q != end && *q == ' ') ++q;
+  m.path = std::string_view(q, static_cast<size_t>(end - q));
+  return m;
+}
 
 bool needs_protected_exe(const spec::Config& cfg) {
   if (!cfg.linux) return true;

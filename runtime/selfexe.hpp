@@ -20,10 +20,28 @@
 // the host's root and cannot write the binary.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
 #include "runtime/core/error.hpp"
 #include "spec/config.hpp"
 
 namespace brig::runtime {
+
+// One line of /proc/PID/maps, parsed (nullopt if it is not one). The path
+// points into the line.
+struct MapsLine {
+  uintptr_t lo = 0, hi = 0;
+  off_t offset = 0;
+  int prot = 0;  // PROT_READ | PROT_WRITE | PROT_EXEC
+  dev_t dev = 0;
+  uint64_t inode = 0;
+  std::string_view path;
+};
+std::optional<MapsLine> parse_maps_line(std::string_view line);
 
 // Whether setting up a process in a container with config `cfg` needs brig to
 // run from a read-only view of its binary.

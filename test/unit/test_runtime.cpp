@@ -1,8 +1,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <cstdio>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -306,6 +308,49 @@ TEST_CASE("process_is: the same process by start time, not a zombie, not a reuse
   ::waitpid(child, nullptr, 0);
   ::close(ready[0]);
   ::close(ready[1]);
+}
+
+TEST_CASE("/proc/PID/maps lines parse by hand as the kernel writes them", "[selfexe]") {
+  using brig::runtime::parse_maps_line;
+  auto m = parse_maps_line("55a4c305c000-55a4c3375000 r-xp 000c1000 fe:01 1312042                    /usr/bin/brig");
+  REQUIRE(m);
+  CHECK(m->lo == 0x55a4c305c000);
+  CHECK(m->hi == 0x55a4c3375000);
+  CHECK(m->prot == (PROT_READ | PROT_EXEC));
+  CHECK(m->offset == 0xc1000);
+  CHECK(m->dev == makedev(0xfe, 1));
+  CHECK(m->inode == 1312042);
+  CHECK(m->path == "/usr/bin/brig");
+  m = parse_maps_line("7f42cb12c000-7f42cb130000 rw-p 001cf000 103:02 99 /a dir/with spaces (deleted)");
+  REQUIRE(m);
+  CHECK(m->prot == (PROT_READ | PROT_WRITE));
+  CHECK(m->dev == makedev(0x103, 2));
+  CHECK(m->path == "/a dir/with spaces (deleted)");
+  m = parse_maps_line("7ffd2fb54000-7ffd2fb75000 rw-p 00000000 00:00 0                          [stack]");
+  REQUIRE(m);
+  CHECK(m->inode == 0);
+  CHECK(m->path == "[stack]");
+  m = parse_maps_line("7f42cb132000-7f42cb13f000 ---p 00000000 00:00 0 ");
+  REQUIRE(m);
+  CHECK(m->prot == 0);
+  CHECK(m->path.empty());
+  CHECK(parse_maps_line("7f42cb132000-7f42cb13f000 ---p 00000000 00:00 0")->path.empty());
+  // Not maps lines.
+  for (const char* bad : {"", "55a4c305c000", "55a4c305c000-55a4c3375000", "zz-55 r-xp 0 fe:01 1 /x",
+                          "1-2 r-xp 0 fe:01", "1-2 r-x 0 fe:01 1 /x", "1-2 r-xp 0 fe01 1 /x", "1-2 r-xp 0 fe:01 x /x"})
+    CHECK_FALSE(parse_maps_line(bad));
+  // Every line of our own maps parses, and the whole of it agrees with the kernel's count.
+  auto text = brig::sys::read_file("/proc/self/maps");
+  REQUIRE(text);
+  size_t lines = 0, parsed = 0;
+  for (size_t i = 0; i < text->size();) {
+    size_t nl = text->find('\n', i);
+    ++lines;
+    parsed += parse_maps_line(std::string_view(*text).substr(i, nl - i)).has_value();
+    i = nl + 1;
+  }
+  CHECK(lines > 5);
+  CHECK(parsed == lines);
 }
 
 TEST_CASE("await_go: waits for the go only when one is coming, else checks the parent", "[sync]") {
