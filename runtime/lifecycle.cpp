@@ -237,8 +237,10 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   return Created{std::move(rec), std::move(sp.pidfd), std::move(master), cgroup::same_cgroup(*cg)};
 }
 
-Result<void> do_start(const Store& store, const Record& rec) {
-  std::string st = status_of(store, rec);
+// `cg`: the container's cgroup when the caller has it (`run`), so that its
+// freezer is not looked up again.
+Result<void> do_start(const Store& store, const Record& rec, const cgroup::Manager* cg = nullptr) {
+  std::string st = status_of(store, rec, cg);
   if (st == "stopped") return fail_msg("cannot start a container that has stopped");
   if (st != "created") return fail_msg("cannot start an already {} container", st);
   std::string fifo = store.fifo(rec.id);
@@ -361,7 +363,7 @@ Result<int> run(const Globals& g, const RunOptions& o) {
 
   {
     TRY(auto lock, store.open(o.create.id));
-    auto st = do_start(store, c.rec);
+    auto st = do_start(store, c.rec, c.cgroup.get());
     if (!st) {
       (void)destroy(store, c.rec);
       return fail(std::move(st.error()));
