@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 #include "cgroup/manager.hpp"
@@ -337,7 +338,12 @@ class FsManager final : public Manager {
     bool mounted(std::string_view c) const override { return m_.dir_of(c).has_value(); }
     bool has_file(std::string_view c, std::string_view f) const override {
       auto d = m_.dir_of(c);
-      return d && ::access((*d + "/" + std::string(f)).c_str(), F_OK) == 0;
+      if (!d) return false;
+      // Asked once per rule (devices.allow a dozen times): looked up once.
+      std::string path = *d + "/" + std::string(f);
+      auto [it, fresh] = seen_.try_emplace(path, false);
+      if (fresh) it->second = ::access(path.c_str(), F_OK) == 0;
+      return it->second;
     }
     std::optional<std::string> read(std::string_view c, std::string_view f) const override {
       auto d = m_.dir_of(c);
@@ -350,6 +356,7 @@ class FsManager final : public Manager {
 
    private:
     const FsManager& m_;
+    mutable std::map<std::string, bool, std::less<>> seen_;
   };
 
   // v2: controllers must be enabled in every ancestor's subtree_control.
@@ -380,7 +387,7 @@ class FsManager final : public Manager {
     if (!d) return fail_msg("{}: cgroup controller {} is not mounted", w.field, w.controller);
     std::string f = *d + "/" + w.file;
     log::debug(fmt::format("cgroup: {} <- {}", f, w.value));
-    auto r = sys::write_file(f, w.value);
+    auto r = write_value(f, w.value);
     if (r) {
       if (w.check == Write::Check::cpu_shares) {
         auto back = sys::read_file(f);
@@ -406,7 +413,26 @@ class FsManager final : public Manager {
     return fail(std::move(err));
   }
 
+  // Consecutive writes to one file (devices.allow, rule after rule) go
+  // through one open of it: each write(2) is one value to the kernel.
+  Result<void> write_value(const std::string& f, const std::string& v) {
+    if (f != open_file_ || !open_fd_) {
+      open_fd_.reset();
+      open_file_.clear();
+      TRY(open_fd_, sys::open(f, O_WRONLY));
+      open_file_ = f;
+    }
+    if (::write(open_fd_.get(), v.data(), v.size()) < 0) return fail_errno("write {}", f);
+    return {};
+  }
+
   Result<void> run_plan(const std::vector<Write>& plan) {
+    auto r = run_writes(plan);
+    open_fd_.reset();
+    open_file_.clear();
+    return r;
+  }
+  Result<void> run_writes(const std::vector<Write>& plan) {
     std::optional<Write> retry;
     for (const auto& w : plan) {
       auto r = write_one(w);
@@ -453,6 +479,8 @@ class FsManager final : public Manager {
   std::string path_;
   std::vector<Hierarchy> hs_;
   std::vector<std::string> made_;
+  std::string open_file_;  // write_value's
+  Fd open_fd_;
 };
 
 }  // namespace
