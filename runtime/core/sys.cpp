@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <climits>
 #include <ctime>
@@ -285,28 +286,34 @@ bool process_is(pid_t pid, uint64_t start_time) {
   return f && f->start_time == start_time && f->state != 'Z';
 }
 
+namespace {
+// "2006-01-02T15:04:05", UTC. Not gmtime_r and strftime: glibc sets up the
+// time zone on their first call, reading /etc/localtime (seven syscalls) for
+// a zone a UTC stamp never uses. std::chrono's calendar does the arithmetic.
+std::string utc_seconds(time_t t) {
+  using namespace std::chrono;
+  sys_seconds s{seconds{t}};
+  auto day = floor<days>(s);
+  year_month_day ymd{day};
+  hh_mm_ss hms{s - day};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hms.hours().count(),
+                     hms.minutes().count(), hms.seconds().count());
+}
+}  // namespace
+
 std::string now_rfc3339_nano() {
   struct timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  ::gmtime_r(&ts.tv_sec, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   // Go's RFC3339Nano (runc's format): trailing zeros of the fraction dropped,
   // no fraction at all when it is zero.
   std::string frac = fmt::format("{:09}", ts.tv_nsec);
   while (!frac.empty() && frac.back() == '0') frac.pop_back();
-  return frac.empty() ? fmt::format("{}Z", buf) : fmt::format("{}.{}Z", buf, frac);
+  std::string secs = utc_seconds(ts.tv_sec);
+  return frac.empty() ? secs + "Z" : fmt::format("{}.{}Z", secs, frac);
 }
 
-std::string rfc3339_seconds() {
-  time_t t = ::time(nullptr);
-  struct tm tm;
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string rfc3339_seconds() { return utc_seconds(::time(nullptr)) + "Z"; }
 
 std::string user_name(uid_t uid) {
   struct passwd pw, *res = nullptr;

@@ -149,6 +149,20 @@ TEST_CASE("created timestamps are Go's RFC3339Nano", "[state]") {
       CHECK(t.size() - dot - 2 <= 9);
     }
   }
+  // The seconds, in UTC, as strftime writes them.
+  auto expect = [](time_t t) {
+    struct tm tm;
+    ::gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(buf);
+  };
+  time_t before = ::time(nullptr);
+  std::string secs = sys::rfc3339_seconds(), nano = sys::now_rfc3339_nano();
+  time_t after = ::time(nullptr);
+  CHECK((secs == expect(before) || secs == expect(after)));
+  std::string nano_secs = nano.substr(0, 19) + "Z";
+  CHECK((nano_secs == expect(before) || nano_secs == expect(after)));
 }
 
 TEST_CASE("brig runs from a read-only view of itself unless the container has a user namespace", "[selfexe]") {
