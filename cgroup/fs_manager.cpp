@@ -34,6 +34,14 @@ std::vector<Hierarchy> parse_mountinfo(const std::string& mountinfo) {
   std::vector<std::string> f;
   size_t ft = 0;
   while (std::getline(in, line)) {
+    // The filesystem type follows the " - " separator (fields escape their
+    // spaces as \040): the lines of other filesystems, nearly all of them,
+    // are skipped without being split into fields.
+    auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::string_view type = std::string_view(line).substr(sep + 3);
+    type = type.substr(0, type.find(' '));
+    if (type != "cgroup" && type != "cgroup2") continue;
     if (!split_mountinfo_line(line, f, ft)) continue;
     const std::string& fstype = f[ft];
     if (fstype != "cgroup" && fstype != "cgroup2") continue;

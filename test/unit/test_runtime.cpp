@@ -115,7 +115,11 @@ TEST_CASE("cgroup hierarchies come from mountinfo", "[cgroup]") {
       "32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
       "33 25 0:29 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
       "34 25 0:28 /sub /mnt/again rw - cgroup cgroup rw,memory\n"
-      "35 25 0:30 / /proc rw - proc proc rw\n";
+      "35 25 0:30 / /proc rw - proc proc rw\n"
+      // Not cgroup mounts, whatever their paths or types say.
+      "36 25 0:31 / /x\\040-\\040cgroup\\040cgroup rw - tmpfs tmpfs rw\n"
+      "37 25 0:32 / /y rw - cgroupfs none rw,memory\n"
+      "garbage without a separator\n";
   auto hs = cgroup::parse_mountinfo(mi);
   REQUIRE(hs.size() == 4);
   CHECK(hs[0].v2);
