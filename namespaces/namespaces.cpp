@@ -4,7 +4,6 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,44 +14,6 @@
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
-#endif
-
-#if BRIG_CLONE_TRAMPOLINE
-static_assert(SYS_clone3 == 435 && SYS_exit == 60, "x86-64 syscall numbers");
-// long brig_clone3_run(struct clone_args*, size_t, int (*fn)(void*), void* arg)
-// clone3, then in the child (on the stack the args name, with no frame to
-// return to) exit(fn(arg)). fn and arg ride in r8/r9, which the syscall
-// keeps; the parent gets the raw result (pid or -errno).
-asm(R"(
-  .pushsection .text.brig_clone3_run,"ax",@progbits
-  .p2align 4
-  .globl brig_clone3_run
-  .hidden brig_clone3_run
-  .type brig_clone3_run,@function
-brig_clone3_run:
-  .cfi_startproc
-  endbr64
-  movq %rdx, %r8
-  movq %rcx, %r9
-  movl $435, %eax
-  syscall
-  testq %rax, %rax
-  jz 1f
-  ret
-1:
-  .cfi_undefined rip
-  xorl %ebp, %ebp
-  movq %r9, %rdi
-  call *%r8
-  movl %eax, %edi
-  movl $60, %eax
-  syscall
-  hlt
-  .cfi_endproc
-  .size brig_clone3_run, .-brig_clone3_run
-  .popsection
-)");
-extern "C" long brig_clone3_run(struct clone_args* args, size_t size, int (*fn)(void*), void* arg);
 #endif
 
 namespace brig::ns {
@@ -159,40 +120,6 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   }
   if (pid < 0) return fail_errno("clone");
   return static_cast<pid_t>(pid);
-}
-
-Result<pid_t> clone_vfork(int* pidfd, int into_cgroup, int (*fn)(void*), void* arg) {
-#if BRIG_CLONE_TRAMPOLINE
-  // Only the pages the child touches are ever made. The lowest is PROT_NONE,
-  // so an overflow faults instead of writing into whatever lies below.
-  constexpr size_t kStack = size_t{1} << 20, kGuard = 4096;
-  void* mem = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (mem == MAP_FAILED) return fail_errno("mmap a stack for the child");
-  if (::mprotect(mem, kGuard, PROT_NONE) < 0) {
-    int e = errno;
-    ::munmap(mem, kStack);
-    return fail_err(e, "mprotect the child's stack guard");
-  }
-  struct clone_args args;
-  std::memset(&args, 0, sizeof args);
-  args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
-  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
-  args.exit_signal = SIGCHLD;
-  args.stack = reinterpret_cast<uint64_t>(mem);
-  args.stack_size = kStack;
-  if (into_cgroup >= 0) {
-    args.flags |= CLONE_INTO_CGROUP;
-    args.cgroup = static_cast<uint64_t>(into_cgroup);
-  }
-  long r = brig_clone3_run(&args, sizeof args, fn, arg);
-  ::munmap(mem, kStack);  // the child has exec'd or exited: its stack is ours again
-  if (r < 0) return fail_err(static_cast<int>(-r), into_cgroup >= 0 ? "clone3 into cgroup" : "clone3");
-  return static_cast<pid_t>(r);
-#else
-  (void)pidfd, (void)into_cgroup, (void)fn, (void)arg;
-  return fail_err(ENOSYS, "clone3 with a shared address space");
-#endif
 }
 
 std::string format_id_map(const std::vector<spec::IdMapping>& m) {

@@ -12,15 +12,7 @@
 
 #include "runtime/core/error.hpp"
 #include "runtime/core/fd.hpp"
-#include "runtime/core/sanitizers.hpp"
 #include "spec/config.hpp"
-
-// clone_vfork's trampoline: x86-64, and not under AddressSanitizer.
-#if defined(__x86_64__) && !BRIG_ASAN
-#define BRIG_CLONE_TRAMPOLINE 1
-#else
-#define BRIG_CLONE_TRAMPOLINE 0
-#endif
 
 namespace brig::ns {
 
@@ -63,19 +55,6 @@ Result<void> enter(const std::vector<OpenJoin>& joins, bool skip_pid_time);
 // into_cgroup >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup2 directory,
 // and no fallback to clone(2) (the caller retries without).
 Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
-
-// A child that shares our memory and runs fn(arg) on a stack of its own
-// while we wait, until it execs or exits (clone3 with CLONE_VM|CLONE_VFORK,
-// posix_spawn's way): no page tables are copied and neither side takes
-// copy-on-write faults afterwards. Returns the child's pid once it has
-// exec'd or exited; *pidfd gets a pidfd of it; into_cgroup as clone_child.
-// fn must never return into its caller's frames: it execs or _exits. What
-// it changes in memory (globals, the heap) is ours to see afterwards. The
-// kernel refuses setns(CLONE_NEWUSER) and a time namespace to such a child.
-// ENOSYS where we have no trampoline (not x86-64, or under
-// AddressSanitizer, which cannot follow a stack it did not make): use
-// clone_child then.
-Result<pid_t> clone_vfork(int* pidfd, int into_cgroup, int (*fn)(void*), void* arg);
 
 // Writes /proc/PID/{uid_map,gid_map} (and setgroups=deny when asked).
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,

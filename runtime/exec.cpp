@@ -245,24 +245,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   bool moved_by_us = !join.active() || !o.cgroups.empty() || !rec.rdt_tasks.empty();
   ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds, moved_by_us};
   int pidfd = -1;
-  int into = join.v2_dir ? join.v2_dir.get() : -1;
-  Result<pid_t> cl = fail_err(ENOSYS, "");
-  // A child that has nothing to wait for shares our memory until its execve
-  // (ns::clone_vfork): no page tables copied, no copy-on-write faults here
-  // or there. Not when we act between the clone and its set-up (it would
-  // wait for us while we wait for it), nor into a user or time namespace
-  // (the kernel refuses those to a process sharing its memory).
-  bool shared = false;
-  if (!ec.wait_go && !ec.userns && !cplan.has("time")) {
-    int dumpable = ::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-    cl = ns::clone_vfork(&pidfd, into, [](void* a) -> int { child_main(*static_cast<const ExecChild*>(a)); }, &ec);
-    log::buffer_phases(nullptr);  // the child's buffer was on its stack
-    // The child made the memory we share non-dumpable, for itself.
-    if (dumpable > 0) ::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-    shared = cl.has_value();
-    if (!shared) log::debug(fmt::format("exec: a child sharing our memory: {}; forking instead", cl.error().msg));
-  }
-  if (!shared) cl = ns::clone_child(0, &pidfd, into);
+  auto cl = ns::clone_child(0, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
   if (!cl && join.v2_dir) {
     join = {};  // no CLONE_INTO_CGROUP: moved from here below
     ec.wait_go = true;
@@ -272,7 +255,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (!cl) return fail(std::move(cl.error()));
   pid_t pid = *cl;
   if (pid == 0) child_main(ec);
-  log::phase(shared ? "exec: child cloned, set up and executed (shared memory)" : "exec: child cloned");
+  log::phase("exec: child cloned");
   Fd child_pidfd(pidfd);
   Rollback rb;
   rb.push([pid] {

@@ -368,6 +368,39 @@ def test_notify_listener_gets_fd_and_state(runtime, bundle, tmp_path, nnp):
     assert agent.notif["nr"] in (83, 258) or platform.machine() != "x86_64", agent.notif
 
 
+@pytest.mark.skipif(IS_RUNC, reason="when the exec child loads the filter is brig's order")
+def test_notify_listener_gets_the_exec_processes_fd(runtime, bundle, tmp_path):
+    """exec loads the container's filter too: the listener gets a second fd,
+    for the exec'd process, and its notifications are answered while exec
+    waits. Without noNewPrivileges the filter is loaded before the caps, so
+    the exec child's own mkdir of a missing --cwd is notified before its
+    execve: a brig that handed the fd over only after the execve would hang."""
+    path = tmp_path / "agent.sock"
+    first = Agent(path, errno.EXDEV)
+    first.start()
+    sec = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(path),
+           "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    with_seccomp(bundle, sec, ["sh", "-c", "mkdir /tmp/x; sleep 300"], False)  # loaded before the caps
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True, timeout=60)
+    first.join(40)
+    assert first.error is None, first.error
+    init = runtime.state(bundle.id)["pid"]
+    assert first.notif is not None and first.notif["nr"] in (83, 258), first.notif  # the container's mkdir
+
+    path.unlink()
+    second = Agent(path, errno.EPERM)
+    second.start()
+    res = runtime.run("exec", "--cwd", "/no/such/dir", bundle.id, "true", timeout=60)
+    second.join(40)
+    assert second.error is None, second.error
+    st = json.loads(second.data)
+    assert st["fds"] == ["seccompFd"] and st["pid"] != init, st
+    assert second.notif["pid"] == st["pid"], (second.notif, st)
+    # The agent's EPERM for the cwd's mkdir fails the exec, in one line.
+    assert res.returncode == 255, res
+    assert "/no/such/dir" in res.error and "operation not permitted" in res.error, res
+
+
 def test_notify_listener_missing_fails_create(runtime, bundle, tmp_path):
     path = tmp_path / "nobody-listens.sock"
     sec = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(path),

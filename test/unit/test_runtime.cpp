@@ -245,50 +245,6 @@ TEST_CASE("protect_exe moves the process onto a read-only view of its binary wit
   CHECK(WEXITSTATUS(st) == 0);
 }
 
-namespace {
-struct VforkProbe {
-  int shared = 0;      // written by the child: seen here only if memory is shared
-  pid_t child = 0;     // the child's own pid, from its side
-  char deep[64] = {};  // written from deep in the child's stack
-};
-int fill(char* out, int depth) {
-  char frame[2048];  // ~200 KiB of stack in all: more than a guard page, less than the stack
-  std::snprintf(frame, sizeof frame, "depth %d", depth);
-  if (depth == 0) return std::snprintf(out, 64, "%.63s", frame);
-  int n = fill(out, depth - 1);
-  return n + (frame[0] == 'd' ? 0 : 1);
-}
-}  // namespace
-
-TEST_CASE("clone_vfork: the child shares our memory on its own stack, and we wait for its exit", "[namespaces]") {
-  VforkProbe probe;
-  int pidfd = -1;
-  auto pid = brig::ns::clone_vfork(&pidfd, -1, [](void* a) -> int {
-    auto* p = static_cast<VforkProbe*>(a);
-    ::usleep(100 * 1000);  // a parent that did not wait would see nothing yet
-    fill(p->deep, 100);
-    p->child = ::getpid();
-    p->shared = 42;
-    ::_exit(7);
-  }, &probe);
-#if BRIG_CLONE_TRAMPOLINE
-  REQUIRE(pid);
-  // Returned only after the child's exit, and what it wrote is ours.
-  CHECK(probe.shared == 42);
-  CHECK(probe.child == *pid);
-  CHECK(std::string(probe.deep) == "depth 0");
-  CHECK(pidfd >= 0);
-  int status = 0;
-  REQUIRE(::waitpid(*pid, &status, 0) == *pid);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 7);
-  ::close(pidfd);
-#else
-  REQUIRE_FALSE(pid);
-  CHECK(pid.error().err == ENOSYS);
-#endif
-}
-
 TEST_CASE("process_is: the same process by start time, not a zombie, not a reused pid", "[state]") {
   auto me = brig::sys::process_start_time(::getpid());
   REQUIRE(me);
