@@ -244,7 +244,6 @@ Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig) {
 }
 
 namespace {
-// Fields of /proc/PID/stat after the "(comm)" part; index 0 is field 3 (state).
 // The state letter and the start time (fields 3 and 22) of /proc/PID/stat.
 struct StatFields {
   char state = 0;
