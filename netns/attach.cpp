@@ -123,10 +123,13 @@ Result<Link> ensure_bridge(Socket& s, const Network& net) {
   return *br;
 }
 
+// The loopback of a new namespace is always its first device
+// (LOOPBACK_IFINDEX): no lookup by name.
+Result<void> loopback_up(Socket& s) { return s.call(set_link(1, LinkChange{.up = true}, "lo")); }
+
 // Addresses and default routes on `dev` inside the container.
 Result<void> configure_inside(Socket& in, const Attachment& a, const std::string& dev) {
-  TRY(Link lo, in.must_link("lo"));
-  TRY_VOID(in.call(set_link(lo.index, LinkChange{.up = true}, "lo")));
+  TRY_VOID(loopback_up(in));
   TRY(Link eth, in.must_link(dev));
   TRY_VOID(in.call(set_link(eth.index, LinkChange{.up = true}, dev)));
   if (a.ip) TRY_VOID(in.call(add_addr(eth.index, *a.ip, 0, dev)));
@@ -296,6 +299,11 @@ Result<std::optional<Attachment>> load_attachment(const std::string& owner) {
   if (j.is_discarded()) return fail_msg("{}: corrupt network record", record_path(owner));
   TRY(Attachment a, attachment_from_json(j));
   return a;
+}
+
+Result<void> loopback_up() {
+  TRY(Socket s, Socket::open());
+  return loopback_up(s);
 }
 
 Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollback& rb) {

@@ -102,6 +102,31 @@ def test_join_network_namespace_by_path(runtime, bundle, netns):
     assert got["uts"] != host_ns("uts")
 
 
+def lo_flags(runtime, bundle):
+    bundle.config(args=["cat", "/sys/class/net/lo/flags"])
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    return int(res.stdout.strip(), 16)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["plain", "userns"])
+def test_new_network_namespace_has_loopback_up(runtime, bundle, userns):
+    """runc brings lo up in every network namespace it makes (127.0.0.1 works)."""
+    if userns:
+        bundle.open_for_mapped_root()
+        bundle.config(
+            add_ns=["user"], readonly=False,
+            uid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}],
+            gid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}])
+    assert lo_flags(runtime, bundle) & 0x1, "lo is down (IFF_UP unset)"
+
+
+def test_joined_network_namespace_is_left_as_it_is(runtime, bundle, netns):
+    """A namespace joined by path is the caller's: its lo (down) stays down."""
+    bundle.config(add_ns=[{"type": "network", "path": netns}])
+    assert not lo_flags(runtime, bundle) & 0x1
+
+
 def test_join_namespace_bad_path(runtime, bundle, tmp_path):
     bundle.config(add_ns=[{"type": "network", "path": str(tmp_path / "no-such-ns")}])
     res = runtime.run("run", "--bundle", bundle, bundle.id)
