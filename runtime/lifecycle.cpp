@@ -1,5 +1,6 @@
 // create / start / run / state / kill / delete / list.
 #include <fcntl.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -79,9 +80,24 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   // Never a silent skip: a limit asked for and not enforced is an error.
   if (l.cfg.linux && l.cfg.linux->intelRdt && vm::wanted(l.cfg))
     return fail_msg("linux.intelRdt: Intel RDT is not supported by the microVM backend");
+  // A relative root.path is taken from the bundle's real directory (runc
+  // chdirs there); then no part of the rootfs path may be a symlink, as in
+  // runc: a rootfs that is one could point the container's / anywhere.
   const std::string& rp = l.cfg.root.path;
-  l.rootfs = sys::clean_path(!rp.empty() && rp[0] == '/' ? rp : l.bundle + "/" + rp);
+  std::string base = l.bundle;
+  if (rp.empty() || rp[0] != '/') {
+    if (char* real = ::realpath(l.bundle.c_str(), nullptr)) {
+      base = real;
+      std::free(real);
+    }
+  }
+  l.rootfs = sys::clean_path(!rp.empty() && rp[0] == '/' ? rp : base + "/" + rp);
   if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
+  char* real = ::realpath(l.rootfs.c_str(), nullptr);
+  if (!real) return fail_errno("invalid rootfs: resolve {}", l.rootfs);
+  bool same = l.rootfs == real;
+  std::free(real);
+  if (!same) return fail_msg("invalid rootfs: not an absolute path, or a symlink");
   return l;
 }
 

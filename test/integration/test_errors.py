@@ -87,6 +87,29 @@ def test_missing_rootfs(runtime, bundle):
     assert_nothing_left(runtime, bundle.id, bundle)
 
 
+def test_symlink_rootfs(runtime, bundle):
+    """runc refuses a rootfs path that is (or goes through) a symlink: such a
+    rootfs could make any host directory the container's /."""
+    os.rename(bundle.rootfs, bundle.path / "real-rootfs")
+    os.symlink("real-rootfs", bundle.rootfs)
+    bundle.config(args=["true"])
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert res.error == failed("run", "invalid rootfs: not an absolute path, or a symlink")
+    assert_nothing_left(runtime, bundle.id, bundle)
+
+
+def test_bundle_reached_through_a_symlink(runtime, bundle, tmp_path):
+    """A relative root.path is taken from the bundle's real directory: a
+    symlink on the way to the bundle is fine (runc chdirs into it)."""
+    link = tmp_path / "bundle-link"
+    os.symlink(bundle.path, link)
+    bundle.config(args=["true"])
+    res = runtime.run("run", "--bundle", link, bundle.id)
+    assert res.returncode == 0, res
+    assert_nothing_left(runtime, bundle.id, bundle)
+
+
 @pytest.mark.parametrize("bad", ["a/b", "..", ".", "a b", "x:y"])
 def test_invalid_container_id(runtime, bundle, bad):
     bundle.config(args=["true"])
