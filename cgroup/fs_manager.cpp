@@ -7,20 +7,18 @@
 
 #include <algorithm>
 #include <map>
-#include <sstream>
+#include <charconv>
 
 #include "cgroup/manager.hpp"
 #include "cgroup/resources.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 
 namespace brig::cgroup {
 
-bool split_mountinfo_line(const std::string& line, std::vector<std::string>& f, size_t& fstype) {
-  f.clear();
-  std::istringstream ls(line);
-  std::string w;
-  while (ls >> w) f.push_back(w);
+bool split_mountinfo_line(std::string_view line, std::vector<std::string_view>& f, size_t& fstype) {
+  f = text::words(line);
   auto dash = std::find(f.begin(), f.end(), "-");
   if (f.size() < 7 || dash == f.end() || dash + 3 > f.end()) return false;
   fstype = static_cast<size_t>(dash - f.begin()) + 1;
@@ -29,35 +27,30 @@ bool split_mountinfo_line(const std::string& line, std::vector<std::string>& f, 
 
 std::vector<Hierarchy> parse_mountinfo(const std::string& mountinfo) {
   std::vector<Hierarchy> out;
-  std::istringstream in(mountinfo);
-  std::string line;
-  std::vector<std::string> f;
+  std::vector<std::string_view> f;
   size_t ft = 0;
-  while (std::getline(in, line)) {
+  for (std::string_view line : text::lines(mountinfo)) {
     // The filesystem type follows the " - " separator (fields escape their
     // spaces as \040): the lines of other filesystems, nearly all of them,
     // are skipped without being split into fields.
     auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::string_view type = std::string_view(line).substr(sep + 3);
+    if (sep == std::string_view::npos) continue;
+    std::string_view type = line.substr(sep + 3);
     type = type.substr(0, type.find(' '));
     if (type != "cgroup" && type != "cgroup2") continue;
     if (!split_mountinfo_line(line, f, ft)) continue;
-    const std::string& fstype = f[ft];
+    std::string_view fstype = f[ft];
     if (fstype != "cgroup" && fstype != "cgroup2") continue;
     Hierarchy h;
     h.root = f[3];
     h.mountpoint = f[4];
     h.v2 = fstype == "cgroup2";
     if (!h.v2) {
-      std::string opts = f[ft + 2];
-      std::stringstream os(opts);
-      std::string o;
-      while (std::getline(os, o, ',')) {
-        if (o == "rw" || o == "ro" || o == "clone_children" || o == "noprefix" ||
-            o.rfind("release_agent=", 0) == 0 || o == "xattr" || o == "cpuset_v2_mode")
+      for (std::string_view o : text::split(f[ft + 2], ',')) {
+        if (o.empty() || o == "rw" || o == "ro" || o == "clone_children" || o == "noprefix" ||
+            o.starts_with("release_agent=") || o == "xattr" || o == "cpuset_v2_mode")
           continue;
-        h.controllers.push_back(o);
+        h.controllers.emplace_back(o);
       }
       if (h.controllers.empty()) continue;
     }
@@ -95,6 +88,17 @@ std::string resolve_path(const std::optional<std::string>& cgroups_path, const s
 }
 
 namespace {
+
+// The pids of a cgroup.procs file, one per line.
+std::vector<pid_t> pids_in(std::string_view procs) {
+  std::vector<pid_t> out;
+  for (std::string_view w : text::words(procs)) {
+    pid_t p = 0;
+    auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), p);
+    if (ec == std::errc() && end == w.data() + w.size()) out.push_back(p);
+  }
+  return out;
+}
 
 class FsManager final : public Manager {
  public:
@@ -168,9 +172,7 @@ class FsManager final : public Manager {
     for (auto& d : dirs()) {
       auto s = sys::read_file(d + "/cgroup.procs");
       if (!s) continue;
-      std::istringstream in(*s);
-      pid_t p;
-      while (in >> p)
+      for (pid_t p : pids_in(*s))
         if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
       // Every hierarchy holds the same processes, but `exec --cgroup` can
       // leave a controller's top directory empty: then look at the next.
@@ -331,12 +333,9 @@ class FsManager final : public Manager {
     return *v;
   }
   static std::string parent_of(const std::string& d) { return d.substr(0, d.rfind('/')); }
-  static bool has_word(const std::string& text, std::string_view w) {
-    std::istringstream in(text);
-    std::string x;
-    while (in >> x)
-      if (x == w) return true;
-    return false;
+  static bool has_word(const std::string& s, std::string_view w) {
+    auto ws = text::words(s);
+    return std::find(ws.begin(), ws.end(), w) != ws.end();
   }
 
   // The planner's view of this cgroup.
@@ -377,10 +376,8 @@ class FsManager final : public Manager {
         auto avail = sys::read_file(cur + "/cgroup.controllers");
         auto on = sys::read_file(cur + "/cgroup.subtree_control");
         if (avail && on) {
-          std::istringstream in(*avail);
-          std::string c;
-          while (in >> c)
-            if (!has_word(*on, c)) (void)sys::write_file(cur + "/cgroup.subtree_control", "+" + c);
+          for (std::string_view c : text::words(*avail))
+            if (!has_word(*on, c)) (void)sys::write_file(cur + "/cgroup.subtree_control", "+" + std::string(c));
         }
         size_t j = path_.find('/', i);
         if (j == std::string::npos) break;
@@ -478,9 +475,7 @@ class FsManager final : public Manager {
   static Result<void> signal_all_in(const std::string& dir, int sig) {
     auto s = sys::read_file(dir + "/cgroup.procs");
     if (!s) return {};
-    std::istringstream in(*s);
-    pid_t p;
-    while (in >> p) ::kill(p, sig);
+    for (pid_t p : pids_in(*s)) ::kill(p, sig);
     return {};
   }
 

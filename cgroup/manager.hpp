@@ -35,7 +35,7 @@ enum class Layout { v1, hybrid, v2 };
 // One /proc/self/mountinfo line split at its spaces:
 //   id parent major:minor root mountpoint options [optional...] - fstype source superopts
 // `fstype` is the index of the fstype field; false for a malformed line.
-bool split_mountinfo_line(const std::string& line, std::vector<std::string>& fields, size_t& fstype);
+bool split_mountinfo_line(std::string_view line, std::vector<std::string_view>& fields, size_t& fstype);
 
 // Parses /proc/self/mountinfo text into cgroup hierarchies (pure).
 std::vector<Hierarchy> parse_mountinfo(const std::string& mountinfo);

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "cgroup/manager.hpp"
+#include "runtime/core/text.hpp"
 #include "runtime/core/sys.hpp"
 
 namespace brig::cgroup::resctrl {
@@ -194,12 +195,10 @@ bool schemata_hold(const std::string& have, const std::vector<std::string>& want
 }
 
 std::string mount_point_in(const std::string& mountinfo) {
-  std::istringstream in(mountinfo);
-  std::string line;
-  std::vector<std::string> f;
+  std::vector<std::string_view> f;
   size_t ft = 0;
-  while (std::getline(in, line))
-    if (split_mountinfo_line(line, f, ft) && f[ft] == "resctrl") return unescape(f[4]);
+  for (std::string_view line : text::lines(mountinfo))
+    if (split_mountinfo_line(line, f, ft) && f[ft] == "resctrl") return unescape(std::string(f[4]));
   return {};
 }
 

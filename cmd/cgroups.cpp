@@ -3,8 +3,6 @@
 
 #include <charconv>
 #include <cstdio>
-#include <iostream>
-#include <iterator>
 #include <regex>
 
 #include "cgroup/resctrl.hpp"
@@ -64,7 +62,9 @@ int update_action(cli::Context& c) {
     std::string path = c.p.get("resources");
     std::string text;
     if (path == "-") {
-      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      auto t = sys::read_all(BorrowedFd(STDIN_FILENO));
+      if (!t) return cli::fail_command(t.error().msg);
+      text = std::move(*t);
     } else {
       auto t = sys::read_file(path);
       if (!t) return cli::fail_command(t.error().msg);

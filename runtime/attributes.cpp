@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 
 #include "runtime/core/sys.hpp"
 
@@ -49,10 +48,8 @@ uint64_t sched_flag_of(const std::string& f) {
 
 bool lsm_enabled(const char* which) {
   if (std::string(which) == "apparmor") {
-    std::ifstream in("/sys/module/apparmor/parameters/enabled");
-    std::string v;
-    in >> v;
-    return v == "Y";
+    auto v = sys::read_file("/sys/module/apparmor/parameters/enabled");
+    return v && v->starts_with("Y");
   }
   struct statfs s;
   return ::statfs("/sys/fs/selinux", &s) == 0 && s.f_type == SELINUX_MAGIC;

@@ -5,16 +5,17 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
+#include <charconv>
 
 #include "runtime/core/log.hpp"
+#include "runtime/core/sys.hpp"
 
 namespace brig::runtime {
 
 int kernel_last_cap() {
-  std::ifstream in("/proc/sys/kernel/cap_last_cap");
   int n = CAP_LAST_CAP;
-  in >> n;
+  if (auto t = sys::read_file("/proc/sys/kernel/cap_last_cap"))
+    std::from_chars(t->data(), t->data() + t->size(), n);
   return n;
 }
 

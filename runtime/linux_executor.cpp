@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sstream>
 
 #include "namespaces/namespaces.hpp"
 #include "rootfs/apply.hpp"
@@ -14,6 +13,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/core/fault.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/vm/vm.hpp"
 #include "runtime/hooks.hpp"
@@ -39,11 +39,9 @@ std::string oom_note(const cgroup::Manager& cg) {
   for (const char* f : {"memory.oom_control", "memory.events"}) {
     auto text = sys::read_file(*dir + "/" + f);
     if (!text) continue;
-    std::istringstream in(*text);
-    std::string k;
-    uint64_t v = 0;
-    while (in >> k >> v)
-      if (k == "oom_kill" && v > 0)
+    auto w = text::words(*text);
+    for (size_t i = 0; i + 1 < w.size(); i += 2)
+      if (w[i] == "oom_kill" && w[i + 1] != "0")
         return fmt::format(": OOM-killed in cgroup {} (linux.resources.memory.limit too low?)", cg.path());
   }
   return "";

@@ -8,13 +8,12 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "rootfs/paths.hpp"
 #include "runtime/attributes.hpp"
 #include "runtime/caps.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 #include "runtime/sync.hpp"
 
 namespace brig::runtime {
@@ -68,14 +67,12 @@ bool is_executable_file(const std::string& p, int* err) {
 
 // HOME of the container user from the container's /etc/passwd, "/" otherwise.
 std::string home_of(uint32_t uid) {
-  std::ifstream in("/etc/passwd");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    std::string x;
-    while (std::getline(ss, x, ':')) f.push_back(x);
-    if (f.size() >= 6 && f[2] == std::to_string(uid)) return f[5];
+  auto passwd = sys::read_file("/etc/passwd");
+  if (!passwd) return "/";
+  std::string id = std::to_string(uid);
+  for (std::string_view line : text::lines(*passwd)) {
+    auto f = text::split(line, ':');
+    if (f.size() >= 6 && f[2] == id) return std::string(f[5]);
   }
   return "/";
 }
@@ -129,10 +126,8 @@ Result<std::string> find_executable(const std::string& name, const std::vector<s
   }
   std::string path = env_has(env, "PATH") ? env_get(env, "PATH")
                                           : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  std::stringstream ss(path);
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    std::string p = (dir.empty() ? "." : dir) + "/" + name;
+  for (std::string_view dir : text::split(path, ':')) {
+    std::string p = std::string(dir.empty() ? "." : dir) + "/" + name;
     if (is_executable_file(p, &err)) return p;
   }
   return fail_msg("exec: \"{}\": executable file not found in $PATH", name);

@@ -16,6 +16,7 @@
 #include "runtime/container.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 #include "runtime/selfexe.hpp"
 #include "runtime/state.hpp"
 #include "runtime/sync.hpp"
@@ -129,6 +130,24 @@ TEST_CASE("cgroup hierarchies come from mountinfo", "[cgroup]") {
   CHECK(cgroup::layout_of(hs) == cgroup::Layout::hybrid);
   CHECK(cgroup::layout_of({hs[0]}) == cgroup::Layout::v2);
   CHECK(cgroup::layout_of({hs[2]}) == cgroup::Layout::v1);
+}
+
+TEST_CASE("text: split, words and lines without iostreams", "[text]") {
+  using V = std::vector<std::string_view>;
+  CHECK(text::split("a::b", ':') == V{"a", "", "b"});
+  CHECK(text::split("", ':') == V{""});
+  CHECK(text::split(":", ':') == V{"", ""});
+  CHECK(text::split("/usr/bin", ':') == V{"/usr/bin"});
+  CHECK(text::words("  12\t34\n\n56 ") == V{"12", "34", "56"});
+  CHECK(text::words(" \n\t").empty());
+  CHECK(text::words("").empty());
+  CHECK(text::lines("a\n\nb\n") == V{"a", "", "b"});
+  CHECK(text::lines("a\nb") == V{"a", "b"});
+  CHECK(text::lines("").empty());
+  // A mountinfo whose last line has no newline still counts that line.
+  auto hs = cgroup::parse_mountinfo("32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory");
+  REQUIRE(hs.size() == 1);
+  CHECK(hs[0].controllers == std::vector<std::string>{"memory"});
 }
 
 TEST_CASE("cgroup path: absent, relative and absolute cgroupsPath", "[cgroup]") {
