@@ -301,8 +301,8 @@ Result<std::optional<Attachment>> load_attachment(const std::string& owner) {
   return a;
 }
 
-Result<void> loopback_up() {
-  TRY(Socket s, Socket::open());
+Result<void> loopback_up(BorrowedFd netns) {
+  TRY(Socket s, Socket::open_in(netns));
   return loopback_up(s);
 }
 

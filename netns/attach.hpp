@@ -51,10 +51,10 @@ std::string host_dev_name(const std::string& owner, const char* prefix = "vb");
 // from the same hash: "52:54:" + its 8 hex digits.
 std::string mac_for(const std::string& owner);
 
-// Brings up `lo` of the caller's network namespace, as runc does in every
+// Brings up `lo` of a network namespace (an fd of it), as runc does in every
 // network namespace it creates: a new one starts with its loopback down, and
 // 127.0.0.1 unreachable.
-Result<void> loopback_up();
+Result<void> loopback_up(BorrowedFd netns);
 
 // The container side of a setup: init's pid (for its netns and the lease).
 Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollback& rb);

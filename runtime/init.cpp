@@ -11,10 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
-#include "netns/attach.hpp"
 #include "rootfs/apply.hpp"
 #include "rootfs/paths.hpp"
 #include "runtime/hooks.hpp"
@@ -104,8 +101,6 @@ Result<void> setup(const InitContext& c, std::string& exe) {
       TRY_CTX_VOID(sys::write_file("/proc/self/timens_offsets", offs), "linux.timeOffsets");
     }
   }
-  // A network namespace of its own starts with lo down: up, as runc does.
-  if (c.ns->creates("network")) TRY_VOID(netns::loopback_up());
   if (::setsid() < 0) return fail_errno("setsid");
   // Through the host's /proc, still mounted here: works without a /proc in the container.
   if (proc.oomScoreAdj)

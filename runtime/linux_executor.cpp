@@ -8,6 +8,7 @@
 
 
 #include "namespaces/namespaces.hpp"
+#include "netns/attach.hpp"
 #include "rootfs/apply.hpp"
 #include "rootfs/plan.hpp"
 #include "runtime/core/log.hpp"
@@ -116,8 +117,15 @@ class NamespaceExecutor final : public Executor {
     // Likewise the time namespace: its offsets can be set only before any
     // process is in it, so init unshares it and the exec'd process enters it.
     uint64_t flags = nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME);
+    // lo of a network namespace init makes is brought up from here (runc
+    // does it too), while init sets up its mounts, and before the runtime
+    // namespace's hooks run (we run those, below). createContainer hooks
+    // run in init without asking us: with those, lo comes up before init
+    // goes on.
+    bool lo_up = nsp.creates("network");
+    bool lo_first = lo_up && cfg.hooks && !cfg.hooks->createContainer.empty();
     // Whether we have work between the clone and init's set-up (below).
-    auto parent_work = [&] { return nsp.new_user() || !join.active() || bool(rq.after_clone); };
+    auto parent_work = [&] { return nsp.new_user() || !join.active() || bool(rq.after_clone) || lo_first; };
     ic.wait_go = parent_work();
     auto cl = ns::clone_child(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
     if (!cl && join.v2_dir) {
@@ -154,7 +162,16 @@ class NamespaceExecutor final : public Executor {
     BRIG_FAULT("create.after-cgroup-join");
     if (rq.after_clone) TRY_VOID(rq.after_clone(pid));
     log::phase("spawn: init in its cgroups");
+    Fd init_net;
+    if (lo_up) {
+      TRY(init_net, sys::open(fmt::format("/proc/{}/ns/net", pid), O_RDONLY));
+      if (lo_first) TRY_CTX_VOID(netns::loopback_up(init_net), "network namespace of init {}", pid);
+    }
     if (ic.wait_go) TRY_VOID(send(sync.parent, Msg::go));
+    if (lo_up && !lo_first) {
+      TRY_CTX_VOID(netns::loopback_up(init_net), "network namespace of init {}", pid);
+      log::phase("spawn: lo up");
+    }
 
     auto m = receive(sync.parent);
     // Before it is ready, init may hand over a notify filter's listener fd,

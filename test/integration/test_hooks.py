@@ -3,6 +3,8 @@ on stdin and in the namespace the spec names; failure semantics per runtime.md."
 
 import os
 
+import pytest
+
 from conftest import IS_RUNC, runc_bug
 
 HOOK = r"""#!/bin/sh
@@ -57,6 +59,22 @@ def test_all_hooks_in_order_with_state_and_namespace(runtime, bundle, tmp_path):
     inner = inner_log.read_text().split()
     assert inner[0] == "startContainer" and inner[1] == "created", inner
     assert inner[3] != host_mnt
+
+
+@pytest.mark.parametrize("phase", ["createRuntime", "createContainer"])
+def test_hook_sees_lo_up_in_the_containers_network_namespace(runtime, bundle, tmp_path, phase):
+    """lo of the container's new network namespace is up before the create
+    hooks run (a hook of one kind alone: no other hook orders it)."""
+    out = tmp_path / "lo.txt"
+    # createRuntime runs in the runtime's namespaces: look through init's.
+    look = ("ip -o link show lo" if phase == "createContainer" else
+            'pid=$(sed \'s/.*"pid": *\\([0-9]*\\).*/\\1/\'); nsenter -n -t "$pid" ip -o link show lo')
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"{look} > {out}"]}
+    bundle.config(args=["true"], fn=lambda c: c.update(hooks={phase: [hook]}))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    flags = out.read_text().split("<", 1)[1].split(">", 1)[0].split(",")
+    assert "UP" in flags, out.read_text()
 
 
 def test_failing_create_runtime_hook_fails_create_and_leaves_nothing(runtime, bundle, tmp_path):
