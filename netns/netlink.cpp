@@ -469,14 +469,16 @@ namespace {
 // Reads answers to `seq` until the ack (or NLMSG_DONE for dumps).
 Result<void> receive(mnl_socket* nl, uint32_t seq, uint32_t portid, const std::string& what,
                      const std::function<void(const nlmsghdr*)>* each) {
-  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE * 4);
+  // Not zeroed: the kernel writes what is read, and an ack touches one page.
+  const size_t size = MNL_SOCKET_BUFFER_SIZE * 4;
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[size]);
   for (;;) {
-    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+    ssize_t n = mnl_socket_recvfrom(nl, buf.get(), size);
     if (n < 0) {
       if (errno == EINTR) continue;
       return fail_errno("netlink: {}: receive", what);
     }
-    auto done = walk_answers({buf.data(), static_cast<size_t>(n)}, seq, portid, each);
+    auto done = walk_answers({buf.get(), static_cast<size_t>(n)}, seq, portid, each);
     if (!done) continue;
     if (*done) return fail_err(*done, fmt::format("netlink: {}", what));
     return {};
