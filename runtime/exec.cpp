@@ -187,9 +187,11 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   // Every namespace the container has, entered through its init.
   static const std::vector<spec::Namespace> none;
   TRY(ns::Plan cplan, ns::plan(cfg.linux ? cfg.linux->namespaces : none));
+  log::phase("exec: state loaded, config parsed, process built");
   if (needs_protected_exe(cfg)) {
     TRY_VOID(protect_exe());
   }
+  log::phase("exec: self-exe protected");
 
   std::vector<spec::Namespace> targets;
   for (const char* t : {"user", "pid", "time", "network", "ipc", "uts", "cgroup", "mount"})
@@ -201,7 +203,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (!process_alive(rec)) return fail_msg("cannot exec in a stopped container");
 
   // The filter is the container's, its stage set by this process's attributes.
-  log::phase("exec: state loaded, process built, namespaces opened");
+  log::phase("exec: namespaces opened");
   TRY(auto seccomp_prog, seccomp::prepare(cfg));
   log::phase("exec: seccomp compiled");
 

@@ -138,11 +138,12 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     return fail_msg("cgroup manager \"{}\" is not supported yet: use cgroupfs", g.cgroup_manager);
   log::phase("create: begin");
   TRY(Loaded l, load_bundle(o.bundle));
+  log::phase("create: config parsed");
   if (!vm::wanted(l.cfg) && needs_protected_exe(l.cfg)) {
     TRY_VOID(protect_exe());
   }
   TRY(auto exec, executor_for(l.cfg));
-  log::phase("create: config parsed");
+  log::phase("create: self-exe protected, executor chosen");
   TRY(netns::Request net, netns::request_for(l.cfg));
   if (net.attach()) {
     TRY_VOID(netns::load_network(net.network));
