@@ -488,14 +488,15 @@ class FsManager final : public Manager {
 
 }  // namespace
 
-Result<std::unique_ptr<Manager>> open_fs(const std::string& path) {
+Result<std::unique_ptr<Manager>> open_fs(const std::string& path, const std::vector<Hierarchy>& known) {
+  if (path.empty() || path[0] != '/' || path.find("/../") != std::string::npos)
+    return fail_msg("cgroup path {}: must be absolute and clean", path);
+  if (!known.empty()) return std::unique_ptr<Manager>(new FsManager(path, known));
   TRY(auto mi, sys::read_file("/proc/self/mountinfo"));
   auto hs = parse_mountinfo(mi);
   if (hs.empty()) return fail_msg("cgroup: no cgroup filesystem is mounted");
   // Only hierarchies mounted at their root on the host can hold our path.
   std::erase_if(hs, [](const Hierarchy& h) { return h.root != "/"; });
-  if (path.empty() || path[0] != '/' || path.find("/../") != std::string::npos)
-    return fail_msg("cgroup path {}: must be absolute and clean", path);
   return std::unique_ptr<Manager>(new FsManager(path, std::move(hs)));
 }
 

@@ -163,7 +163,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     TRY(rec, store.load(lock, o.id));
   }
   // Found once: for the freezer's state here and the child's cgroups below.
-  auto cgs = cgroup::open_fs(rec.cgroup_path);
+  auto cgs = cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies);
   std::string st = status_of(store, rec, cgs ? cgs->get() : nullptr);
   if (st == "stopped" || st == "creating") return fail_msg("cannot exec in a stopped container");
   TRY(spec::Config cfg, spec::parse_config(rec.config));

@@ -167,6 +167,8 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.annotations = l.cfg.annotations;
   rec.config = l.cfg.raw;
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
+  TRY(cg, cgroup::open_fs(rec.cgroup_path));
+  rec.cgroup_hierarchies = cg->hierarchies();
   TRY_VOID(store.save(rec));
   BRIG_FAULT("create.after-record");
 
@@ -175,7 +177,6 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   log::phase("create: state dir, lock, state saved, fifo");
   BRIG_FAULT("create.after-fifo");
 
-  TRY(cg, cgroup::open_fs(rec.cgroup_path));
   TRY_VOID(cg->create());
   rb.push([&] { (void)cg->destroy(); });
   BRIG_FAULT("create.after-cgroup");
@@ -310,7 +311,7 @@ Result<void> do_start(const Store& store, const Record& rec, const cgroup::Manag
 // container's cgroup as `run` found it at create (no mountinfo read again).
 Result<void> destroy(const Store& store, const Record& rec, std::unique_ptr<cgroup::Manager> known = {}) {
   log::phase("delete: begin");
-  auto cg = known ? Result<std::unique_ptr<cgroup::Manager>>(std::move(known)) : cgroup::open_fs(rec.cgroup_path);
+  auto cg = known ? Result<std::unique_ptr<cgroup::Manager>>(std::move(known)) : cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies);
   log::phase("delete: cgroup hierarchies found");
   if (process_alive(rec)) {
     auto pfd = sys::pidfd_open(rec.pid);
@@ -413,10 +414,10 @@ Result<void> kill(const Globals& g, const std::string& id, int sig, bool all) {
   // A paused container gets SIGKILL delivered by thawing it afterwards (as runc).
   auto thaw_after_kill = [&] {
     if (st != "paused" || sig != SIGKILL) return;
-    if (auto cg = cgroup::open_fs(rec.cgroup_path)) (void)(*cg)->freeze(false);
+    if (auto cg = cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies)) (void)(*cg)->freeze(false);
   };
   if (all) {
-    TRY(auto cg, cgroup::open_fs(rec.cgroup_path));
+    TRY(auto cg, cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies));
     TRY_VOID(cg->signal_all(sig));
     thaw_after_kill();
     return {};

@@ -30,6 +30,11 @@ nlohmann::json to_json(const Record& r) {
           {"config", r.config}};
   if (r.creator) j["creator"] = {{"pid", r.creator}, {"pidStart", r.creator_start}};
   if (!r.rdt_tasks.empty()) j["intelRdt"] = {{"tasks", r.rdt_tasks}, {"remove", r.rdt_remove}};
+  if (!r.cgroup_hierarchies.empty()) {
+    auto& hs = j["cgroupHierarchies"] = nlohmann::json::array();
+    for (const auto& h : r.cgroup_hierarchies)
+      hs.push_back({{"mountpoint", h.mountpoint}, {"controllers", h.controllers}, {"v2", h.v2}});
+  }
   return j;
 }
 
@@ -74,6 +79,15 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     if (auto it = j.find("intelRdt"); it != j.end()) {
       r.rdt_tasks = it->at("tasks").get<std::string>();
       r.rdt_remove = it->at("remove").get<std::vector<std::string>>();
+    }
+    if (auto it = j.find("cgroupHierarchies"); it != j.end()) {
+      for (const auto& h : it->get_ref<const nlohmann::json::array_t&>()) {
+        // Kept only for hierarchies mounted at their root (open_fs).
+        cgroup::Hierarchy x{h.at("mountpoint").get<std::string>(), std::string(1, '/'),
+                            h.at("controllers").get<std::vector<std::string>>(), h.at("v2").get<bool>()};
+        if (x.mountpoint.empty() || x.mountpoint[0] != '/') throw std::invalid_argument("cgroupHierarchies: mountpoint not absolute");
+        r.cgroup_hierarchies.push_back(std::move(x));
+      }
     }
     return r;
   } catch (const std::exception& e) {
@@ -210,7 +224,8 @@ std::string status_of(const Store& store, const Record& r, const cgroup::Manager
   // A frozen container is paused, never running (runc checks the freezer first).
   if (cg) {
     if (cg->freezer_state() == cgroup::Freezer::frozen) return "paused";
-  } else if (auto own = cgroup::open_fs(r.cgroup_path); own && (*own)->freezer_state() == cgroup::Freezer::frozen) {
+  } else if (auto own = cgroup::open_fs(r.cgroup_path, r.cgroup_hierarchies);
+             own && (*own)->freezer_state() == cgroup::Freezer::frozen) {
     return "paused";
   }
   if (sys::exists(store.fifo(r.id))) return "created";

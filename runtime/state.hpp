@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cgroup/manager.hpp"
+
 #include "runtime/core/error.hpp"
 #include "runtime/core/fd.hpp"
 #include "spec/state.hpp"
@@ -33,6 +35,10 @@ struct Record {
   std::string bundle, rootfs, created;
   std::map<std::string, std::string> annotations;
   std::string cgroup_path;  // relative cgroup path in every hierarchy
+  // The hierarchies create found in mountinfo (as runc keeps its cgroup
+  // paths): later commands use them instead of reading mountinfo again.
+  // Empty in a record of an older brig: then mountinfo is read.
+  std::vector<cgroup::Hierarchy> cgroup_hierarchies;
   bool own_pidns = false;   // killing init kills the whole container
   pid_t creator = 0;        // the brig that creates it, while phase is "creating"
   uint64_t creator_start = 0;

@@ -67,6 +67,24 @@ TEST_CASE("the state record round-trips through JSON", "[state]") {
   CHECK(back->pid_start == 777);
   CHECK(back->annotations.at("k") == "v");
   CHECK(back->config["ociVersion"] == "1.3.0");
+  CHECK(back->cgroup_hierarchies.empty());  // none kept: later commands read mountinfo
+  // The hierarchies create found come back for later commands.
+  r.cgroup_hierarchies = {{"/sys/fs/cgroup/cpu,cpuacct", "/", {"cpu", "cpuacct"}, false},
+                          {"/sys/fs/cgroup/unified", "/", {}, true}};
+  back = runtime::record_from_json(runtime::to_json(r));
+  REQUIRE(back);
+  REQUIRE(back->cgroup_hierarchies.size() == 2);
+  CHECK(back->cgroup_hierarchies[0].mountpoint == "/sys/fs/cgroup/cpu,cpuacct");
+  CHECK(back->cgroup_hierarchies[0].root == "/");
+  CHECK(back->cgroup_hierarchies[0].controllers == std::vector<std::string>{"cpu", "cpuacct"});
+  CHECK_FALSE(back->cgroup_hierarchies[0].v2);
+  CHECK(back->cgroup_hierarchies[1].v2);
+  auto cg = cgroup::open_fs("/brig/c", back->cgroup_hierarchies);
+  REQUIRE(cg);
+  CHECK((*cg)->dirs() == std::vector<std::string>{"/sys/fs/cgroup/cpu,cpuacct/brig/c", "/sys/fs/cgroup/unified/brig/c"});
+  auto rel = runtime::to_json(r);
+  rel["cgroupHierarchies"][0]["mountpoint"] = "sys/fs/cgroup/cpu";
+  CHECK_FALSE(runtime::record_from_json(rel));  // a relative mountpoint is corrupt
   auto bad = runtime::record_from_json(nlohmann::json{{"id", "x"}});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg.rfind("corrupt state", 0) == 0);
