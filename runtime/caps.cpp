@@ -13,9 +13,13 @@
 namespace brig::runtime {
 
 int kernel_last_cap() {
-  int n = CAP_LAST_CAP;
-  if (auto t = sys::read_file("/proc/sys/kernel/cap_last_cap"))
-    std::from_chars(t->data(), t->data() + t->size(), n);
+  // Read once per process: the kernel's value does not change.
+  static int n = [] {
+    int v = CAP_LAST_CAP;
+    if (auto t = sys::read_file("/proc/sys/kernel/cap_last_cap"))
+      std::from_chars(t->data(), t->data() + t->size(), v);
+    return v;
+  }();
   return n;
 }
 
@@ -80,7 +84,7 @@ Result<void> caps_after_user(const CapSets& s) {
   // goes on when it is not (its own default config asks for such ones).
   if (s.ambient)
     for (int v : *s.ambient)
-      if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, v, 0, 0) < 0) {
+      if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, v, 0, 0) < 0 && log::options().debug) {
         char* name = cap_to_name(v);
         log::debug(fmt::format("can't raise ambient capability {}: {}", name, std::strerror(errno)));
         cap_free(name);
