@@ -119,6 +119,13 @@ def test_cwd_created_if_missing(runtime, bundle):
     assert run_fg(runtime, bundle).stdout == "/does/not/exist\n"
 
 
+def test_cwd_created_in_a_read_only_root(runtime, bundle):
+    """runc makes a missing cwd before the root turns read-only."""
+    bundle.config(args=["pwd"], cwd="/does/not/exist", readonly=True)
+    assert run_fg(runtime, bundle).stdout == "/does/not/exist\n"
+    assert (bundle.rootfs / "does" / "not" / "exist").is_dir()
+
+
 def test_user(runtime, bundle):
     bundle.config(args=["id"], user={"uid": 1000, "gid": 1000, "additionalGids": [2000]})
     res = run_fg(runtime, bundle)
