@@ -85,8 +85,9 @@ Result<void> caps_after_user(const CapSets& s) {
   if (s.ambient)
     for (int v : *s.ambient)
       if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, v, 0, 0) < 0 && log::options().debug) {
+        int e = errno;  // before cap_to_name's allocation can change it
         char* name = cap_to_name(v);
-        log::debug(fmt::format("can't raise ambient capability {}: {}", name, std::strerror(errno)));
+        log::debug(fmt::format("can't raise ambient capability {}: {}", name, std::strerror(e)));
         cap_free(name);
       }
   return {};

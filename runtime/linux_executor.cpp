@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 #include "namespaces/namespaces.hpp"
 #include "netns/attach.hpp"
 #include "rootfs/apply.hpp"
