@@ -28,6 +28,8 @@ struct SpawnRequest {
   // Runs in the parent once init exists (its namespaces made, id maps
   // written, cgroup joined) and before it may go on: the network is wired here.
   std::function<Result<void>(pid_t)> after_clone;
+  // after_clone wires a brig network in, lo included.
+  bool network_attached = false;
 };
 
 struct Spawned {

@@ -223,6 +223,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     opts.preserve_fds += n;
   }
   SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
+  rq.network_attached = net.attach();
   // Between the clone and init's set-up: its resctrl group (with its cgroups,
   // before it runs anything, hooks included) and its network.
   if (!net.empty() || !rdt.tasks.empty()) {

@@ -120,8 +120,8 @@ class NamespaceExecutor final : public Executor {
     // does it too), while init sets up its mounts, and before the runtime
     // namespace's hooks run (we run those, below). createContainer hooks
     // run in init without asking us: with those, lo comes up before init
-    // goes on.
-    bool lo_up = nsp.creates("network");
+    // goes on. A brig network's set-up (after_clone) brings it up itself.
+    bool lo_up = nsp.creates("network") && !rq.network_attached;
     bool lo_first = lo_up && cfg.hooks && !cfg.hooks->createContainer.empty();
     // Whether we have work between the clone and init's set-up (below).
     auto parent_work = [&] { return nsp.new_user() || !join.active() || bool(rq.after_clone) || lo_first; };
@@ -161,18 +161,26 @@ class NamespaceExecutor final : public Executor {
     BRIG_FAULT("create.after-cgroup-join");
     if (rq.after_clone) TRY_VOID(rq.after_clone(pid));
     log::phase("spawn: init in its cgroups");
-    Fd init_net;
-    if (lo_up) {
-      TRY(init_net, sys::open(fmt::format("/proc/{}/ns/net", pid), O_RDONLY));
-      if (lo_first) TRY_CTX_VOID(netns::loopback_up(init_net), "network namespace of init {}", pid);
-    }
+    // init holds its namespace (it was cloned with CLONE_NEWNET, and is
+    // ours until reaped), so /proc/PID/ns/net is never the host's.
+    auto bring_lo_up = [&]() -> Result<void> {
+      BRIG_FAULT("create.before-lo-up");
+      TRY(Fd net, sys::open(fmt::format("/proc/{}/ns/net", pid), O_RDONLY));
+      TRY_CTX_VOID(netns::loopback_up(net), "network namespace of init {}", pid);
+      return {};
+    };
+    if (lo_first) TRY_VOID(bring_lo_up());
     if (ic.wait_go) TRY_VOID(send(sync.parent, Msg::go));
+    // Once it goes on, init may fail (and be gone) before we are done here:
+    // then its own error, read below, is the one to report.
+    std::optional<Error> lo_error;
     if (lo_up && !lo_first) {
-      TRY_CTX_VOID(netns::loopback_up(init_net), "network namespace of init {}", pid);
+      if (auto r = bring_lo_up(); !r) lo_error = std::move(r.error());
       log::phase("spawn: lo up");
     }
 
     auto m = receive(sync.parent);
+    if (lo_error && m && m->type != Msg::error) return fail(std::move(*lo_error));
     // Before it is ready, init may hand over a notify filter's listener fd,
     // and asks for the runtime-namespace create hooks once its mounts are done.
     while (m && (m->type == Msg::seccomp_fd || m->type == Msg::hooks)) {

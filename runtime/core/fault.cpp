@@ -1,6 +1,7 @@
 #include "runtime/core/fault.hpp"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -19,6 +20,7 @@ const std::vector<std::string_view>& steps() {
       "create.after-clone",        // init exists, not yet in its cgroup
       "create.after-idmaps",       // uid/gid maps written (user namespace only)
       "create.after-cgroup-join",  // init in the container's cgroup
+      "create.before-lo-up",       // about to bring lo up in init's new network namespace
       "create.after-hooks",        // prestart/createRuntime hooks ran (when configured)
       "create.after-ready",        // init is ready and blocks on the fifo
       "create.after-created",      // state.json says "created", pid file not yet written
@@ -71,6 +73,10 @@ Result<void> hit(std::string_view step) {
     ::pause();
   }
   if (action == "fail") return fail_msg("fault injected at {}", step);
+  if (action == "sleep") {  // for tests of what may and may not overtake this step
+    struct timespec ts {0, 300'000'000};
+    ::nanosleep(&ts, nullptr);
+  }
   return {};
 }
 

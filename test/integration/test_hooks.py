@@ -71,7 +71,11 @@ def test_hook_sees_lo_up_in_the_containers_network_namespace(runtime, bundle, tm
             'pid=$(sed \'s/.*"pid": *\\([0-9]*\\).*/\\1/\'); nsenter -n -t "$pid" ip -o link show lo')
     hook = {"path": "/bin/sh", "args": ["sh", "-c", f"{look} > {out}"]}
     bundle.config(args=["true"], fn=lambda c: c.update(hooks={phase: [hook]}))
-    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    # A fault-injection build holds brig for 0.3 s just before it brings lo
+    # up: a hook that could overtake that step would see lo down. (runc and
+    # other builds ignore the variable.)
+    res = runtime.run("run", "--bundle", bundle, bundle.id,
+                      env={"BRIG_FAULT": "create.before-lo-up:sleep"})
     assert res.returncode == 0, res
     flags = out.read_text().split("<", 1)[1].split(">", 1)[0].split(",")
     assert "UP" in flags, out.read_text()
