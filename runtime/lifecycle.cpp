@@ -91,7 +91,7 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
       std::free(real);
     }
   }
-  l.rootfs = sys::clean_path(!rp.empty() && rp[0] == '/' ? rp : base + "/" + rp);
+  l.rootfs = sys::abs_path(!rp.empty() && rp[0] == '/' ? rp : base + "/" + rp);  // cleaned, no trailing '/'
   if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
   char* real = ::realpath(l.rootfs.c_str(), nullptr);
   if (!real) return fail_errno("invalid rootfs: resolve {}", l.rootfs);

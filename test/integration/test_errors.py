@@ -99,6 +99,15 @@ def test_symlink_rootfs(runtime, bundle):
     assert_nothing_left(runtime, bundle.id, bundle)
 
 
+@pytest.mark.parametrize("path", ["rootfs/", "./rootfs", "rootfs/."])
+def test_rootfs_path_spelled_otherwise(runtime, bundle, path):
+    """A root.path with a trailing slash or dots is the same directory."""
+    bundle.config(args=["true"], fn=lambda c: c["root"].update(path=path))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    assert_nothing_left(runtime, bundle.id, bundle)
+
+
 def test_bundle_reached_through_a_symlink(runtime, bundle, tmp_path):
     """A relative root.path is taken from the bundle's real directory: a
     symlink on the way to the bundle is fine (runc chdirs into it)."""
