@@ -95,7 +95,8 @@ std::vector<pid_t> pids_in(std::string_view procs) {
   for (std::string_view w : text::words(procs)) {
     pid_t p = 0;
     auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), p);
-    if (ec == std::errc() && end == w.data() + w.size()) out.push_back(p);
+    // 0: a process outside our pid namespace; never a pid to signal.
+    if (ec == std::errc() && end == w.data() + w.size() && p > 0) out.push_back(p);
   }
   return out;
 }

@@ -85,7 +85,12 @@ Result<Record> record_from_json(const nlohmann::json& j) {
         // Kept only for hierarchies mounted at their root (open_fs).
         cgroup::Hierarchy x{h.at("mountpoint").get<std::string>(), std::string(1, '/'),
                             h.at("controllers").get<std::vector<std::string>>(), h.at("v2").get<bool>()};
-        if (x.mountpoint.empty() || x.mountpoint[0] != '/') throw std::invalid_argument("cgroupHierarchies: mountpoint not absolute");
+        // Paths later commands make, remove and write under: only a clean
+        // absolute one below /, and a cgroup2 mount has no v1 controllers.
+        if (x.mountpoint.size() < 2 || x.mountpoint[0] != '/' || sys::abs_path(x.mountpoint) != x.mountpoint)
+          throw std::invalid_argument("cgroupHierarchies: mountpoint not a clean absolute path");
+        if (x.v2 ? !x.controllers.empty() : x.controllers.empty())
+          throw std::invalid_argument("cgroupHierarchies: controllers do not match the hierarchy's version");
         r.cgroup_hierarchies.push_back(std::move(x));
       }
     }

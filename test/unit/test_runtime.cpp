@@ -82,9 +82,16 @@ TEST_CASE("the state record round-trips through JSON", "[state]") {
   auto cg = cgroup::open_fs("/brig/c", back->cgroup_hierarchies);
   REQUIRE(cg);
   CHECK((*cg)->dirs() == std::vector<std::string>{"/sys/fs/cgroup/cpu,cpuacct/brig/c", "/sys/fs/cgroup/unified/brig/c"});
-  auto rel = runtime::to_json(r);
-  rel["cgroupHierarchies"][0]["mountpoint"] = "sys/fs/cgroup/cpu";
-  CHECK_FALSE(runtime::record_from_json(rel));  // a relative mountpoint is corrupt
+  // Paths later commands write under: only clean absolute ones, and no v1
+  // controllers on a cgroup2 mount (nor none on a v1 one).
+  for (auto [key, v] : std::vector<std::pair<const char*, nlohmann::json>>{
+           {"mountpoint", "sys/fs/cgroup/cpu"}, {"mountpoint", "/sys/fs/cgroup/../../etc"},
+           {"mountpoint", "/"}, {"mountpoint", "/sys/fs/cgroup/cpu/"}, {"mountpoint", ""},
+           {"controllers", nlohmann::json::array()}, {"v2", true}}) {
+    auto j = runtime::to_json(r);
+    j["cgroupHierarchies"][0][key] = v;
+    CHECK_FALSE(runtime::record_from_json(j));
+  }
   auto bad = runtime::record_from_json(nlohmann::json{{"id", "x"}});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg.rfind("corrupt state", 0) == 0);
