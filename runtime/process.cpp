@@ -126,6 +126,8 @@ Result<std::string> find_executable(const std::string& name, const std::vector<s
   }
   std::string path = env_has(env, "PATH") ? env_get(env, "PATH")
                                           : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  // An empty PATH names no directory (Go's filepath.SplitList, so runc).
+  if (path.empty()) return fail_msg("exec: \"{}\": executable file not found in $PATH", name);
   for (std::string_view dir : text::split(path, ':')) {
     std::string p = std::string(dir.empty() ? "." : dir) + "/" + name;
     if (is_executable_file(p, &err)) return p;
