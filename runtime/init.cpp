@@ -113,13 +113,14 @@ Result<void> setup(const InitContext& c, std::string& exe) {
     TRY(Fd root, rootfs::prepare_root(*c.fs, c.rootfs));
     log::phase("init: root prepared");
     TRY_VOID(rootfs::apply_ops(*c.fs, root));
-    // A missing cwd is made now, inside the mounts, before the root can
-    // turn read-only (runc does it here too); as root, whatever the user.
-    if (!proc.cwd.empty())
-      TRY_CTX_VOID(rootfs::mkdir_all_in_root(root, proc.cwd), "create cwd {}", proc.cwd);
     log::phase("init: mounts done");
     TRY_VOID(run_create_hooks(c));
     TRY_VOID(rootfs::enter_root(root, c.no_pivot));
+    // A missing cwd is made now, inside the mounts, before the root can
+    // turn read-only (where runc does it too: after the createContainer
+    // hooks and the pivot); as root, whatever the user.
+    if (!proc.cwd.empty())
+      TRY_CTX_VOID(rootfs::mkdir_all_in_root(root, proc.cwd), "create cwd {}", proc.cwd);
     log::phase("init: pivoted");
     TRY_VOID(rootfs::finalize(*c.fs));
     log::phase("init: masked/readonly paths, propagation");
