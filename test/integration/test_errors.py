@@ -161,6 +161,18 @@ def test_missing_executable_in_path(runtime, bundle):
         assert_nothing_left(runtime, bundle.id, bundle)
 
 
+def test_empty_path_searches_nowhere(runtime, bundle):
+    """PATH= names no directory, not the cwd: a program there is not found."""
+    (bundle.rootfs / "tool").write_text("#!/bin/sh\necho ran\n")
+    (bundle.rootfs / "tool").chmod(0o755)
+    bundle.config(args=["tool"], env=["PATH="], cwd="/", readonly=False)
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert res.error == failed(
+        "run", 'unable to start container process: exec: "tool": executable file not found in $PATH'), res
+    assert_nothing_left(runtime, bundle.id, bundle)
+
+
 def test_missing_executable_absolute(runtime, bundle):
     bundle.config(args=["/bin/nosuch"])
     res = runtime.run("run", "--bundle", bundle, bundle.id)
