@@ -9,7 +9,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -40,12 +39,13 @@ bool parse_line(std::string_view text, Line& out) {
   if (colon == std::string::npos || colon == 0) return false;
   out.resource = trim(std::string_view(s).substr(0, colon));
   out.domains.clear();
-  std::stringstream ds(s.substr(colon + 1));
-  std::string d;
-  while (std::getline(ds, d, ';')) {
+  // Fields between ';', as getline gives them: no empty last one.
+  auto fields = text::split(std::string_view(s).substr(colon + 1), ';');
+  if (fields.back().empty()) fields.pop_back();
+  for (std::string_view d : fields) {
     size_t eq = d.find('=');
     if (eq == std::string::npos) return false;
-    out.domains.emplace_back(trim(std::string_view(d).substr(0, eq)), trim(std::string_view(d).substr(eq + 1)));
+    out.domains.emplace_back(trim(d.substr(0, eq)), trim(d.substr(eq + 1)));
   }
   return true;
 }
@@ -171,9 +171,7 @@ Result<Plan> plan(const spec::IntelRdt& rdt, const std::string& id) {
 
 bool schemata_hold(const std::string& have, const std::vector<std::string>& want) {
   std::vector<Line> lines;
-  std::stringstream in(have);
-  std::string t;
-  while (std::getline(in, t)) {
+  for (std::string_view t : text::lines(have)) {
     Line l;
     if (parse_line(t, l)) lines.push_back(std::move(l));
   }

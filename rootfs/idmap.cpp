@@ -7,10 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sstream>
 
 #include "namespaces/namespaces.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 
 namespace brig::rootfs {
 namespace {
@@ -20,11 +20,9 @@ namespace {
 // the one /proc knows. A pidfd's fdinfo gives the pid in /proc's namespace.
 Result<pid_t> pid_in_proc(BorrowedFd pidfd) {
   TRY(std::string info, sys::read_file(fmt::format("/proc/self/fdinfo/{}", pidfd.get())));
-  std::istringstream in(info);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("Pid:", 0) == 0) {
-      long p = std::strtol(line.c_str() + 4, nullptr, 10);
+  for (std::string_view line : text::lines(info))
+    if (line.starts_with("Pid:")) {
+      long p = std::strtol(std::string(line.substr(4)).c_str(), nullptr, 10);
       if (p > 0) return static_cast<pid_t>(p);
       break;
     }
