@@ -1,6 +1,7 @@
 // The namespace executor: init is a clone3 child of this process, in new or
 // joined namespaces, set up by runtime/init.cpp.
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -169,14 +170,21 @@ class NamespaceExecutor final : public Executor {
       TRY_CTX_VOID(netns::loopback_up(net), "network namespace of init {}", pid);
       return {};
     };
-    if (lo_first) TRY_VOID(bring_lo_up());
-    if (ic.wait_go) TRY_VOID(send(sync.parent, Msg::go));
-    // Once it goes on, init may fail (and be gone) before we are done here:
-    // then its own error, read below, is the one to report.
+    // init may fail, or be killed (a memory limit below what it needs),
+    // and be gone before we are done here: then its own error or its end,
+    // read below, is the one to report.
     std::optional<Error> lo_error;
+    if (lo_first)
+      if (auto r = bring_lo_up(); !r) lo_error = std::move(r.error());
+    if (ic.wait_go && !lo_error) TRY_VOID(send(sync.parent, Msg::go));
     if (lo_up && !lo_first) {
       if (auto r = bring_lo_up(); !r) lo_error = std::move(r.error());
       log::phase("spawn: lo up");
+    }
+    if (lo_error && lo_first) {
+      // Held for a go that will not come, init says more only by ending.
+      struct pollfd p {sync.parent.get(), POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) return fail(std::move(*lo_error));
     }
 
     auto m = receive(sync.parent);
