@@ -176,15 +176,21 @@ class NamespaceExecutor final : public Executor {
     std::optional<Error> lo_error;
     if (lo_first)
       if (auto r = bring_lo_up(); !r) lo_error = std::move(r.error());
-    if (ic.wait_go && !lo_error) TRY_VOID(send(sync.parent, Msg::go));
+    if (ic.wait_go && !lo_error) {
+      // A dead init cannot take its go: its end, read below, says why.
+      auto sent = send(sync.parent, Msg::go);
+      if (!sent && sent.error().err != EPIPE && sent.error().err != ECONNRESET) return fail(std::move(sent.error()));
+    }
     if (lo_up && !lo_first) {
       if (auto r = bring_lo_up(); !r) lo_error = std::move(r.error());
       log::phase("spawn: lo up");
     }
     if (lo_error && lo_first) {
       // Held for a go that will not come, init says more only by ending.
+      // Its namespace gone (ENOENT) means it is ending: its socket closes
+      // a moment later, so wait for that a little.
       struct pollfd p {sync.parent.get(), POLLIN, 0};
-      if (::poll(&p, 1, 0) <= 0) return fail(std::move(*lo_error));
+      if (::poll(&p, 1, lo_error->err == ENOENT ? 1000 : 0) <= 0) return fail(std::move(*lo_error));
     }
 
     auto m = receive(sync.parent);
@@ -208,8 +214,13 @@ class NamespaceExecutor final : public Executor {
       m = receive(sync.parent);
     }
     if (!m) {
-      int status = 0;
-      ::waitpid(pid, &status, 0);
+      // Its end, without reaping it: the rollback's kill must not reach
+      // another process that got the pid of a reaped init.
+      siginfo_t si{};
+      while (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+      }
+      int status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
+                                            : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
       return fail_msg("unable to start container process: init {}{}", describe_exit(status),
                       WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? oom_note(rq.cgroup) : "");
     }

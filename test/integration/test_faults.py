@@ -122,6 +122,22 @@ def test_fault_at_every_step(runtime, bundle, tmp_path, step, action):
     assert runtime.run("state", bundle.id).error == "container does not exist"
 
 
+def test_lo_step_failing_before_init_goes_on(runtime, bundle, tmp_path):
+    """With a createContainer hook the parent brings lo up before init may go
+    on; a failure there is that step's error (not a hang), the hook never
+    runs, and nothing is left."""
+    ran = tmp_path / "hook-ran"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"touch {ran}"]}
+    bundle.config(args=["sleep", "100"], fn=lambda c: c.update(hooks={"createContainer": [hook]}))
+    res = runtime.run("create", "--bundle", bundle, bundle.id,
+                      env={"BRIG_FAULT": "create.before-lo-up:fail"}, timeout=30)
+    assert res.returncode == 1, res
+    assert res.error.endswith("fault injected at create.before-lo-up"), res
+    assert not ran.exists()
+    assert wait_for(lambda: not _traces(runtime, bundle.id, tmp_path), 5), _traces(runtime, bundle.id, tmp_path)
+    assert runtime.run("state", bundle.id).error == "container does not exist"
+
+
 def test_every_step_is_listed_once():
     assert len(STEPS) == len(set(STEPS)) and len(STEPS) >= 15, STEPS
 
