@@ -267,8 +267,10 @@ def test_memory_hog_oom_killed_and_reported(runtime, bundle):
     finally:
         p.kill()
         p.wait()
-    assert wait_for(lambda: (bundle.rootfs / "tmp" / "rc").exists(), 5)
-    assert (bundle.rootfs / "tmp" / "rc").read_text().strip() == "rc=137"  # SIGKILL
+    # The shell's `>` makes the file before `echo` writes to it: wait for the line.
+    rc = bundle.rootfs / "tmp" / "rc"
+    assert wait_for(lambda: rc.exists() and rc.read_text().endswith("\n"), 5)
+    assert rc.read_text().strip() == "rc=137"  # SIGKILL
     if CGROUP_V2:
         assert "oom_kill 1" in cgfile(bundle, "memory", "memory.events").splitlines()
     else:
