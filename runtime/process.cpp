@@ -128,9 +128,14 @@ Result<std::string> find_executable(const std::string& name, const std::vector<s
                                           : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   // An empty PATH names no directory (Go's filepath.SplitList, so runc).
   if (path.empty()) return fail_msg("exec: \"{}\": executable file not found in $PATH", name);
-  for (std::string_view dir : text::split(path, ':')) {
-    std::string p = std::string(dir.empty() ? "." : dir) + "/" + name;
-    if (is_executable_file(p, &err)) return p;
+  for (std::string_view entry : text::split(path, ':')) {
+    std::string dir(entry.empty() ? "." : entry);
+    std::string p = dir + "/" + name;
+    if (!is_executable_file(p, &err)) continue;
+    // Found through a relative entry ("", ".", "bin"): refused, as runc's
+    // Go (exec.ErrDot) refuses it, never run from wherever the cwd is.
+    if (dir[0] != '/') return fail_msg("exec: \"{}\": cannot run executable found relative to current directory", name);
+    return p;
   }
   return fail_msg("exec: \"{}\": executable file not found in $PATH", name);
 }

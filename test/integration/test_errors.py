@@ -173,6 +173,23 @@ def test_empty_path_searches_nowhere(runtime, bundle):
     assert_nothing_left(runtime, bundle.id, bundle)
 
 
+@pytest.mark.parametrize("path", [":/bin", ".:/bin", "tmp/..:/bin"])
+def test_program_found_through_a_relative_path_entry_is_refused(runtime, bundle, path):
+    """runc (Go's exec.ErrDot) will not run a program that a relative PATH
+    entry found in the cwd; found through an absolute entry later, it would."""
+    (bundle.rootfs / "tool").write_text("#!/bin/sh\necho ran\n")
+    (bundle.rootfs / "tool").chmod(0o755)
+    bundle.config(args=["tool"], env=[f"PATH={path}"], cwd="/", readonly=False)
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert res.error == failed("run", 'unable to start container process: exec: "tool": '
+                               "cannot run executable found relative to current directory"), res
+    assert_nothing_left(runtime, bundle.id, bundle)
+    # a program in an absolute entry runs, whatever comes before it
+    bundle.config(args=["true"], env=[f"PATH={path}"])
+    assert runtime.run("run", "--bundle", bundle, bundle.id).returncode == 0
+
+
 def test_missing_executable_absolute(runtime, bundle):
     bundle.config(args=["/bin/nosuch"])
     res = runtime.run("run", "--bundle", bundle, bundle.id)
