@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -90,9 +91,9 @@ Result<std::vector<OpenJoin>> open_joins(const Plan& plan) {
   return out;
 }
 
-Result<void> enter(const std::vector<OpenJoin>& joins, bool skip_pid_time) {
+Result<void> enter(const std::vector<OpenJoin>& joins, uint64_t skip) {
   for (const auto& j : joins) {
-    if (skip_pid_time && (j.join.flag == CLONE_NEWPID || j.join.flag == CLONE_NEWTIME)) continue;
+    if (j.join.flag & skip) continue;
     if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
       return fail_errno("setns {} namespace {}", j.join.type, j.join.path);
   }
@@ -120,6 +121,54 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   }
   if (pid < 0) return fail_errno("clone");
   return static_cast<pid_t>(pid);
+}
+
+Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) return fail_errno("pipe");
+  Fd rd(p[0]), wr(p[1]);
+  struct Answer {
+    int32_t pid;  // the child, or -1
+    int32_t err;  // errno when pid is -1
+    int32_t step; // 0: setns, 1: clone
+  };
+  pid_t mid = ::fork();
+  if (mid < 0) return fail_errno("fork");
+  if (mid == 0) {
+    rd.reset();
+    Answer a{-1, 0, 0};
+    if (::setns(userns.fd.get(), CLONE_NEWUSER) < 0) {
+      a.err = errno;
+    } else {
+      // CLONE_PARENT: the child is our caller's; clone3 wants no exit
+      // signal with it (the child takes this process's, SIGCHLD).
+      struct clone_args args;
+      std::memset(&args, 0, sizeof args);
+      args.flags = flags | CLONE_PARENT;
+      long pid = ::syscall(SYS_clone3, &args, sizeof args);
+      if (pid < 0 && errno == ENOSYS && !(flags & CLONE_NEWTIME))
+        pid = ::syscall(SYS_clone, flags | CLONE_PARENT, 0, 0, 0, 0);
+      if (pid == 0) return 0;  // the child: wr closes on the way out
+      a = pid < 0 ? Answer{-1, errno, 1} : Answer{static_cast<int32_t>(pid), 0, 0};
+    }
+    ssize_t n = ::write(wr.get(), &a, sizeof a);
+    ::_exit(n == static_cast<ssize_t>(sizeof a) ? 0 : 1);
+  }
+  wr.reset();
+  Answer a{-1, EPIPE, 1};
+  ssize_t n;
+  do n = ::read(rd.get(), &a, sizeof a);
+  while (n < 0 && errno == EINTR);
+  int status;
+  while (::waitpid(mid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof a)) return fail_msg("clone: the process joining the user namespace ended early");
+  if (a.pid < 0 && a.step == 0) return fail_err(a.err, fmt::format("setns user namespace {}", userns.join.path));
+  if (a.pid < 0) return fail_err(a.err, fmt::format("clone in user namespace {}", userns.join.path));
+  // The child is ours and not reaped: its pid cannot have been reused.
+  long fd = ::syscall(SYS_pidfd_open, a.pid, 0);
+  *pidfd = fd < 0 ? -1 : static_cast<int>(fd);
+  return static_cast<pid_t>(a.pid);
 }
 
 std::string format_id_map(const std::vector<spec::IdMapping>& m) {

@@ -47,14 +47,19 @@ struct OpenJoin {
 // Opens every path in plan.joins (in the caller, so errors are reported before clone).
 Result<std::vector<OpenJoin>> open_joins(const Plan& plan);
 
-// setns into each (in order). Run in the child.
-Result<void> enter(const std::vector<OpenJoin>& joins, bool skip_pid_time);
+// setns into each (in order), but those whose flag is in skip. Run in the child.
+Result<void> enter(const std::vector<OpenJoin>& joins, uint64_t skip);
 
 // clone3 with the given CLONE_NEW* flags; returns 0 in the child, the child's
 // pid in the parent; *pidfd gets a pidfd of the child (CLONE_PIDFD).
 // into_cgroup >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup2 directory,
 // and no fallback to clone(2) (the caller retries without).
 Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
+// The same, for a user namespace joined by path: a short-lived process joins
+// it (userns) and clones the child as our own child (CLONE_PARENT), so that
+// the namespaces the clone makes belong to that user namespace and not to
+// ours. The child is in it already; *pidfd comes from pidfd_open (or -1).
+Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns);
 
 // Writes /proc/PID/{uid_map,gid_map} (and setgroups=deny when asked).
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,

@@ -106,7 +106,7 @@ struct ExecChild {
 Result<std::string> child_setup(const ExecChild& c) {
   TRY_VOID(await_go(c.sync_fd, c.wait_go));
   if (c.cgroup_join->active()) TRY_VOID(cgroup::join_self(*c.cgroup_join));
-  TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
+  TRY_VOID(ns::enter(*c.joins, CLONE_NEWPID | CLONE_NEWTIME));
   if (::setsid() < 0) return fail_errno("setsid");
   if (c.console_fd >= 0) {
     TRY_VOID(setup_console(c.console_fd, *c.proc, /*mount_console=*/false));

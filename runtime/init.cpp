@@ -86,11 +86,16 @@ Result<void> setup(const InitContext& c, std::string& exe) {
     log::phase("init: joined its cgroups");
   }
 
-  if (c.ns->new_user()) {
+  // A user namespace joined by path comes first (the clone may have joined
+  // it already). Then we are its root, whether it was made or joined (as
+  // runc's init becomes uid 0): what we make in the rootfs is the
+  // container's root's, not the host's.
+  if (!c.user_joined) TRY_VOID(ns::enter(*c.joins, ~uint64_t{CLONE_NEWUSER}));
+  if (c.ns->has("user")) {
     if (::setresgid(0, 0, 0) < 0) return fail_errno("setgid 0 in user namespace");
     if (::setresuid(0, 0, 0) < 0) return fail_errno("setuid 0 in user namespace");
   }
-  TRY_VOID(ns::enter(*c.joins, /*skip_pid_time=*/true));
+  TRY_VOID(ns::enter(*c.joins, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME));
   if (c.ns->creates("cgroup") && ::unshare(CLONE_NEWCGROUP) < 0) return fail_errno("unshare cgroup namespace");
   if (c.ns->creates("time")) {
     if (::unshare(CLONE_NEWTIME) < 0) return fail_errno("unshare time namespace");

@@ -28,6 +28,7 @@ struct InitContext {
   int preserve_fds = 0;
   int sync_fd = -1;
   bool wait_go = true;  // the parent sends go after the clone (see await_go)
+  bool user_joined = false;  // cloned inside the user namespace it joins (ns::clone_child_in_userns)
   int fifo_fd = -1;
   int console_fd = -1;
   const seccomp::Program* seccomp = nullptr;  // linux.seccomp, compiled; null without one

@@ -127,7 +127,19 @@ class NamespaceExecutor final : public Executor {
     // Whether we have work between the clone and init's set-up (below).
     auto parent_work = [&] { return nsp.new_user() || !join.active() || bool(rq.after_clone) || lo_first; };
     ic.wait_go = parent_work();
-    auto cl = ns::clone_child(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
+    // A user namespace joined by path must own the namespaces the clone
+    // makes (as in runc and crun: the container's root has its privileges
+    // over its own mounts, network, pids): the clone is made from inside it.
+    const ns::OpenJoin* userns = nullptr;
+    for (auto& j : joins)
+      if (j.join.flag == CLONE_NEWUSER && flags) userns = &j;
+    if (userns) {
+      join = {};  // moved into its cgroups from here, with our privileges
+      ic.wait_go = parent_work();
+      ic.user_joined = true;
+    }
+    auto cl = userns ? ns::clone_child_in_userns(flags, &pidfd, *userns)
+                     : ns::clone_child(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
     if (!cl && join.v2_dir) {
       // No CLONE_INTO_CGROUP here (old kernel, or the directory refuses it).
       join = {};

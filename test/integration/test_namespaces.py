@@ -1,12 +1,13 @@
 """Namespaces: the container's are really separate from the host's (or really shared)."""
 
+import fcntl
 import os
 import subprocess
 import uuid
 
 import pytest
 
-from conftest import IS_RUNC
+from conftest import IS_RUNC, proc_cgroups, runc_bug, wait_for
 
 ALL_NS = ["mnt", "uts", "ipc", "net", "pid", "cgroup"]
 # config.json namespace type -> /proc/<pid>/ns/<name>
@@ -152,6 +153,97 @@ def test_user_namespace_mappings(runtime, bundle):
     assert lines[1].split() == ["0", "100000", "65536"], res
     assert lines[2] == "0", res
     assert lines[3] != host_ns("user"), res
+
+
+@pytest.fixture
+def userns():
+    """A user namespace (root -> host uid 100000, 65536 ids) held by a sleeping
+    process, as a pod's sandbox holds the one its containers join."""
+    p = subprocess.Popen(["unshare", "-U", "sleep", "600"])
+    try:
+        path = f"/proc/{p.pid}/ns/user"
+        assert wait_for(lambda: os.readlink(path) != host_ns("user"), 5)
+        for f in ("uid_map", "gid_map"):
+            with open(f"/proc/{p.pid}/{f}", "w") as fh:
+                fh.write("0 100000 65536\n")
+        yield path
+    finally:
+        p.kill()
+        p.wait()
+
+
+NS_GET_USERNS = 0xB701
+
+
+def owner_of(pid, name):
+    """Inode of the user namespace owning /proc/PID/ns/NAME."""
+    fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY)
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+        try:
+            return os.fstat(owner).st_ino
+        finally:
+            os.close(owner)
+    finally:
+        os.close(fd)
+
+
+def joined_userns_config(bundle, userns, args, cwd="/"):
+    ids = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    caps = ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]
+    bundle.open_for_mapped_root()
+    bundle.config(add_ns=[{"type": "user", "path": userns}, "cgroup"], uid_mappings=ids, gid_mappings=ids,
+                  readonly=False, args=args, cwd=cwd,
+                  fn=lambda c: c["process"].update(capabilities={k: caps for k in ("bounding", "effective",
+                                                                                    "permitted")}))
+
+
+def test_joined_user_namespace_owns_the_namespaces_made(runtime, bundle, userns):
+    """With a user namespace joined by path (a Kubernetes pod's, with hostUsers:
+    false), the namespaces the container makes are made inside it, as runc and
+    crun do: its root has its privileges over its own network and mounts, and
+    what init makes in the rootfs belongs to that root, not to the host's."""
+    joined_userns_config(bundle, userns, cwd="/tmp/made-by-init", args=[
+        "sh", "-c", "cat /proc/self/uid_map; id -u; readlink /proc/self/ns/user; cat /sys/class/net/lo/flags; "
+        "ip link set lo down && echo net-ok; mount -t tmpfs t /tmp && echo mount-ok"])
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert lines[0].split() == ["0", "100000", "65536"], res
+    assert lines[1:3] == ["0", os.readlink(userns)], res
+    assert int(lines[3], 16) & 0x1, "lo is down"
+    assert lines[4:] == ["net-ok", "mount-ok"], res
+    st = os.stat(bundle.path / "rootfs" / "tmp" / "made-by-init")
+    assert (st.st_uid, st.st_gid) == (100000, 100000)
+
+
+def test_joined_user_namespace_owner_cgroups_and_exec(runtime, bundle, userns):
+    """Seen from the host: every namespace made (mount, network, ipc, uts, pid,
+    cgroup) is owned by the joined user namespace; init is in the container's
+    cgroups; exec joins them all."""
+    joined_userns_config(bundle, userns, args=["sleep", "60"])
+    res = runtime.run("run", "-d", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    pid = runtime.state(bundle.id)["pid"]
+    want = os.stat(userns).st_ino
+    for name in ("mnt", "net", "ipc", "uts", "pid", "cgroup"):
+        assert owner_of(pid, name) == want, name
+    mem = [p for m, p in proc_cgroups(pid).items() if m.endswith("/memory") or m == "/sys/fs/cgroup"]
+    assert mem and all(p.endswith("/" + bundle.id) for p in mem), mem
+    res = runtime.run("exec", bundle.id, "sh", "-c", "readlink /proc/self/ns/user; readlink /proc/self/ns/net; id -u")
+    assert res.returncode == 0, res
+    assert res.stdout.split() == [os.readlink(userns), os.readlink(f"/proc/{pid}/ns/net"), "0"], res
+
+
+@runc_bug("its error is three lines and does not name the path")
+def test_joined_user_namespace_bad_path(runtime, bundle, netns):
+    """A path that is no user namespace: setns's error names it, and nothing is left."""
+    bundle.config(add_ns=[{"type": "user", "path": netns}],
+                  uid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}],
+                  gid_mappings=[{"containerID": 0, "hostID": 100000, "size": 65536}])
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode != 0, res
+    assert netns in res.error and "invalid argument" in res.error.lower(), res
 
 
 @pytest.mark.skipif(IS_RUNC, reason="runc 1.1.5 has no time namespace support")
