@@ -64,8 +64,10 @@ class NamespaceExecutor final : public Executor {
     fctx.userns = nsp.has("user");
     fctx.ns = nsp;
     TRY(rootfs::Plan fsp, rootfs::plan(cfg, fctx));
-    std::vector<Fd> trees;  // idmapped sources, made where the kernel allows it
-    if (nsp.new_user()) {
+    // idmapped sources, made where the kernel allows it: in the host's user
+    // namespace, before init enters the container's (made or joined).
+    std::vector<Fd> trees;
+    if (nsp.has("user")) {
       TRY(trees, rootfs::detach_idmapped_binds(fsp));
     }
     log::phase("spawn: namespace and mount plans");

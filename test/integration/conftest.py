@@ -589,6 +589,23 @@ def _force_cleanup(rt, tmp_path):
 # Bundles
 # --------------------------------------------------------------------------
 
+@pytest.fixture
+def userns():
+    """A user namespace (root -> host uid 100000, 65536 ids) held by a sleeping
+    process, as a pod's sandbox holds the one its containers join: its path."""
+    p = subprocess.Popen(["unshare", "-U", "sleep", "600"])
+    try:
+        path = f"/proc/{p.pid}/ns/user"
+        assert wait_for(lambda: os.readlink(path) != os.readlink("/proc/self/ns/user"), 5)
+        for f in ("uid_map", "gid_map"):
+            with open(f"/proc/{p.pid}/{f}", "w") as fh:
+                fh.write("0 100000 65536\n")
+        yield path
+    finally:
+        p.kill()
+        p.wait()
+
+
 @pytest.fixture(scope="session")
 def rootfs_template(tmp_path_factory):
     t = tmp_path_factory.mktemp("rootfs-template")

@@ -155,23 +155,6 @@ def test_user_namespace_mappings(runtime, bundle):
     assert lines[3] != host_ns("user"), res
 
 
-@pytest.fixture
-def userns():
-    """A user namespace (root -> host uid 100000, 65536 ids) held by a sleeping
-    process, as a pod's sandbox holds the one its containers join."""
-    p = subprocess.Popen(["unshare", "-U", "sleep", "600"])
-    try:
-        path = f"/proc/{p.pid}/ns/user"
-        assert wait_for(lambda: os.readlink(path) != host_ns("user"), 5)
-        for f in ("uid_map", "gid_map"):
-            with open(f"/proc/{p.pid}/{f}", "w") as fh:
-                fh.write("0 100000 65536\n")
-        yield path
-    finally:
-        p.kill()
-        p.wait()
-
-
 NS_GET_USERNS = 0xB701
 
 

@@ -127,6 +127,25 @@ def test_idmap_in_a_container_with_its_own_user_namespace(runtime, bundle, src, 
     assert (st.st_uid, st.st_gid) == (0, 0)
 
 
+def test_idmap_in_a_joined_user_namespace(runtime, bundle, src, userns):
+    """The same with a user namespace joined by path (a pod's): the tree is
+    made before the clone too, where the kernel lets us idmap it."""
+    _open_for_mapped_root(bundle)
+    m = {"destination": "/idm", "type": "bind", "source": str(src), "options": ["bind", "idmap"],
+         "uidMappings": USERNS_MAP, "gidMappings": USERNS_MAP}
+    res = run_in(runtime, bundle,
+                 "stat -c '%n %u:%g' /idm/root-owned /idm/five; echo x > /idm/new; "
+                 "grep ' /idm ' /proc/self/mountinfo",
+                 add_ns=[{"type": "user", "path": userns}], uid_mappings=USERNS_MAP,
+                 gid_mappings=USERNS_MAP, readonly=False, mounts=[m])
+    lines = res.stdout.splitlines()
+    assert lines[0] == "/idm/root-owned 0:0", res
+    assert lines[1] == "/idm/five 5:6", res
+    assert "idmapped" in lines[2].split()[5].split(","), res
+    st = os.stat(src / "new")
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
 def test_idmap_in_a_user_namespace_keeps_the_mount_flags(runtime, bundle, src):
     _open_for_mapped_root(bundle)
     m = {"destination": "/idm", "type": "bind", "source": str(src),
