@@ -1,7 +1,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -492,7 +494,15 @@ class FsManager final : public Manager {
 Result<std::unique_ptr<Manager>> open_fs(const std::string& path, const std::vector<Hierarchy>& known) {
   if (path.empty() || path[0] != '/' || path.find("/../") != std::string::npos)
     return fail_msg("cgroup path {}: must be absolute and clean", path);
-  if (!known.empty()) return std::unique_ptr<Manager>(new FsManager(path, known));
+  // The hierarchies a record kept, while each is still a cgroup filesystem
+  // of its kind there (or mountinfo again: something was remounted).
+  auto still_mounted = [](const Hierarchy& h) {
+    struct statfs st;
+    return ::statfs(h.mountpoint.c_str(), &st) == 0 &&
+           st.f_type == static_cast<decltype(st.f_type)>(h.v2 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC);
+  };
+  if (!known.empty() && std::all_of(known.begin(), known.end(), still_mounted))
+    return std::unique_ptr<Manager>(new FsManager(path, known));
   TRY(auto mi, sys::read_file("/proc/self/mountinfo"));
   auto hs = parse_mountinfo(mi);
   if (hs.empty()) return fail_msg("cgroup: no cgroup filesystem is mounted");

@@ -108,8 +108,9 @@ class Manager {
 Result<void> add_to_sub(const Manager& m, pid_t pid, const std::string& arg);
 
 // The cgroupfs backend for v1, hybrid and v2 hosts.
-// `known`: the hierarchies a record kept (Record::cgroup_hierarchies); when
-// empty, /proc/self/mountinfo is read for them.
+// `known`: the hierarchies a record kept (Record::cgroup_hierarchies), used
+// while each is still a cgroup filesystem of its kind (statfs); when one is
+// not, or when empty, /proc/self/mountinfo is read for them.
 Result<std::unique_ptr<Manager>> open_fs(const std::string& path, const std::vector<Hierarchy>& known = {});
 // The same cgroup in the same hierarchies as `m`, without reading mountinfo
 // again, and without m's record of what its create() made (so destroy()

@@ -1,6 +1,7 @@
 """Cgroups: placement, limits written, removal on delete (v1/hybrid on the
 host, pure v2 in the guest tier of test/vm/)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,29 @@ def test_default_cgroup_placement_is_brig_id(runtime, bundle):
     runtime.run("delete", "-f", bundle.id, check=True)
     assert wait_for(lambda: not any(d.exists() for d in dirs), 5), \
         [d for d in dirs if d.exists()]
+
+
+@brig_only
+def test_kept_hierarchy_that_is_no_cgroupfs_is_not_used(runtime, bundle, tmp_path):
+    """state.json keeps the cgroup hierarchies create found, so that later
+    commands read no mountinfo. One that is not a cgroup filesystem (any
+    more) is not used: delete finds the hierarchies again, removes the real
+    directories, and writes nothing where the record pointed."""
+    bundle.config(args=["sleep", "60"])
+    pid = start_detached(runtime, bundle)
+    dirs = [Path(m) / p.lstrip("/") for m, p in proc_cgroups(pid).items()]
+    state = Path(runtime.root) / bundle.id / "state.json"
+    rec = json.loads(state.read_text())
+    first = rec["cgroupHierarchies"][0]
+    fake = tmp_path / "not-a-cgroupfs"
+    cg = fake / proc_cgroups(pid)[first["mountpoint"]].lstrip("/")
+    cg.mkdir(parents=True)
+    files = {"cgroup.procs": f"{pid}\n", "tasks": f"{pid}\n", "freezer.state": "THAWED\n"}
+    for name, text in files.items():
+        (cg / name).write_text(text)
+    first["mountpoint"] = str(fake)
+    state.write_text(json.dumps(rec))
+    res = runtime.run("delete", "-f", bundle.id)
+    assert res.returncode == 0, res
+    assert wait_for(lambda: not any(d.exists() for d in dirs), 5), [d for d in dirs if d.exists()]
+    assert {name: (cg / name).read_text() for name in files} == files
