@@ -162,19 +162,46 @@ class NamespaceExecutor final : public Executor {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     });
-    BRIG_FAULT("create.after-clone");
     sync.child.reset();
     fifo.reset();
 
+    // init's end, once it has ended (block: wait for it), read without
+    // reaping it: the rollback's kill must not reach another process that
+    // got the pid of a reaped init.
+    auto end_of_init = [&](bool block) -> std::optional<Error> {
+      siginfo_t si{};
+      while (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) < 0)
+        if (errno != EINTR) return std::nullopt;
+      if (si.si_pid == 0) return std::nullopt;
+      int status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
+                                            : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+      return Error::plain(fmt::format("unable to start container process: init {}{}", describe_exit(status),
+                                      WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? oom_note(rq.cgroup) : ""));
+    };
+    // A step of ours on init failed: if init has ended meanwhile (killed,
+    // or a memory limit below what it needs), its end is what to report.
+    // Its /proc entries go (ENOENT, ESRCH) a moment before it is a zombie.
+    auto or_end_of_init = [&](Error e) {
+      if (e.err == ENOENT || e.err == ESRCH) {
+        struct pollfd p {out.pidfd.get(), POLLIN, 0};
+        if (p.fd >= 0) (void)::poll(&p, 1, 1000);
+      }
+      auto end = end_of_init(false);
+      return fail(end ? std::move(*end) : std::move(e));
+    };
+    BRIG_FAULT("create.after-clone");
+
     if (nsp.new_user() && cfg.linux) {
-      TRY_CTX_VOID(ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false),
-                   "user namespace of init {}", pid);
+      auto maps = ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false);
+      if (!maps) return or_end_of_init(std::move(maps.error()).context(fmt::format("user namespace of init {}", pid)));
       BRIG_FAULT("create.after-idmaps");
     }
-    if (!join.active()) TRY_VOID(rq.cgroup.add(pid));
+    if (!join.active())
+      if (auto r = rq.cgroup.add(pid); !r) return or_end_of_init(std::move(r.error()));
     join = {};
     BRIG_FAULT("create.after-cgroup-join");
-    if (rq.after_clone) TRY_VOID(rq.after_clone(pid));
+    if (rq.after_clone)
+      if (auto r = rq.after_clone(pid); !r) return or_end_of_init(std::move(r.error()));
     log::phase("spawn: init in its cgroups");
     // init holds its namespace (it was cloned with CLONE_NEWNET, and is
     // ours until reaped), so /proc/PID/ns/net is never the host's.
@@ -204,11 +231,11 @@ class NamespaceExecutor final : public Executor {
       // Its namespace gone (ENOENT) means it is ending: its socket closes
       // a moment later, so wait for that a little.
       struct pollfd p {sync.parent.get(), POLLIN, 0};
-      if (::poll(&p, 1, lo_error->err == ENOENT ? 1000 : 0) <= 0) return fail(std::move(*lo_error));
+      if (::poll(&p, 1, lo_error->err == ENOENT ? 1000 : 0) <= 0) return or_end_of_init(std::move(*lo_error));
     }
 
     auto m = receive(sync.parent);
-    if (lo_error && m && m->type != Msg::error) return fail(std::move(*lo_error));
+    if (lo_error && m && m->type != Msg::error) return or_end_of_init(std::move(*lo_error));
     // Before it is ready, init may hand over a notify filter's listener fd,
     // and asks for the runtime-namespace create hooks once its mounts are done.
     while (m && (m->type == Msg::seccomp_fd || m->type == Msg::hooks)) {
@@ -228,15 +255,8 @@ class NamespaceExecutor final : public Executor {
       m = receive(sync.parent);
     }
     if (!m) {
-      // Its end, without reaping it: the rollback's kill must not reach
-      // another process that got the pid of a reaped init.
-      siginfo_t si{};
-      while (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
-      }
-      int status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
-                                            : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
-      return fail_msg("unable to start container process: init {}{}", describe_exit(status),
-                      WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? oom_note(rq.cgroup) : "");
+      auto end = end_of_init(true);
+      return fail(end ? std::move(*end) : std::move(m.error()));
     }
     if (m->type == Msg::error) return fail_msg("unable to start container process: {}", m->payload);
     if (m->type != Msg::ready) return fail_msg("sync: unexpected message from init");

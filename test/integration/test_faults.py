@@ -138,6 +138,41 @@ def test_lo_step_failing_before_init_goes_on(runtime, bundle, tmp_path):
     assert runtime.run("state", bundle.id).error == "container does not exist"
 
 
+USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+@pytest.mark.parametrize("setup", ["lo", "user-namespace", "createContainer-hook"])
+def test_init_killed_while_the_parent_works_on_it(runtime, bundle, tmp_path, setup):
+    """init killed (by the OOM killer, say) while the parent brings its lo
+    up, writes its id maps or waits for it: create reports init's end, not
+    the parent's step that failed because of it, and leaves nothing."""
+    if setup == "user-namespace":
+        bundle.open_for_mapped_root()
+        bundle.config(add_ns=["user"], uid_mappings=USERNS_MAP, gid_mappings=USERNS_MAP, readonly=False)
+    if setup == "createContainer-hook":
+        hook = {"path": "/bin/true", "args": ["true"]}
+        bundle.config(fn=lambda c: c.update(hooks={"createContainer": [hook]}))
+    bundle.config(args=["sleep", "100"])
+    runtime.track(bundle.id)
+    p = subprocess.Popen(runtime.cmd("create", "--bundle", bundle, bundle.id), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=runtime.env({"BRIG_FAULT": "create.after-clone:sleep"}))
+    children = f"/proc/{p.pid}/task/{p.pid}/children"
+
+    def init_pid():
+        try:
+            return int(open(children).read().split()[0])
+        except (OSError, IndexError, ValueError):
+            return None
+    assert wait_for(lambda: init_pid() is not None, 5), "no init"
+    os.kill(init_pid(), signal.SIGKILL)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith('init killed by signal 9"'), err
+    assert wait_for(lambda: not _traces(runtime, bundle.id, tmp_path), 5), _traces(runtime, bundle.id, tmp_path)
+
+
 def test_every_step_is_listed_once():
     assert len(STEPS) == len(set(STEPS)) and len(STEPS) >= 15, STEPS
 
