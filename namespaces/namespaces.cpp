@@ -123,7 +123,7 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   return static_cast<pid_t>(pid);
 }
 
-Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns) {
+Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns, int into_cgroup) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) < 0) return fail_errno("pipe");
   Fd rd(p[0]), wr(p[1]);
@@ -145,8 +145,12 @@ Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& 
       struct clone_args args;
       std::memset(&args, 0, sizeof args);
       args.flags = flags | CLONE_PARENT;
+      if (into_cgroup >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = static_cast<uint64_t>(into_cgroup);
+      }
       long pid = ::syscall(SYS_clone3, &args, sizeof args);
-      if (pid < 0 && errno == ENOSYS && !(flags & CLONE_NEWTIME))
+      if (pid < 0 && errno == ENOSYS && !(flags & CLONE_NEWTIME) && into_cgroup < 0)
         pid = ::syscall(SYS_clone, flags | CLONE_PARENT, 0, 0, 0, 0);
       if (pid == 0) return 0;  // the child: wr closes on the way out
       a = pid < 0 ? Answer{-1, errno, 1} : Answer{static_cast<int32_t>(pid), 0, 0};

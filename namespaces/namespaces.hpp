@@ -59,7 +59,9 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
 // it (userns) and clones the child as our own child (CLONE_PARENT), so that
 // the namespaces the clone makes belong to that user namespace and not to
 // ours. The child is in it already; *pidfd comes from pidfd_open (or -1).
-Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns);
+// into_cgroup as for clone_child (the kernel checks the joining process's
+// credentials there).
+Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns, int into_cgroup = -1);
 
 // Writes /proc/PID/{uid_map,gid_map} (and setgroups=deny when asked).
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,

@@ -135,18 +135,17 @@ class NamespaceExecutor final : public Executor {
     const ns::OpenJoin* userns = nullptr;
     for (auto& j : joins)
       if (j.join.flag == CLONE_NEWUSER && flags) userns = &j;
-    if (userns) {
-      join = {};  // moved into its cgroups from here, with our privileges
-      ic.wait_go = parent_work();
-      ic.user_joined = true;
-    }
-    auto cl = userns ? ns::clone_child_in_userns(flags, &pidfd, *userns)
-                     : ns::clone_child(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
+    ic.user_joined = userns != nullptr;
+    auto clone = [&](int into_cgroup) {
+      return userns ? ns::clone_child_in_userns(flags, &pidfd, *userns, into_cgroup)
+                    : ns::clone_child(flags, &pidfd, into_cgroup);
+    };
+    auto cl = clone(join.v2_dir ? join.v2_dir.get() : -1);
     if (!cl && join.v2_dir) {
       // No CLONE_INTO_CGROUP here (old kernel, or the directory refuses it).
       join = {};
       ic.wait_go = parent_work();
-      cl = ns::clone_child(flags, &pidfd);
+      cl = clone(-1);
     }
     if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
     if (!cl) return fail(std::move(cl.error()));

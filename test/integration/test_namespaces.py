@@ -211,8 +211,10 @@ def test_joined_user_namespace_owner_cgroups_and_exec(runtime, bundle, userns):
     want = os.stat(userns).st_ino
     for name in ("mnt", "net", "ipc", "uts", "pid", "cgroup"):
         assert owner_of(pid, name) == want, name
-    mem = [p for m, p in proc_cgroups(pid).items() if m.endswith("/memory") or m == "/sys/fs/cgroup"]
-    assert mem and all(p.endswith("/" + bundle.id) for p in mem), mem
+    # memory (v1), and the cgroup2 tree (a hybrid host's unified one, or the whole of v2)
+    placed = {m: p for m, p in proc_cgroups(pid).items()
+              if m in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")}
+    assert placed and all(p.endswith("/" + bundle.id) for p in placed.values()), placed
     res = runtime.run("exec", bundle.id, "sh", "-c", "readlink /proc/self/ns/user; readlink /proc/self/ns/net; id -u")
     assert res.returncode == 0, res
     assert res.stdout.split() == [os.readlink(userns), os.readlink(f"/proc/{pid}/ns/net"), "0"], res
