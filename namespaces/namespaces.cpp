@@ -123,23 +123,36 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   return static_cast<pid_t>(pid);
 }
 
-Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns, int into_cgroup) {
+Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vector<OpenJoin>& joins, int into_cgroup) {
+  const OpenJoin* user = nullptr;
+  for (const auto& j : joins)
+    if (j.join.flag == CLONE_NEWUSER) user = &j;
+  if (!user) return fail_msg("clone: no user namespace to join");
   int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0) return fail_errno("pipe");
+  if (::pipe2(p, O_CLOEXEC) < 0) return fail_errno("pipe (to join user namespace {})", user->join.path);
   Fd rd(p[0]), wr(p[1]);
   struct Answer {
-    int32_t pid;  // the child, or -1
-    int32_t err;  // errno when pid is -1
-    int32_t step; // 0: setns, 1: clone
+    int32_t pid;    // the child, or -1
+    int32_t err;    // errno when pid is -1
+    int32_t where;  // the join that failed (index in joins), or -1: the clone
   };
+  // Forked before anything is joined, so that this process stays in our pid
+  // namespace and the pid it reads back is one we can use.
   pid_t mid = ::fork();
-  if (mid < 0) return fail_errno("fork");
+  if (mid < 0) return fail_errno("fork (to join user namespace {})", user->join.path);
   if (mid == 0) {
     rd.reset();
-    Answer a{-1, 0, 0};
-    if (::setns(userns.fd.get(), CLONE_NEWUSER) < 0) {
-      a.err = errno;
-    } else {
+    Answer a{-1, 0, -1};
+    // pid and time apply to the child; they are joined first, while we may
+    // (the user namespace would make them foreign to us).
+    for (size_t i = 0; i < joins.size() && a.err == 0; i++) {
+      const auto& j = joins[i];
+      if (!(j.join.flag & (CLONE_NEWPID | CLONE_NEWTIME))) continue;
+      if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0) a = {-1, errno, static_cast<int32_t>(i)};
+    }
+    if (a.err == 0 && ::setns(user->fd.get(), CLONE_NEWUSER) < 0)
+      a = {-1, errno, static_cast<int32_t>(user - joins.data())};
+    if (a.err == 0) {
       // CLONE_PARENT: the child is our caller's; clone3 wants no exit
       // signal with it (the child takes this process's, SIGCHLD).
       struct clone_args args;
@@ -153,22 +166,27 @@ Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& 
       if (pid < 0 && errno == ENOSYS && !(flags & CLONE_NEWTIME) && into_cgroup < 0)
         pid = ::syscall(SYS_clone, flags | CLONE_PARENT, 0, 0, 0, 0);
       if (pid == 0) return 0;  // the child: wr closes on the way out
-      a = pid < 0 ? Answer{-1, errno, 1} : Answer{static_cast<int32_t>(pid), 0, 0};
+      a = pid < 0 ? Answer{-1, errno, -1} : Answer{static_cast<int32_t>(pid), 0, -1};
     }
     ssize_t n = ::write(wr.get(), &a, sizeof a);
+    if (n != static_cast<ssize_t>(sizeof a) && a.pid > 0) ::kill(a.pid, SIGKILL);  // unknown to the caller
     ::_exit(n == static_cast<ssize_t>(sizeof a) ? 0 : 1);
   }
   wr.reset();
-  Answer a{-1, EPIPE, 1};
+  Answer a{-1, EPIPE, -1};
   ssize_t n;
   do n = ::read(rd.get(), &a, sizeof a);
   while (n < 0 && errno == EINTR);
   int status;
   while (::waitpid(mid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (n != static_cast<ssize_t>(sizeof a)) return fail_msg("clone: the process joining the user namespace ended early");
-  if (a.pid < 0 && a.step == 0) return fail_err(a.err, fmt::format("setns user namespace {}", userns.join.path));
-  if (a.pid < 0) return fail_err(a.err, fmt::format("clone in user namespace {}", userns.join.path));
+  if (n != static_cast<ssize_t>(sizeof a))
+    return fail_msg("clone in user namespace {}: the joining process ended early", user->join.path);
+  if (a.pid < 0 && a.where >= 0 && static_cast<size_t>(a.where) < joins.size()) {
+    const auto& j = joins[static_cast<size_t>(a.where)].join;
+    return fail_err(a.err, fmt::format("setns {} namespace {}", j.type, j.path));
+  }
+  if (a.pid < 0) return fail_err(a.err, fmt::format("clone in user namespace {}", user->join.path));
   // The child is ours and not reaped: its pid cannot have been reused.
   long fd = ::syscall(SYS_pidfd_open, a.pid, 0);
   *pidfd = fd < 0 ? -1 : static_cast<int>(fd);

@@ -55,13 +55,15 @@ Result<void> enter(const std::vector<OpenJoin>& joins, uint64_t skip);
 // into_cgroup >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup2 directory,
 // and no fallback to clone(2) (the caller retries without).
 Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
-// The same, for a user namespace joined by path: a short-lived process joins
-// it (userns) and clones the child as our own child (CLONE_PARENT), so that
-// the namespaces the clone makes belong to that user namespace and not to
-// ours. The child is in it already; *pidfd comes from pidfd_open (or -1).
-// into_cgroup as for clone_child (the kernel checks the joining process's
-// credentials there).
-Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const OpenJoin& userns, int into_cgroup = -1);
+// The same, for a user namespace joined by path (among joins): a
+// short-lived process joins the pid and time namespaces in joins (for its
+// child), then the user namespace, and clones the child as our own child
+// (CLONE_PARENT), so that the namespaces the clone makes belong to that user
+// namespace and not to ours. The child is in it already; *pidfd comes from
+// pidfd_open (or -1). into_cgroup as for clone_child (the kernel checks the
+// joining process's credentials there).
+Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vector<OpenJoin>& joins,
+                                    int into_cgroup = -1);
 
 // Writes /proc/PID/{uid_map,gid_map} (and setgroups=deny when asked).
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,

@@ -92,8 +92,13 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   // container's root's, not the host's.
   if (!c.user_joined) TRY_VOID(ns::enter(*c.joins, ~uint64_t{CLONE_NEWUSER}));
   if (c.ns->has("user")) {
-    if (::setresgid(0, 0, 0) < 0) return fail_errno("setgid 0 in user namespace");
-    if (::setresuid(0, 0, 0) < 0) return fail_errno("setuid 0 in user namespace");
+    std::string where;  // a joined one's path
+    for (const auto& j : *c.joins)
+      if (j.join.flag == CLONE_NEWUSER) where = " " + j.join.path;
+    if (::setresgid(0, 0, 0) < 0)
+      return fail_errno("setgid 0 in user namespace{}{}", where, errno == EINVAL ? " (gid 0 is not mapped there)" : "");
+    if (::setresuid(0, 0, 0) < 0)
+      return fail_errno("setuid 0 in user namespace{}{}", where, errno == EINVAL ? " (uid 0 is not mapped there)" : "");
   }
   TRY_VOID(ns::enter(*c.joins, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME));
   if (c.ns->creates("cgroup") && ::unshare(CLONE_NEWCGROUP) < 0) return fail_errno("unshare cgroup namespace");

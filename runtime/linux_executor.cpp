@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "namespaces/namespaces.hpp"
 #include "netns/attach.hpp"
 #include "rootfs/apply.hpp"
@@ -78,11 +80,23 @@ class NamespaceExecutor final : public Executor {
     TRY(auto sync, make_sync_pair());
     TRY(Fd fifo, sys::open(rq.fifo_path, O_RDONLY | O_NONBLOCK));
 
+    // The cgroup namespace must be rooted at the container's cgroup, which
+    // init joins only after the clone: init unshares it after the join.
+    // Likewise the time namespace: its offsets can be set only before any
+    // process is in it, so init unshares it and the exec'd process enters it.
+    uint64_t flags = nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME);
+    // A user namespace joined by path must own the namespaces the clone
+    // makes (as in runc and crun: the container's root has its privileges
+    // over its own mounts, network, pids): the clone is made from inside it
+    // (ns::clone_child_in_userns), which joins pid and time itself.
+    bool in_userns = flags && std::any_of(joins.begin(), joins.end(),
+                                          [](const ns::OpenJoin& j) { return j.join.flag == CLONE_NEWUSER; });
+
     // A joined pid (or time) namespace applies to children only: enter it
     // here, around the clone, and come back after.
     Fd own_pidns;
     for (auto& j : joins) {
-      if (j.join.type != "pid" && j.join.type != "time") continue;
+      if (in_userns || (j.join.type != "pid" && j.join.type != "time")) continue;
       std::string self = fmt::format("/proc/self/ns/{}_for_children", ns::proc_name_of(j.join.type));
       if (!own_pidns && j.join.type == "pid") {
         TRY(own_pidns, sys::open(self, O_RDONLY));
@@ -114,11 +128,6 @@ class NamespaceExecutor final : public Executor {
     ic.cgroup_join = &join;
 
     int pidfd = -1;
-    // The cgroup namespace must be rooted at the container's cgroup, which
-    // init joins only after the clone: init unshares it after the join.
-    // Likewise the time namespace: its offsets can be set only before any
-    // process is in it, so init unshares it and the exec'd process enters it.
-    uint64_t flags = nsp.clone_flags & ~static_cast<uint64_t>(CLONE_NEWCGROUP | CLONE_NEWTIME);
     // lo of a network namespace init makes is brought up from here (runc
     // does it too), while init sets up its mounts, and before the runtime
     // namespace's hooks run (we run those, below). createContainer hooks
@@ -129,16 +138,10 @@ class NamespaceExecutor final : public Executor {
     // Whether we have work between the clone and init's set-up (below).
     auto parent_work = [&] { return nsp.new_user() || !join.active() || bool(rq.after_clone) || lo_first; };
     ic.wait_go = parent_work();
-    // A user namespace joined by path must own the namespaces the clone
-    // makes (as in runc and crun: the container's root has its privileges
-    // over its own mounts, network, pids): the clone is made from inside it.
-    const ns::OpenJoin* userns = nullptr;
-    for (auto& j : joins)
-      if (j.join.flag == CLONE_NEWUSER && flags) userns = &j;
-    ic.user_joined = userns != nullptr;
+    ic.user_joined = in_userns;
     auto clone = [&](int into_cgroup) {
-      return userns ? ns::clone_child_in_userns(flags, &pidfd, *userns, into_cgroup)
-                    : ns::clone_child(flags, &pidfd, into_cgroup);
+      return in_userns ? ns::clone_child_in_userns(flags, &pidfd, joins, into_cgroup)
+                       : ns::clone_child(flags, &pidfd, into_cgroup);
     };
     auto cl = clone(join.v2_dir ? join.v2_dir.get() : -1);
     if (!cl && join.v2_dir) {

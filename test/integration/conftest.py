@@ -589,21 +589,57 @@ def _force_cleanup(rt, tmp_path):
 # Bundles
 # --------------------------------------------------------------------------
 
+def _held_userns(unshare_args, idmap):
+    """A process held in a new user namespace (mapped by idmap) and whatever
+    else unshare_args make; yields its pid."""
+    p = subprocess.Popen(["unshare", "-U", *unshare_args, "sleep", "600"])
+    pid = None
+    try:
+        def holder():  # unshare itself, or the child it forks (-f)
+            try:
+                kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+            except OSError:
+                return None
+            pid = int(kids[0]) if kids else p.pid
+            try:
+                inside = os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+            except OSError:
+                return None
+            return pid if inside and ("-f" not in unshare_args or kids) else None
+        assert wait_for(lambda: holder() is not None, 5)
+        pid = holder()
+        for f in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{f}", "w") as fh:
+                fh.write(idmap)
+        yield pid
+    finally:
+        if pid and pid != p.pid:
+            os.kill(pid, signal.SIGKILL)  # the child unshare forked (-f)
+        p.kill()
+        p.wait()
+
+
 @pytest.fixture
 def userns():
     """A user namespace (root -> host uid 100000, 65536 ids) held by a sleeping
     process, as a pod's sandbox holds the one its containers join: its path."""
-    p = subprocess.Popen(["unshare", "-U", "sleep", "600"])
-    try:
-        path = f"/proc/{p.pid}/ns/user"
-        assert wait_for(lambda: os.readlink(path) != os.readlink("/proc/self/ns/user"), 5)
-        for f in ("uid_map", "gid_map"):
-            with open(f"/proc/{p.pid}/{f}", "w") as fh:
-                fh.write("0 100000 65536\n")
-        yield path
-    finally:
-        p.kill()
-        p.wait()
+    for pid in _held_userns([], "0 100000 65536\n"):
+        yield f"/proc/{pid}/ns/user"
+
+
+@pytest.fixture
+def userns_and_pidns():
+    """The same, with a pid namespace it owns (a pod sharing its processes):
+    the paths of both, and the pid namespace's pid 1 seen from here."""
+    for pid in _held_userns(["-p", "-f"], "0 100000 65536\n"):
+        yield f"/proc/{pid}/ns/user", f"/proc/{pid}/ns/pid", pid
+
+
+@pytest.fixture
+def userns_without_root():
+    """A user namespace that maps ids 1000.. but not 0."""
+    for pid in _held_userns([], "1000 101000 100\n"):
+        yield f"/proc/{pid}/ns/user"
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import IS_RUNC, proc_cgroups, runc_bug, wait_for
+from conftest import IS_RUNC, brig_only, proc_cgroups, runc_bug, wait_for
 
 ALL_NS = ["mnt", "uts", "ipc", "net", "pid", "cgroup"]
 # config.json namespace type -> /proc/<pid>/ns/<name>
@@ -218,6 +218,42 @@ def test_joined_user_namespace_owner_cgroups_and_exec(runtime, bundle, userns):
     res = runtime.run("exec", bundle.id, "sh", "-c", "readlink /proc/self/ns/user; readlink /proc/self/ns/net; id -u")
     assert res.returncode == 0, res
     assert res.stdout.split() == [os.readlink(userns), os.readlink(f"/proc/{pid}/ns/net"), "0"], res
+
+
+def test_joined_user_and_pid_namespaces(runtime, bundle, userns_and_pidns):
+    """A pod with user namespaces that shares its processes: user and pid
+    joined by path. The pid brig keeps is the host's pid of init (in the
+    joined pid namespace), and the namespaces made belong to the user
+    namespace."""
+    user, pidns, holder = userns_and_pidns
+    joined_userns_config(bundle, user, args=["sleep", "60"])
+    bundle.config(add_ns=[{"type": "pid", "path": pidns}])
+    res = runtime.run("run", "-d", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    pid = runtime.state(bundle.id)["pid"]
+    assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(pidns)
+    assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] == "sleep"
+    assert os.readlink(f"/proc/{pid}/ns/user") == os.readlink(user)
+    want = os.stat(user).st_ino
+    for name in ("mnt", "net", "ipc", "uts"):
+        assert owner_of(pid, name) == want, name
+    # the pod's first process is pid 1 there, and the container sees it
+    res = runtime.run("exec", bundle.id, "cat", "/proc/1/cmdline")
+    assert res.returncode == 0, res
+    assert res.stdout.split("\0")[0] == open(f"/proc/{holder}/cmdline").read().split("\0")[0], res
+
+
+@brig_only
+def test_joined_user_namespace_without_root(runtime, bundle, userns_without_root):
+    """runc's init becomes root of the user namespace too, and fails where
+    it has no root; brig says which namespace and why."""
+    ids = [{"containerID": 1000, "hostID": 101000, "size": 100}]
+    bundle.config(add_ns=[{"type": "user", "path": userns_without_root}], uid_mappings=ids, gid_mappings=ids,
+                  user={"uid": 1000, "gid": 1000})
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode != 0, res
+    assert res.error.endswith(f"setgid 0 in user namespace {userns_without_root} (gid 0 is not mapped there): "
+                              "invalid argument"), res
 
 
 @runc_bug("its error is three lines and does not name the path")
