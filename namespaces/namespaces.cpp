@@ -186,7 +186,13 @@ Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vecto
     const auto& j = joins[static_cast<size_t>(a.where)].join;
     return fail_err(a.err, fmt::format("setns {} namespace {}", j.type, j.path));
   }
-  if (a.pid < 0) return fail_err(a.err, fmt::format("clone in user namespace {}", user->join.path));
+  if (a.pid < 0) {
+    // A joined pid namespace whose first process has ended takes no more.
+    for (const auto& j : joins)
+      if (a.err == ENOMEM && j.join.flag == CLONE_NEWPID)
+        return fail_err(a.err, fmt::format("clone in user namespace {} and pid namespace {}", user->join.path, j.join.path));
+    return fail_err(a.err, fmt::format("clone in user namespace {}", user->join.path));
+  }
   // The child is ours and not reaped: its pid cannot have been reused.
   long fd = ::syscall(SYS_pidfd_open, a.pid, 0);
   *pidfd = fd < 0 ? -1 : static_cast<int>(fd);

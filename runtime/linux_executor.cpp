@@ -92,14 +92,26 @@ class NamespaceExecutor final : public Executor {
     bool in_userns = flags && std::any_of(joins.begin(), joins.end(),
                                           [](const ns::OpenJoin& j) { return j.join.flag == CLONE_NEWUSER; });
 
-    // A joined pid (or time) namespace applies to children only: enter it
-    // here, around the clone, and come back after.
-    Fd own_pidns;
+    // A joined pid namespace applies to our children only, a joined time
+    // namespace to us as well: enter them here, around the clone, and come
+    // back right after it (or on the way out), so that hooks and the
+    // network set-up run in ours.
+    struct OwnNamespaces {
+      Fd pid, time;
+      void restore() {
+        if (pid) (void)::setns(pid.get(), CLONE_NEWPID);
+        if (time) (void)::setns(time.get(), CLONE_NEWTIME);
+        pid.reset();
+        time.reset();
+      }
+      ~OwnNamespaces() { restore(); }
+    } own;
     for (auto& j : joins) {
-      if (in_userns || (j.join.type != "pid" && j.join.type != "time")) continue;
-      std::string self = fmt::format("/proc/self/ns/{}_for_children", ns::proc_name_of(j.join.type));
-      if (!own_pidns && j.join.type == "pid") {
-        TRY(own_pidns, sys::open(self, O_RDONLY));
+      if (in_userns || !(j.join.flag & (CLONE_NEWPID | CLONE_NEWTIME))) continue;
+      bool pid = j.join.flag == CLONE_NEWPID;
+      Fd& keep = pid ? own.pid : own.time;
+      if (!keep) {
+        TRY(keep, sys::open(pid ? "/proc/self/ns/pid_for_children" : "/proc/self/ns/time", O_RDONLY));
       }
       if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
         return fail_errno("setns {} namespace {}", j.join.type, j.join.path);
@@ -150,7 +162,7 @@ class NamespaceExecutor final : public Executor {
       ic.wait_go = parent_work();
       cl = clone(-1);
     }
-    if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
+    if (!cl || *cl != 0) own.restore();  // not in init: it stays where it was cloned
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;
     if (pid == 0) init_main(ic);

@@ -592,7 +592,8 @@ def _force_cleanup(rt, tmp_path):
 def _held_userns(unshare_args, idmap):
     """A process held in a new user namespace (mapped by idmap) and whatever
     else unshare_args make; yields its pid."""
-    p = subprocess.Popen(["unshare", "-U", *unshare_args, "sleep", "600"])
+    extra = ["--kill-child"] if "-f" in unshare_args else []  # the child dies with unshare
+    p = subprocess.Popen(["unshare", "-U", *unshare_args, *extra, "sleep", "600"])
     pid = None
     try:
         def holder():  # unshare itself, or the child it forks (-f)
@@ -633,6 +634,14 @@ def userns_and_pidns():
     the paths of both, and the pid namespace's pid 1 seen from here."""
     for pid in _held_userns(["-p", "-f"], "0 100000 65536\n"):
         yield f"/proc/{pid}/ns/user", f"/proc/{pid}/ns/pid", pid
+
+
+@pytest.fixture
+def userns_and_timens():
+    """A user namespace and a time namespace it owns (clocks shifted by a
+    day): their paths."""
+    for pid in _held_userns(["-T", "--boottime", "86400", "-f"], "0 100000 65536\n"):
+        yield f"/proc/{pid}/ns/user", f"/proc/{pid}/ns/time"
 
 
 @pytest.fixture

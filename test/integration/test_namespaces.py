@@ -235,12 +235,29 @@ def test_joined_user_and_pid_namespaces(runtime, bundle, userns_and_pidns):
     assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] == "sleep"
     assert os.readlink(f"/proc/{pid}/ns/user") == os.readlink(user)
     want = os.stat(user).st_ino
-    for name in ("mnt", "net", "ipc", "uts"):
+    for name in ("mnt", "net", "ipc", "uts", "cgroup"):
         assert owner_of(pid, name) == want, name
-    # the pod's first process is pid 1 there, and the container sees it
-    res = runtime.run("exec", bundle.id, "cat", "/proc/1/cmdline")
+    # exec joins the same pid namespace, where the pod's first process is 1
+    res = runtime.run("exec", bundle.id, "sh", "-c", "readlink /proc/self/ns/pid; cat /proc/1/cmdline")
     assert res.returncode == 0, res
-    assert res.stdout.split("\0")[0] == open(f"/proc/{holder}/cmdline").read().split("\0")[0], res
+    link, cmdline = res.stdout.split("\n", 1)
+    assert link == os.readlink(pidns), res
+    assert cmdline == open(f"/proc/{holder}/cmdline").read() == "sleep\x00600\x00", res
+
+
+@pytest.mark.skipif(IS_RUNC, reason="runc 1.1.5 has no time namespace support")
+def test_joined_user_and_time_namespaces(runtime, bundle, userns_and_timens):
+    """A time namespace joined by path, with the user namespace that owns it:
+    init and its process are in it (clocks a day ahead)."""
+    user, timens = userns_and_timens
+    joined_userns_config(bundle, user, args=["sh", "-c", "readlink /proc/self/ns/time; cat /proc/uptime"])
+    bundle.config(add_ns=[{"type": "time", "path": timens}])
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    link, uptime = res.stdout.splitlines()
+    assert link == os.readlink(timens), res
+    host = float(open("/proc/uptime").read().split()[0])
+    assert float(uptime.split()[0]) > host + 86000, res
 
 
 @brig_only
@@ -265,6 +282,39 @@ def test_joined_user_namespace_bad_path(runtime, bundle, netns):
     res = runtime.run("run", "--bundle", bundle, bundle.id)
     assert res.returncode != 0, res
     assert netns in res.error and "invalid argument" in res.error.lower(), res
+
+
+@pytest.fixture
+def timens():
+    """A time namespace (boottime a day ahead) held by a sleeping process: its path."""
+    p = subprocess.Popen(["unshare", "-T", "--boottime", "86400", "-f", "--kill-child", "sleep", "600"])
+    try:
+        def child():
+            try:
+                kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+                return int(kids[0]) if kids else None
+            except OSError:
+                return None
+        assert wait_for(lambda: child() is not None, 5)
+        yield f"/proc/{child()}/ns/time"
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.skipif(IS_RUNC, reason="runc 1.1.5 has no time namespace support")
+def test_joined_time_namespace_is_the_containers_only(runtime, bundle, timens, tmp_path):
+    """Joining a time namespace moves the joiner too (setns), unlike pid:
+    brig joins it only around init's clone. A createRuntime hook runs in the
+    runtime's namespaces: its time namespace is the host's."""
+    seen = tmp_path / "hook-time-ns"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"readlink /proc/self/ns/time > {seen}"]}
+    bundle.config(args=["readlink", "/proc/self/ns/time"], add_ns=[{"type": "time", "path": timens}],
+                  fn=lambda c: c.update(hooks={"createRuntime": [hook]}))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    assert res.stdout.strip() == os.readlink(timens), res
+    assert seen.read_text().strip() == host_ns("time")
 
 
 @pytest.mark.skipif(IS_RUNC, reason="runc 1.1.5 has no time namespace support")
