@@ -100,6 +100,27 @@ Result<void> enter(const std::vector<OpenJoin>& joins, uint64_t skip) {
   return {};
 }
 
+Result<void> AroundClone::enter(const std::vector<OpenJoin>& joins) {
+  for (const auto& j : joins) {
+    if (!(j.join.flag & (CLONE_NEWPID | CLONE_NEWTIME))) continue;
+    bool pid = j.join.flag == CLONE_NEWPID;
+    Fd& keep = pid ? pid_ : time_;
+    if (!keep) {
+      TRY(keep, sys::open(pid ? "/proc/self/ns/pid_for_children" : "/proc/self/ns/time", O_RDONLY));
+    }
+    if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
+      return fail_errno("setns {} namespace {}", j.join.type, j.join.path);
+  }
+  return {};
+}
+
+void AroundClone::restore() {
+  if (pid_) (void)::setns(pid_.get(), CLONE_NEWPID);
+  if (time_) (void)::setns(time_.get(), CLONE_NEWTIME);
+  pid_.reset();
+  time_.reset();
+}
+
 Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   struct clone_args args;
   std::memset(&args, 0, sizeof args);

@@ -50,6 +50,22 @@ Result<std::vector<OpenJoin>> open_joins(const Plan& plan);
 // setns into each (in order), but those whose flag is in skip. Run in the child.
 Result<void> enter(const std::vector<OpenJoin>& joins, uint64_t skip);
 
+// The pid and time namespaces among joins, entered for the clone that
+// follows: pid applies to our children only, time to us as well (setns).
+// restore() (or the destructor) takes us back to ours; the child must not.
+class AroundClone {
+ public:
+  AroundClone() = default;
+  AroundClone(const AroundClone&) = delete;
+  AroundClone& operator=(const AroundClone&) = delete;
+  ~AroundClone() { restore(); }
+  Result<void> enter(const std::vector<OpenJoin>& joins);
+  void restore();
+
+ private:
+  Fd pid_, time_;  // ours, while we are in joined ones
+};
+
 // clone3 with the given CLONE_NEW* flags; returns 0 in the child, the child's
 // pid in the parent; *pidfd gets a pidfd of the child (CLONE_PIDFD).
 // into_cgroup >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup2 directory,

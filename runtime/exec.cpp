@@ -230,11 +230,9 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     sigaddset(&fwd, s);
   if (!o.detach) ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
 
-  // pid and time namespaces apply to children: enter them around the clone.
-  TRY(Fd own_pid, sys::open("/proc/self/ns/pid_for_children", O_RDONLY));
-  for (auto& j : joins)
-    if ((j.join.type == "pid" || j.join.type == "time") && ::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
-      return fail_errno("setns {} namespace of {}", j.join.type, rec.pid);
+  // The container's pid and time namespaces: entered around the clone.
+  ns::AroundClone around;
+  TRY_VOID(around.enter(joins));
 
   // The child joins the container's cgroups itself (cgroup::SelfJoin), but
   // not when --cgroup moves it on into sub-cgroups from here afterwards.
@@ -253,7 +251,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     ec.wait_go = true;
     cl = ns::clone_child(0, &pidfd);
   }
-  (void)::setns(own_pid.get(), CLONE_NEWPID);
+  if (!cl || *cl != 0) around.restore();  // the child stays where it was cloned
   if (!cl) return fail(std::move(cl.error()));
   pid_t pid = *cl;
   if (pid == 0) child_main(ec);

@@ -92,30 +92,11 @@ class NamespaceExecutor final : public Executor {
     bool in_userns = flags && std::any_of(joins.begin(), joins.end(),
                                           [](const ns::OpenJoin& j) { return j.join.flag == CLONE_NEWUSER; });
 
-    // A joined pid namespace applies to our children only, a joined time
-    // namespace to us as well: enter them here, around the clone, and come
-    // back right after it (or on the way out), so that hooks and the
-    // network set-up run in ours.
-    struct OwnNamespaces {
-      Fd pid, time;
-      void restore() {
-        if (pid) (void)::setns(pid.get(), CLONE_NEWPID);
-        if (time) (void)::setns(time.get(), CLONE_NEWTIME);
-        pid.reset();
-        time.reset();
-      }
-      ~OwnNamespaces() { restore(); }
-    } own;
-    for (auto& j : joins) {
-      if (in_userns || !(j.join.flag & (CLONE_NEWPID | CLONE_NEWTIME))) continue;
-      bool pid = j.join.flag == CLONE_NEWPID;
-      Fd& keep = pid ? own.pid : own.time;
-      if (!keep) {
-        TRY(keep, sys::open(pid ? "/proc/self/ns/pid_for_children" : "/proc/self/ns/time", O_RDONLY));
-      }
-      if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0)
-        return fail_errno("setns {} namespace {}", j.join.type, j.join.path);
-    }
+    // Joined pid and time namespaces: entered around the clone (unless the
+    // clone is made in the user namespace, which enters them itself), left
+    // right after it, so that hooks and the network set-up run in ours.
+    ns::AroundClone around;
+    if (!in_userns) TRY_VOID(around.enter(joins));
 
     InitContext ic;
     ic.cfg = &cfg;
@@ -162,7 +143,7 @@ class NamespaceExecutor final : public Executor {
       ic.wait_go = parent_work();
       cl = clone(-1);
     }
-    if (!cl || *cl != 0) own.restore();  // not in init: it stays where it was cloned
+    if (!cl || *cl != 0) around.restore();  // not in init: it stays where it was cloned
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;
     if (pid == 0) init_main(ic);

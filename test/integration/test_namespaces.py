@@ -330,3 +330,18 @@ def test_time_namespace_offsets(runtime, bundle):
     inside = float(lines[0].split()[0])
     assert 1000000 + host_uptime - 5 < inside < 1000000 + host_uptime + 60, res.stdout
     assert lines[1] != os.readlink("/proc/self/ns/time"), res.stdout
+
+
+@pytest.mark.skipif(IS_RUNC, reason="runc 1.1.5 has no time namespace support")
+def test_exec_joins_the_time_namespace(runtime, bundle):
+    """exec enters the container's time namespace (around its clone) and
+    its process sees the container's clocks."""
+    bundle.config(args=["sleep", "60"], add_ns=["time"],
+                  fn=lambda c: c["linux"].update(timeOffsets={"boottime": {"secs": 1000000}}))
+    runtime.run("run", "-d", "--bundle", bundle, bundle.id, check=True)
+    pid = runtime.state(bundle.id)["pid"]
+    res = runtime.run("exec", bundle.id, "sh", "-c", "readlink /proc/self/ns/time; cat /proc/uptime")
+    assert res.returncode == 0, res
+    link, uptime = res.stdout.splitlines()
+    assert link == os.readlink(f"/proc/{pid}/ns/time") != host_ns("time"), res
+    assert float(uptime.split()[0]) > float(open("/proc/uptime").read().split()[0]) + 999000, res
