@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <charconv>
 
@@ -172,6 +173,7 @@ class FsManager final : public Manager {
 
   std::vector<pid_t> pids() const override {
     std::vector<pid_t> out;
+    if (hs_.empty() && init_ > 0) return pids_with_pidns_of(init_, own_pidns_);
     for (auto& d : dirs()) {
       auto s = sys::read_file(d + "/cgroup.procs");
       if (!s) continue;
@@ -222,7 +224,7 @@ class FsManager final : public Manager {
   // shared by all containers and stay.
 
   bool unified() const override {
-    return std::none_of(hs_.begin(), hs_.end(), [](auto& h) { return !h.v2; });
+    return !hs_.empty() && std::none_of(hs_.begin(), hs_.end(), [](auto& h) { return !h.v2; });
   }
 
   std::optional<std::string> dir_of(std::string_view controller) const override {
@@ -275,6 +277,7 @@ class FsManager final : public Manager {
   }
 
   Result<void> freeze(bool frozen) override {
+    if (hs_.empty()) return fail_msg("the container has no cgroup (rootless): it cannot be {}", frozen ? "paused" : "resumed");
     if (!unified()) {
       auto d = dir_of("freezer");
       if (!d) return fail_msg("freezer cgroup: controller freezer is not mounted");
@@ -482,6 +485,33 @@ class FsManager final : public Manager {
     return {};
   }
 
+  // No cgroup (none()): the processes are those of init's pid namespace.
+  static std::vector<pid_t> pids_with_pidns_of(pid_t init, bool own_pidns) {
+    auto link = [](pid_t p) {
+      char buf[64];
+      ssize_t n = ::readlink(fmt::format("/proc/{}/ns/pid", p).c_str(), buf, sizeof buf);
+      return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    };
+    std::string want = link(init);
+    if (want.empty()) return {};
+    if (!own_pidns) return {init};  // the host's (or a shared) pid namespace: init alone is known
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc");
+    if (!d) return {init};
+    while (struct dirent* e = ::readdir(d)) {
+      pid_t p = 0;
+      auto [end, ec] = std::from_chars(e->d_name, e->d_name + std::strlen(e->d_name), p);
+      if (ec == std::errc() && *end == '\0' && p > 0 && link(p) == want) out.push_back(p);
+    }
+    ::closedir(d);
+    return out;
+  }
+
+ public:
+  pid_t init_ = 0;          // none(): the container's init
+  bool own_pidns_ = false;  // none(): init's pid namespace is the container's own
+
+ private:
   std::string path_;
   std::vector<Hierarchy> hs_;
   std::vector<std::string> made_;
@@ -509,6 +539,34 @@ Result<std::unique_ptr<Manager>> open_fs(const std::string& path, const std::vec
   // Only hierarchies mounted at their root on the host can hold our path.
   std::erase_if(hs, [](const Hierarchy& h) { return h.root != "/"; });
   return std::unique_ptr<Manager>(new FsManager(path, std::move(hs)));
+}
+
+std::vector<std::string> own_dirs(const std::vector<Hierarchy>& hs) {
+  std::vector<std::string> out;
+  for (const auto& h : hs) out.push_back(h.mountpoint);
+  auto text = sys::read_file("/proc/self/cgroup");
+  if (!text) return out;
+  for (std::string_view line : text::lines(*text)) {
+    // ID:controllers:path; controllers empty for cgroup2
+    size_t a = line.find(':'), b = a == std::string_view::npos ? a : line.find(':', a + 1);
+    if (b == std::string_view::npos) continue;
+    std::string_view ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    for (size_t i = 0; i < hs.size(); i++) {
+      std::string want;
+      for (const auto& c : hs[i].controllers) want += (want.empty() ? "" : ",") + c;
+      if (!(hs[i].v2 ? ctrls.empty() : ctrls == want)) continue;
+      std::string dir = sys::clean_path(hs[i].mountpoint + "/" + std::string(path));
+      if (dir.rfind(hs[i].mountpoint, 0) == 0) out[i] = dir;  // not above it ("/.." outside our cgroup namespace)
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<Manager> none(const std::string& path, pid_t init, bool own_pidns) {
+  auto m = std::make_unique<FsManager>(path, std::vector<Hierarchy>{});
+  m->init_ = init;
+  m->own_pidns_ = own_pidns;
+  return m;
 }
 
 std::unique_ptr<Manager> same_cgroup(const Manager& m) {

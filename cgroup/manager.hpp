@@ -112,6 +112,14 @@ Result<void> add_to_sub(const Manager& m, pid_t pid, const std::string& arg);
 // while each is still a cgroup filesystem of its kind (statfs); when one is
 // not, or when empty, /proc/self/mountinfo is read for them.
 Result<std::unique_ptr<Manager>> open_fs(const std::string& path, const std::vector<Hierarchy>& known = {});
+// The directory of this process's own cgroup in each of hs (from
+// /proc/self/cgroup; the hierarchy's root where it is not listed).
+std::vector<std::string> own_dirs(const std::vector<Hierarchy>& hs);
+// No cgroup at all (a rootless container whose cgroup could not be made):
+// no hierarchies, so processes are not moved, nothing is made or removed,
+// and pause fails. Its processes are those in init's pid namespace when
+// that is the container's own (own_pidns), else init alone (init > 0).
+std::unique_ptr<Manager> none(const std::string& path, pid_t init = 0, bool own_pidns = false);
 // The same cgroup in the same hierarchies as `m`, without reading mountinfo
 // again, and without m's record of what its create() made (so destroy()
 // removes only the container's own directories).

@@ -42,7 +42,13 @@ Result<void> apply_globals(const cli::Parsed& p) {
   else if (fmt_ != "text")
     return fail_msg("invalid log-format: {}", fmt_);
   log::configure(lo);
-  g_globals.root = p.get("root", "/run/brig");
+  // runc's rule: unprivileged, state goes under $XDG_RUNTIME_DIR.
+  const char* xdg = ::getenv("XDG_RUNTIME_DIR");
+  bool unprivileged = ::geteuid() != 0;
+  g_globals.root = p.get("root", unprivileged && xdg && *xdg == '/' ? std::string(xdg) + "/brig" : "/run/brig");
+  g_globals.rootless = p.get("rootless", "auto");
+  if (g_globals.rootless != "true" && g_globals.rootless != "false" && g_globals.rootless != "auto")
+    return fail_msg("invalid --rootless value \"{}\": true, false or auto", g_globals.rootless);
   std::string mgr = p.get("cgroup-manager", p.flag("systemd-cgroup") ? "systemd" : "cgroupfs");
   if (mgr != "cgroupfs" && mgr != "systemd" && mgr != "disabled")
     return fail_msg("unknown cgroup manager \"{}\" (cgroupfs, systemd or disabled)", mgr);

@@ -164,15 +164,24 @@ Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vecto
   if (mid == 0) {
     rd.reset();
     Answer a{-1, 0, -1};
-    // pid and time apply to the child; they are joined first, while we may
-    // (the user namespace would make them foreign to us).
+    // pid and time apply to the child. Each is joined before the user
+    // namespace where we may (as root, one the host's user namespace owns),
+    // else after it (unprivileged, one the joined user namespace owns).
+    std::vector<size_t> later;
     for (size_t i = 0; i < joins.size() && a.err == 0; i++) {
       const auto& j = joins[i];
       if (!(j.join.flag & (CLONE_NEWPID | CLONE_NEWTIME))) continue;
-      if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) < 0) a = {-1, errno, static_cast<int32_t>(i)};
+      if (::setns(j.fd.get(), static_cast<int>(j.join.flag)) == 0) continue;
+      if (errno == EPERM)
+        later.push_back(i);
+      else
+        a = {-1, errno, static_cast<int32_t>(i)};
     }
     if (a.err == 0 && ::setns(user->fd.get(), CLONE_NEWUSER) < 0)
       a = {-1, errno, static_cast<int32_t>(user - joins.data())};
+    for (size_t i : later)
+      if (a.err == 0 && ::setns(joins[i].fd.get(), static_cast<int>(joins[i].join.flag)) < 0)
+        a = {-1, errno, static_cast<int32_t>(i)};
     if (a.err == 0) {
       // CLONE_PARENT: the child is our caller's; clone3 wants no exit
       // signal with it (the child takes this process's, SIGCHLD).

@@ -73,7 +73,8 @@ class AroundClone {
 Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
 // The same, for a user namespace joined by path (among joins): a
 // short-lived process joins the pid and time namespaces in joins (for its
-// child), then the user namespace, and clones the child as our own child
+// child; before the user namespace where it may, else after it), the user
+// namespace, and clones the child as our own child
 // (CLONE_PARENT), so that the namespaces the clone makes belong to that user
 // namespace and not to ours. The child is in it already; *pidfd comes from
 // pidfd_open (or -1). into_cgroup as for clone_child (the kernel checks the

@@ -143,8 +143,12 @@ void plan_cgroup(Plan& p, const spec::Mount& m, const std::string& target, const
   bool v2only = cgroup::layout_of(ctx.cgroups) == cgroup::Layout::v2;
   if (v2only || m.type == "cgroup2") {
     const cgroup::Hierarchy* h = nullptr;
-    for (auto& x : ctx.cgroups)
-      if (x.v2) h = &x;
+    std::string dir;
+    for (size_t i = 0; i < ctx.cgroups.size(); i++)
+      if (ctx.cgroups[i].v2) {
+        h = &ctx.cgroups[i];
+        dir = ctx.cgroup_dirs.empty() ? h->mountpoint + ctx.cgroup_path : ctx.cgroup_dirs[i];
+      }
     Op op;
     op.origin = origin;
     op.target = target;
@@ -156,7 +160,7 @@ void plan_cgroup(Plan& p, const spec::Mount& m, const std::string& target, const
       op.source = "cgroup";
     } else {
       op.kind = Op::Kind::bind;
-      op.source = h->mountpoint + ctx.cgroup_path;
+      op.source = dir;
       op.flags.bind = true;
     }
     p.ops.push_back(std::move(op));
@@ -172,13 +176,14 @@ void plan_cgroup(Plan& p, const spec::Mount& m, const std::string& target, const
   tmpfs.flags.attr_clr = fl.attr_clr;
   tmpfs.flags.data = {{"mode", "755"}};
   p.ops.push_back(tmpfs);
-  for (const auto& h : ctx.cgroups) {
+  for (size_t i = 0; i < ctx.cgroups.size(); i++) {
+    const auto& h = ctx.cgroups[i];
     if (h.v2) continue;  // hybrid hosts: the v1 controllers, as runc mounts them
     std::string dir = basename_of(h.mountpoint);
     Op b;
     b.kind = Op::Kind::bind;
     b.origin = origin;
-    b.source = h.mountpoint + ctx.cgroup_path;
+    b.source = ctx.cgroup_dirs.empty() ? h.mountpoint + ctx.cgroup_path : ctx.cgroup_dirs[i];
     b.target = target + "/" + dir;
     b.flags.bind = true;
     b.flags.attr_set = fl.attr_set;

@@ -62,6 +62,9 @@ struct Context {
   std::string bundle;                          // absolute bundle dir
   std::vector<cgroup::Hierarchy> cgroups;      // the host's hierarchies
   std::string cgroup_path;                     // the container's cgroup (relative path)
+  // When set (a container without a cgroup of its own, rootless): the
+  // directory to show for each of cgroups, instead of its cgroup_path there.
+  std::vector<std::string> cgroup_dirs;
   bool cgroupns = false;                       // container has its own cgroup namespace
   bool userns = false;                         // devices are bind-mounted, not made
   ns::Plan ns;                                 // the container's namespaces (sysctl checks)

@@ -70,7 +70,7 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
     lin["intelRdt"].merge_patch(rdt);
   }
   if (!in_vm) {
-    TRY(auto cg, cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies));
+    TRY(auto cg, cgroup_of(rec));
     // Only the fields given are written (0 = unchanged, as runc's update).
     TRY_VOID(cg->apply(upd));
   }
@@ -90,7 +90,7 @@ Result<void> pause(const Globals& g, const std::string& id) {
   TRY(Record rec, store.load(lock, id));
   std::string st = status_of(store, rec);
   if (st != "running" && st != "created") return fail_msg("container not running");
-  TRY(auto cg, cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies));
+  TRY(auto cg, cgroup_of(rec));
   return cg->freeze(true);
 }
 
@@ -99,7 +99,7 @@ Result<void> resume(const Globals& g, const std::string& id) {
   TRY(auto lock, store.open(id));
   TRY(Record rec, store.load(lock, id));
   if (status_of(store, rec) != "paused") return fail_msg("container not paused");
-  TRY(auto cg, cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies));
+  TRY(auto cg, cgroup_of(rec));
   return cg->freeze(false);
 }
 
@@ -126,7 +126,7 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
     if (c != 0) return fail_msg("events: in the guest: {}", vm::guest_failure(err, c));
     return {};
   }
-  TRY(auto cg, cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies));
+  TRY(auto cg, cgroup_of(rec));
   auto stats_line = [&] {
     nlohmann::ordered_json e;
     e["type"] = "stats";
@@ -178,7 +178,7 @@ Result<void> ps(const Globals& g, const std::string& id, bool json, const std::v
     if (code != 0) return fail_msg("ps: the guest's brig ps exited with {}", code);
     return {};
   }
-  TRY(auto cg, cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies));
+  TRY(auto cg, cgroup_of(rec));
   std::vector<pid_t> pids = cg->pids();
   if (json) {
     print_line(nlohmann::json(pids).dump());

@@ -16,6 +16,10 @@ namespace brig::runtime {
 struct Globals {
   std::string root = "/run/brig";
   std::string cgroup_manager = "cgroupfs";  // cgroupfs | systemd | disabled
+  // --rootless: true, false, or auto (an unprivileged user, or root of a
+  // user namespace that is not the host's). Rootless, a cgroup we may not
+  // make is done without, as in runc.
+  std::string rootless = "auto";
 };
 
 struct CreateOptions {

@@ -101,12 +101,13 @@ struct ExecChild {
   bool userns;
   int sync_fd, console_fd, preserve_fds;
   bool wait_go;  // the parent sends go after the clone (see await_go)
+  bool user_joined = false;  // cloned inside the container's user namespace
 };
 
 Result<std::string> child_setup(const ExecChild& c) {
   TRY_VOID(await_go(c.sync_fd, c.wait_go));
   if (c.cgroup_join->active()) TRY_VOID(cgroup::join_self(*c.cgroup_join));
-  TRY_VOID(ns::enter(*c.joins, CLONE_NEWPID | CLONE_NEWTIME));
+  TRY_VOID(ns::enter(*c.joins, CLONE_NEWPID | CLONE_NEWTIME | (c.user_joined ? CLONE_NEWUSER : 0)));
   if (::setsid() < 0) return fail_errno("setsid");
   if (c.console_fd >= 0) {
     TRY_VOID(setup_console(c.console_fd, *c.proc, /*mount_console=*/false));
@@ -163,7 +164,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     TRY(rec, store.load(lock, o.id));
   }
   // Found once: for the freezer's state here and the child's cgroups below.
-  auto cgs = cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies);
+  auto cgs = cgroup_of(rec);
   std::string st = status_of(store, rec, cgs ? cgs->get() : nullptr);
   if (st == "stopped" || st == "creating") return fail_msg("cannot exec in a stopped container");
   TRY(spec::Config cfg, spec::parse_config(rec.config));
@@ -231,8 +232,11 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   if (!o.detach) ::sigprocmask(SIG_BLOCK, &fwd, nullptr);
 
   // The container's pid and time namespaces: entered around the clone.
+  // Unprivileged, we may enter them only from inside the container's user
+  // namespace: then a process there clones the child (as runc's exec does).
+  bool in_userns = ::geteuid() != 0 && cplan.has("user");
   ns::AroundClone around;
-  TRY_VOID(around.enter(joins));
+  if (!in_userns) TRY_VOID(around.enter(joins));
 
   // The child joins the container's cgroups itself (cgroup::SelfJoin), but
   // not when --cgroup moves it on into sub-cgroups from here afterwards.
@@ -243,13 +247,16 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   // it: into its cgroups, or into the container's resctrl group (before it
   // can start threads or children that would stay outside).
   bool moved_by_us = !join.active() || !o.cgroups.empty() || !rec.rdt_tasks.empty();
-  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds, moved_by_us};
+  ExecChild ec{&proc, &cfg, seccomp_prog ? &*seccomp_prog : nullptr, &joins, &join, cplan.has("user"), sync.child.get(), console_peer.get(), o.preserve_fds, moved_by_us, in_userns};
   int pidfd = -1;
-  auto cl = ns::clone_child(0, &pidfd, join.v2_dir ? join.v2_dir.get() : -1);
+  auto clone = [&](int into_cgroup) {
+    return in_userns ? ns::clone_child_in_userns(0, &pidfd, joins, into_cgroup) : ns::clone_child(0, &pidfd, into_cgroup);
+  };
+  auto cl = clone(join.v2_dir ? join.v2_dir.get() : -1);
   if (!cl && join.v2_dir) {
     join = {};  // no CLONE_INTO_CGROUP: moved from here below
     ec.wait_go = true;
-    cl = ns::clone_child(0, &pidfd);
+    cl = clone(-1);
   }
   if (!cl || *cl != 0) around.restore();  // the child stays where it was cloned
   if (!cl) return fail(std::move(cl.error()));

@@ -19,6 +19,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 #include "runtime/attributes.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/hooks.hpp"
@@ -130,6 +131,16 @@ struct Created {
   std::unique_ptr<cgroup::Manager> cgroup;  // for `run`'s delete
 };
 
+// --rootless: as given, or (auto) an unprivileged user, or root of a user
+// namespace that is not the host's (runc's rule).
+bool rootless(const Globals& g) {
+  if (g.rootless != "auto") return g.rootless == "true";
+  if (::geteuid() != 0) return true;
+  auto map = sys::read_file("/proc/self/uid_map");
+  auto w = map ? text::words(*map) : std::vector<std::string_view>{};
+  return map && !(w.size() == 3 && w[0] == "0" && w[1] == "0" && w[2] == "4294967295");
+}
+
 // `foreground`: the caller stays attached (run without -d), so a terminal
 // can be proxied without a console socket.
 Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foreground) {
@@ -177,12 +188,23 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   log::phase("create: state dir, lock, state saved, fifo");
   BRIG_FAULT("create.after-fifo");
 
-  TRY_VOID(cg->create());
+  if (auto made = cg->create(); !made) {
+    // Rootless, a cgroup we may not make is done without (runc does the
+    // same): the container has no limits, and no pause.
+    int e = made.error().err;
+    if (!(rootless(g) && (e == EACCES || e == EPERM || e == EROFS))) return fail(std::move(made.error()));
+    (void)cg->destroy();  // what it made before the refusal
+    log::debug(fmt::format("rootless: the container has no cgroup: {}", made.error().msg));
+    cg = cgroup::none(rec.cgroup_path);
+    rec.no_cgroup = true;
+    rec.cgroup_hierarchies.clear();
+    TRY_VOID(store.save(rec));
+  }
   rb.push([&] { (void)cg->destroy(); });
   BRIG_FAULT("create.after-cgroup");
   // A microVM's host cgroup holds QEMU and its helpers: the container's
   // limits apply inside the guest (and size it), its device rules there too.
-  if (!vm::wanted(l.cfg)) {
+  if (!vm::wanted(l.cfg) && !rec.no_cgroup) {
     TRY_VOID(cg->apply(cgroup::container_resources(l.cfg)));
   }
   TRY_VOID(cg->ensure_thawed());
@@ -312,7 +334,7 @@ Result<void> do_start(const Store& store, const Record& rec, const cgroup::Manag
 // container's cgroup as `run` found it at create (no mountinfo read again).
 Result<void> destroy(const Store& store, const Record& rec, std::unique_ptr<cgroup::Manager> known = {}) {
   log::phase("delete: begin");
-  auto cg = known ? Result<std::unique_ptr<cgroup::Manager>>(std::move(known)) : cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies);
+  auto cg = known ? Result<std::unique_ptr<cgroup::Manager>>(std::move(known)) : cgroup_of(rec);
   log::phase("delete: cgroup hierarchies found");
   if (process_alive(rec)) {
     auto pfd = sys::pidfd_open(rec.pid);
@@ -415,10 +437,10 @@ Result<void> kill(const Globals& g, const std::string& id, int sig, bool all) {
   // A paused container gets SIGKILL delivered by thawing it afterwards (as runc).
   auto thaw_after_kill = [&] {
     if (st != "paused" || sig != SIGKILL) return;
-    if (auto cg = cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies)) (void)(*cg)->freeze(false);
+    if (auto cg = cgroup_of(rec)) (void)(*cg)->freeze(false);
   };
   if (all) {
-    TRY(auto cg, cgroup::open_fs(rec.cgroup_path, rec.cgroup_hierarchies));
+    TRY(auto cg, cgroup_of(rec));
     TRY_VOID(cg->signal_all(sig));
     thaw_after_kill();
     return {};

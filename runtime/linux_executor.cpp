@@ -62,6 +62,13 @@ class NamespaceExecutor final : public Executor {
     fctx.bundle = rq.bundle;
     fctx.cgroups = rq.cgroup.hierarchies();
     fctx.cgroup_path = rq.cgroup.path();
+    if (fctx.cgroups.empty()) {
+      // No cgroup of its own (rootless): the container is shown ours, as in runc.
+      if (auto all = cgroup::open_fs("/")) {
+        fctx.cgroups = (*all)->hierarchies();
+        fctx.cgroup_dirs = cgroup::own_dirs(fctx.cgroups);
+      }
+    }
     fctx.cgroupns = nsp.creates("cgroup");
     fctx.userns = nsp.has("user");
     fctx.ns = nsp;
@@ -187,7 +194,8 @@ class NamespaceExecutor final : public Executor {
     BRIG_FAULT("create.after-clone");
 
     if (nsp.new_user() && cfg.linux) {
-      auto maps = ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, false);
+      // Unprivileged, the kernel takes a gid map only with setgroups denied.
+      auto maps = ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, ::geteuid() != 0);
       if (!maps) return or_end_of_init(std::move(maps.error()).context(fmt::format("user namespace of init {}", pid)));
       BRIG_FAULT("create.after-idmaps");
     }

@@ -28,6 +28,7 @@ nlohmann::json to_json(const Record& r) {
           {"cgroupPath", r.cgroup_path},
           {"ownPidns", r.own_pidns},
           {"config", r.config}};
+  if (r.no_cgroup) j["noCgroup"] = true;
   if (r.creator) j["creator"] = {{"pid", r.creator}, {"pidStart", r.creator_start}};
   if (!r.rdt_tasks.empty()) j["intelRdt"] = {{"tasks", r.rdt_tasks}, {"remove", r.rdt_remove}};
   if (!r.cgroup_hierarchies.empty()) {
@@ -36,6 +37,11 @@ nlohmann::json to_json(const Record& r) {
       hs.push_back({{"mountpoint", h.mountpoint}, {"controllers", h.controllers}, {"v2", h.v2}});
   }
   return j;
+}
+
+Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r) {
+  if (r.no_cgroup) return cgroup::none(r.cgroup_path, r.pid, r.own_pidns);
+  return cgroup::open_fs(r.cgroup_path, r.cgroup_hierarchies);
 }
 
 namespace {
@@ -72,6 +78,7 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.cgroup_path = j.at("cgroupPath").get<std::string>();
     r.own_pidns = j.at("ownPidns").get<bool>();
     r.config = j.at("config");
+    if (auto it = j.find("noCgroup"); it != j.end()) r.no_cgroup = it->get<bool>();
     if (auto it = j.find("creator"); it != j.end()) {
       r.creator = integer_at<pid_t>(*it, "pid");
       r.creator_start = integer_at<uint64_t>(*it, "pidStart");

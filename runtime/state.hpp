@@ -40,6 +40,9 @@ struct Record {
   // Empty in a record of an older brig: then mountinfo is read.
   std::vector<cgroup::Hierarchy> cgroup_hierarchies;
   bool own_pidns = false;   // killing init kills the whole container
+  // Rootless and not allowed to make its cgroup (as runc's rootless mode):
+  // the container has none, and commands act without one.
+  bool no_cgroup = false;
   pid_t creator = 0;        // the brig that creates it, while phase is "creating"
   uint64_t creator_start = 0;
   std::string rdt_tasks;    // resctrl tasks file processes go to (linux.intelRdt)
@@ -48,6 +51,9 @@ struct Record {
 };
 
 nlohmann::json to_json(const Record& r);
+// The container's cgroup: in the hierarchies create kept (or found again),
+// or none for a rootless container that has no cgroup.
+Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r);
 Result<Record> record_from_json(const nlohmann::json& j);
 
 // Validates a container ID as runc does (^[\w+-\.]+$, not "." or "..").

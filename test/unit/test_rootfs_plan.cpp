@@ -136,6 +136,25 @@ TEST_CASE("plan: cgroup on a v2 host is cgroup2 with a cgroup namespace, else a 
   CHECK(q->ops[0].source == "/sys/fs/cgroup/brig/c1");
 }
 
+TEST_CASE("plan: a container without a cgroup of its own shows the given directories", "[rootfs]") {
+  // rootless, no cgroup made: the caller's own cgroup in each hierarchy
+  auto x = ctx();
+  x.cgroup_dirs = {"/sys/fs/cgroup/memory/user/1", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/unified/u"};
+  auto c = config_with({{"/sys/fs/cgroup", "cgroup", "cgroup", {}, {}, {}}});
+  auto p = rootfs::plan(c, x);
+  REQUIRE(p);
+  auto ms = mounts_of(*p);
+  REQUIRE(ms.size() == 3);  // tmpfs, memory, cpu,cpuacct (the v2 tree is not shown on a hybrid host)
+  CHECK(ms[1]->source == "/sys/fs/cgroup/memory/user/1");
+  CHECK(ms[2]->source == "/sys/fs/cgroup/cpu,cpuacct");
+  x.cgroups = {{"/sys/fs/cgroup", "/", {}, true}};
+  x.cgroup_dirs = {"/sys/fs/cgroup/user.slice/u"};
+  auto q = rootfs::plan(c, x);
+  REQUIRE(q);
+  CHECK(q->ops[0].kind == Op::Kind::bind);
+  CHECK(q->ops[0].source == "/sys/fs/cgroup/user.slice/u");
+}
+
 TEST_CASE("plan: default devices, config devices override, symlinks; none when /dev is bound", "[rootfs]") {
   auto c = config_with({{"/dev", "tmpfs", "tmpfs", {"mode=755"}, {}, {}}});
   spec::Device fuse;
