@@ -173,7 +173,7 @@ class FsManager final : public Manager {
 
   std::vector<pid_t> pids() const override {
     std::vector<pid_t> out;
-    if (hs_.empty() && init_ > 0) return pids_with_pidns_of(init_, own_pidns_);
+    if (none_) return init_ > 0 ? pids_of_init_pidns() : out;
     for (auto& d : dirs()) {
       auto s = sys::read_file(d + "/cgroup.procs");
       if (!s) continue;
@@ -224,7 +224,7 @@ class FsManager final : public Manager {
   // shared by all containers and stay.
 
   bool unified() const override {
-    return !hs_.empty() && std::none_of(hs_.begin(), hs_.end(), [](auto& h) { return !h.v2; });
+    return !none_ && std::none_of(hs_.begin(), hs_.end(), [](auto& h) { return !h.v2; });
   }
 
   std::optional<std::string> dir_of(std::string_view controller) const override {
@@ -244,6 +244,7 @@ class FsManager final : public Manager {
   }
 
   Result<void> apply(const spec::Resources& r) override {
+    if (none_) return fail_msg("the container has no cgroup (rootless): its resources cannot be set");
     Probe probe(*this);
     if (!unified()) {
       TRY(auto plan, plan_v1(r, probe));
@@ -277,7 +278,7 @@ class FsManager final : public Manager {
   }
 
   Result<void> freeze(bool frozen) override {
-    if (hs_.empty()) return fail_msg("the container has no cgroup (rootless): it cannot be {}", frozen ? "paused" : "resumed");
+    if (none_) return fail_msg("the container has no cgroup (rootless): it cannot be {}", frozen ? "paused" : "resumed");
     if (!unified()) {
       auto d = dir_of("freezer");
       if (!d) return fail_msg("freezer cgroup: controller freezer is not mounted");
@@ -485,30 +486,38 @@ class FsManager final : public Manager {
     return {};
   }
 
-  // No cgroup (none()): the processes are those of init's pid namespace.
-  static std::vector<pid_t> pids_with_pidns_of(pid_t init, bool own_pidns) {
-    auto link = [](pid_t p) {
+  // No cgroup (none()): the processes are those of init's pid namespace,
+  // while init is still the container's (its start time): never those of
+  // a namespace we are in ourselves.
+  std::vector<pid_t> pids_of_init_pidns() const {
+    auto link = [](const std::string& p) {
       char buf[64];
       ssize_t n = ::readlink(fmt::format("/proc/{}/ns/pid", p).c_str(), buf, sizeof buf);
       return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     };
-    std::string want = link(init);
-    if (want.empty()) return {};
-    if (!own_pidns) return {init};  // the host's (or a shared) pid namespace: init alone is known
+    if (!sys::process_is(init_, init_start_)) return {};
+    std::string want = link(std::to_string(init_));
+    bool alive = sys::process_is(init_, init_start_);  // and still, now that we have its link
+    if (want.empty() || !alive) return {};
+    if (!own_pidns_ || want == link("self")) return {init_};  // a shared pid namespace: init alone is known
     std::vector<pid_t> out;
     DIR* d = ::opendir("/proc");
-    if (!d) return {init};
+    if (!d) return {init_};
     while (struct dirent* e = ::readdir(d)) {
       pid_t p = 0;
       auto [end, ec] = std::from_chars(e->d_name, e->d_name + std::strlen(e->d_name), p);
-      if (ec == std::errc() && *end == '\0' && p > 0 && link(p) == want) out.push_back(p);
+      if (ec == std::errc() && *end == '\0' && p > 0 && link(e->d_name) == want) out.push_back(p);
     }
     ::closedir(d);
+    // init gone meanwhile: its pid, and so its namespace's, may be another's
+    if (!sys::process_is(init_, init_start_)) return {};
     return out;
   }
 
  public:
-  pid_t init_ = 0;          // none(): the container's init
+  bool none_ = false;       // none(): no cgroup at all
+  pid_t init_ = 0;          // none(): the container's init, and its start time
+  uint64_t init_start_ = 0;
   bool own_pidns_ = false;  // none(): init's pid namespace is the container's own
 
  private:
@@ -556,15 +565,18 @@ std::vector<std::string> own_dirs(const std::vector<Hierarchy>& hs) {
       for (const auto& c : hs[i].controllers) want += (want.empty() ? "" : ",") + c;
       if (!(hs[i].v2 ? ctrls.empty() : ctrls == want)) continue;
       std::string dir = sys::clean_path(hs[i].mountpoint + "/" + std::string(path));
-      if (dir.rfind(hs[i].mountpoint, 0) == 0) out[i] = dir;  // not above it ("/.." outside our cgroup namespace)
+      // not above it ("/.." outside our cgroup namespace)
+      if (dir == hs[i].mountpoint || dir.rfind(hs[i].mountpoint + "/", 0) == 0) out[i] = dir;
     }
   }
   return out;
 }
 
-std::unique_ptr<Manager> none(const std::string& path, pid_t init, bool own_pidns) {
+std::unique_ptr<Manager> none(const std::string& path, pid_t init, uint64_t init_start, bool own_pidns) {
   auto m = std::make_unique<FsManager>(path, std::vector<Hierarchy>{});
+  m->none_ = true;
   m->init_ = init;
+  m->init_start_ = init_start;
   m->own_pidns_ = own_pidns;
   return m;
 }

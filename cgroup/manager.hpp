@@ -117,9 +117,10 @@ Result<std::unique_ptr<Manager>> open_fs(const std::string& path, const std::vec
 std::vector<std::string> own_dirs(const std::vector<Hierarchy>& hs);
 // No cgroup at all (a rootless container whose cgroup could not be made):
 // no hierarchies, so processes are not moved, nothing is made or removed,
-// and pause fails. Its processes are those in init's pid namespace when
-// that is the container's own (own_pidns), else init alone (init > 0).
-std::unique_ptr<Manager> none(const std::string& path, pid_t init = 0, bool own_pidns = false);
+// and pause and resource writes fail. Its processes are those in init's pid
+// namespace when that is the container's own (own_pidns), else init alone;
+// none while init (init > 0, with its start time) is not the container's.
+std::unique_ptr<Manager> none(const std::string& path, pid_t init = 0, uint64_t init_start = 0, bool own_pidns = false);
 // The same cgroup in the same hierarchies as `m`, without reading mountinfo
 // again, and without m's record of what its create() made (so destroy()
 // removes only the container's own directories).

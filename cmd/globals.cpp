@@ -3,6 +3,7 @@
 #include <regex.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "runtime/core/log.hpp"
@@ -46,9 +47,18 @@ Result<void> apply_globals(const cli::Parsed& p) {
   const char* xdg = ::getenv("XDG_RUNTIME_DIR");
   bool unprivileged = ::geteuid() != 0;
   g_globals.root = p.get("root", unprivileged && xdg && *xdg == '/' ? std::string(xdg) + "/brig" : "/run/brig");
-  g_globals.rootless = p.get("rootless", "auto");
-  if (g_globals.rootless != "true" && g_globals.rootless != "false" && g_globals.rootless != "auto")
-    return fail_msg("invalid --rootless value \"{}\": true, false or auto", g_globals.rootless);
+  // runc's values: auto, or a Go boolean (1, t, T, TRUE, true, True; 0, f, ...).
+  std::string rl = p.get("rootless", "auto");
+  static const char* const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+  static const char* const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+  if (std::find(std::begin(yes), std::end(yes), rl) != std::end(yes))
+    g_globals.rootless = "true";
+  else if (std::find(std::begin(no), std::end(no), rl) != std::end(no))
+    g_globals.rootless = "false";
+  else if (rl == "auto")
+    g_globals.rootless = "auto";
+  else
+    return fail_msg("invalid --rootless value \"{}\": true, false or auto", rl);
   std::string mgr = p.get("cgroup-manager", p.flag("systemd-cgroup") ? "systemd" : "cgroupfs");
   if (mgr != "cgroupfs" && mgr != "systemd" && mgr != "disabled")
     return fail_msg("unknown cgroup manager \"{}\" (cgroupfs, systemd or disabled)", mgr);

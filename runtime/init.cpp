@@ -17,6 +17,7 @@
 #include "runtime/hooks.hpp"
 #include "runtime/process.hpp"
 #include "runtime/core/log.hpp"
+#include "netns/attach.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/seccomp.hpp"
 #include "runtime/sync.hpp"
@@ -80,6 +81,7 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   const spec::Process& proc = *cfg.process;
 
   TRY_VOID(await_go(c.sync_fd, c.wait_go));
+  if (c.dumpable_until_go) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   log::phase("init: go received");
   if (c.cgroup_join && c.cgroup_join->active()) {
     TRY_VOID(cgroup::join_self(*c.cgroup_join));
@@ -110,6 +112,10 @@ Result<void> setup(const InitContext& c, std::string& exe) {
         offs += fmt::format("{} {} {}\n", clock, o.secs.value_or(0), o.nanosecs.value_or(0));
       TRY_CTX_VOID(sys::write_file("/proc/self/timens_offsets", offs), "linux.timeOffsets");
     }
+  }
+  if (c.lo_in_init) {
+    TRY(Fd net, sys::open("/proc/self/ns/net", O_RDONLY));
+    TRY_CTX_VOID(netns::loopback_up(net), "network namespace: lo");
   }
   if (::setsid() < 0) return fail_errno("setsid");
   // Through the host's /proc, still mounted here: works without a /proc in the container.
@@ -170,7 +176,9 @@ void init_main(const InitContext& c) {
   // Until execve replaces this image (possibly long after, in `start`),
   // nothing in the container may reach brig's binary or fds through
   // /proc/PID/exe or /proc/PID/fd (CVE-2019-5736 class). execve resets it.
-  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // An unprivileged parent writes our id maps (owned by root once we are
+  // not dumpable): then only after its go, before anything else.
+  if (!c.dumpable_until_go) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // Keep stdio, the preserved fds, and our own few; drop the rest (the
   // parent's lock on the state dir among them).
   std::vector<int> keep = {c.sync_fd, c.fifo_fd, c.console_fd};

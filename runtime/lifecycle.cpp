@@ -141,6 +141,17 @@ bool rootless(const Globals& g) {
   return map && !(w.size() == 3 && w[0] == "0" && w[1] == "0" && w[2] == "4294967295");
 }
 
+// A cgroupsPath, or a limit (device rules aside: without a cgroup, a
+// rootless container has only the devices it is given).
+bool asks_for_cgroup(const spec::Config& cfg) {
+  if (!cfg.linux) return false;
+  if (cfg.linux->cgroupsPath && !cfg.linux->cgroupsPath->empty()) return true;
+  if (!cfg.linux->resources) return false;
+  const auto& r = *cfg.linux->resources;
+  return r.memory || r.cpu || r.pids || r.blockIO || !r.hugepageLimits.empty() || r.network || !r.rdma.empty() ||
+         !r.unified.empty();
+}
+
 // `foreground`: the caller stays attached (run without -d), so a terminal
 // can be proxied without a console socket.
 Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foreground) {
@@ -189,11 +200,13 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   BRIG_FAULT("create.after-fifo");
 
   if (auto made = cg->create(); !made) {
-    // Rootless, a cgroup we may not make is done without (runc does the
-    // same): the container has no limits, and no pause.
+    // Rootless, a cgroup we may not make is done without, as runc does
+    // when the config asks for no cgroupsPath and no limits: then the
+    // container has none, and no pause. Asked for, it is an error.
     int e = made.error().err;
-    if (!(rootless(g) && (e == EACCES || e == EPERM || e == EROFS))) return fail(std::move(made.error()));
-    (void)cg->destroy();  // what it made before the refusal
+    if (!(rootless(g) && (e == EACCES || e == EPERM || e == EROFS) && !asks_for_cgroup(l.cfg)))
+      return fail(std::move(made.error()));
+    TRY_CTX_VOID(cg->destroy(), "rootless: remove the cgroup made in part");
     log::debug(fmt::format("rootless: the container has no cgroup: {}", made.error().msg));
     cg = cgroup::none(rec.cgroup_path);
     rec.no_cgroup = true;

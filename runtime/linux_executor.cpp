@@ -134,10 +134,15 @@ class NamespaceExecutor final : public Executor {
     // run in init without asking us: with those, lo comes up before init
     // goes on. A brig network's set-up (after_clone) brings it up itself.
     bool lo_up = nsp.creates("network") && !rq.network_attached;
+    // Unprivileged, we may not enter init's network namespace: init, root
+    // in its user namespace, brings lo up itself (as runc's init does).
+    ic.lo_in_init = lo_up && ::geteuid() != 0;
+    lo_up = lo_up && !ic.lo_in_init;
     bool lo_first = lo_up && cfg.hooks && !cfg.hooks->createContainer.empty();
     // Whether we have work between the clone and init's set-up (below).
     auto parent_work = [&] { return nsp.new_user() || !join.active() || bool(rq.after_clone) || lo_first; };
     ic.wait_go = parent_work();
+    ic.dumpable_until_go = nsp.new_user() && ::geteuid() != 0;  // new_user: wait_go is set
     ic.user_joined = in_userns;
     auto clone = [&](int into_cgroup) {
       return in_userns ? ns::clone_child_in_userns(flags, &pidfd, joins, into_cgroup)

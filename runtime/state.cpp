@@ -40,7 +40,7 @@ nlohmann::json to_json(const Record& r) {
 }
 
 Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r) {
-  if (r.no_cgroup) return cgroup::none(r.cgroup_path, r.pid, r.own_pidns);
+  if (r.no_cgroup) return cgroup::none(r.cgroup_path, r.pid, r.pid_start, r.own_pidns);
   return cgroup::open_fs(r.cgroup_path, r.cgroup_hierarchies);
 }
 
@@ -236,7 +236,7 @@ std::string status_of(const Store& store, const Record& r, const cgroup::Manager
   // A frozen container is paused, never running (runc checks the freezer first).
   if (cg) {
     if (cg->freezer_state() == cgroup::Freezer::frozen) return "paused";
-  } else if (auto own = cgroup::open_fs(r.cgroup_path, r.cgroup_hierarchies);
+  } else if (auto own = cgroup_of(r);
              own && (*own)->freezer_state() == cgroup::Freezer::frozen) {
     return "paused";
   }

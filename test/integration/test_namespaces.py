@@ -345,3 +345,12 @@ def test_exec_joins_the_time_namespace(runtime, bundle):
     link, uptime = res.stdout.splitlines()
     assert link == os.readlink(f"/proc/{pid}/ns/time") != host_ns("time"), res
     assert float(uptime.split()[0]) > float(open("/proc/uptime").read().split()[0]) + 999000, res
+    # brig's exec itself, waiting for its process, is back in the host's
+    p = runtime.popen("exec", bundle.id, "sleep", "3")
+    try:
+        kids = f"/proc/{p.pid}/task/{p.pid}/children"
+        assert wait_for(lambda: os.path.exists(kids) and open(kids).read().strip(), 10)
+        assert os.readlink(f"/proc/{p.pid}/ns/time") == host_ns("time")
+    finally:
+        p.kill()
+        p.wait()

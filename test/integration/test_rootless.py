@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BRIG, _find_cgroup_dirs, brig_only, wait_for
+from conftest import BRIG, IS_RUNC, _find_cgroup_dirs, brig_only, wait_for
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -80,6 +80,32 @@ def test_rootless_lifecycle_without_a_cgroup(runtime, rootless):
     assert not os.path.exists(Path(runtime.root) / rootless.id)
 
 
+def test_rootless_network_namespace_has_lo_up(runtime, rootless):
+    """A network namespace of its own (in its user namespace): lo is up."""
+    rootless.config(args=["busybox", "ip", "-o", "link", "show", "lo"], add_ns=["network"])
+    res = runtime.run("run", "--bundle", rootless, rootless.id)
+    assert res.returncode == 0, res
+    assert ",UP" in res.stdout or "<UP" in res.stdout, res
+
+
+@pytest.mark.parametrize("asks", ["cgroupsPath", "pids limit"])
+def test_rootless_cgroup_asked_for_is_an_error(runtime, rootless, asks):
+    """runc does without a cgroup only when the config asks for none: a
+    cgroupsPath or a limit it may not make is an error, and nothing is left."""
+    def ask(c):
+        if asks == "cgroupsPath":
+            c["linux"]["cgroupsPath"] = "/brigtest-rootless/" + rootless.id
+        else:
+            c["linux"]["resources"] = {"pids": {"limit": 50}}
+    rootless.config(args=["true"], fn=ask)
+    res = runtime.run("run", "--bundle", rootless, rootless.id)
+    assert res.returncode != 0, res
+    if not IS_RUNC:  # runc: "cannot set pids limit: container could not join or create cgroup", and a warning
+        assert "permission denied" in res.error, res
+    assert not (Path(runtime.root) / rootless.id).exists()
+    assert not _find_cgroup_dirs({rootless.id})
+
+
 @brig_only
 def test_rootless_false_needs_the_cgroup(runtime, rootless):
     """--rootless=false: a cgroup we may not make is an error, nothing is left."""
@@ -116,3 +142,46 @@ def test_rootless_state_under_xdg_runtime_dir(runtime, rootless, tmp_path):
     finally:
         subprocess.run([*argv, "delete", "-f", rootless.id], env=env, timeout=30)
     assert not (xdg / "brig" / rootless.id).exists()
+
+
+RACE = r"""
+A="setpriv --reuid=65534 --regid=65534 --clear-groups"
+B="$A $BRIG --root $ROOT"
+$B run -d --bundle "$BUNDLE" "$ID" || exit 1
+P=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$ROOT/$ID/state.json")
+for i in $(seq 100); do $B state "$ID" | grep -q '"stopped"' && break; sleep 0.05; done
+echo $((P-1)) > /proc/sys/kernel/ns_last_pid
+$A sleep 100 & S=$!
+echo "init=$P other=$S"
+$B ps --format json "$ID"
+$B delete "$ID"
+sleep 0.2
+kill -0 $S 2>/dev/null && echo other-alive
+kill $S 2>/dev/null
+"""
+
+
+@brig_only
+def test_rootless_pid_of_a_stopped_init_is_nobody_elses(runtime, rootless, tmp_path):
+    """A container without a cgroup and without its own pid namespace is its
+    init alone: once init is gone, a process that got its pid is not the
+    container's, for ps or for delete. Run in a pid namespace of the test's,
+    where the pid can be handed on (ns_last_pid)."""
+    def no_pidns(c):
+        c["process"]["args"] = ["true"]
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/proc"]  # no proc of its own to mount
+        c["linux"].pop("maskedPaths", None)
+        c["linux"].pop("readonlyPaths", None)
+    rootless.set_config(no_pidns)
+    script = tmp_path / "race.sh"
+    script.write_text(RACE)
+    env = runtime.env({"BRIG": BRIG, "ROOT": runtime.root, "BUNDLE": str(rootless.path), "ID": rootless.id})
+    res = subprocess.run(["unshare", "-p", "-f", "--mount-proc", "sh", str(script)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    lines = res.stdout.splitlines()
+    init, other = (w.split("=")[1] for w in lines[0].split())
+    assert init == other, f"the pid was not handed on: {res}"
+    assert lines[1] == "[]", res
+    assert lines[2] == "other-alive", res
+    assert not (Path(runtime.root) / rootless.id).exists()
