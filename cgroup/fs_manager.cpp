@@ -117,6 +117,7 @@ class FsManager final : public Manager {
   const std::string& path() const override { return path_; }
 
   Result<void> create() override {
+    created_ = true;
     for (auto& h : hs_) {
       std::string dir = h.mountpoint + path_;
       // Usually only the leaf is missing: one mkdir, no walk.
@@ -194,7 +195,9 @@ class FsManager final : public Manager {
 
   Result<void> destroy() override {
     // Remove deepest first. Without a record of what create() made (a later
-    // command), remove the container's own leaf directory in each hierarchy.
+    // command), remove the container's own leaf directory in each hierarchy;
+    // after a create() that made nothing (it was there), nothing.
+    if (created_ && made_.empty()) return {};
     std::vector<std::string> todo = made_.empty() ? dirs() : made_;
     std::sort(todo.begin(), todo.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
     for (auto& d : todo) {
@@ -498,7 +501,8 @@ class FsManager final : public Manager {
     if (!sys::process_is(init_, init_start_)) return {};
     std::string want = link(std::to_string(init_));
     bool alive = sys::process_is(init_, init_start_);  // and still, now that we have its link
-    if (want.empty() || !alive) return {};
+    if (!alive) return {};
+    if (want.empty()) return {init_};  // not dumpable before its exec (created): init alone is known
     if (!own_pidns_ || want == link("self")) return {init_};  // a shared pid namespace: init alone is known
     std::vector<pid_t> out;
     DIR* d = ::opendir("/proc");
@@ -524,6 +528,7 @@ class FsManager final : public Manager {
   std::string path_;
   std::vector<Hierarchy> hs_;
   std::vector<std::string> made_;
+  bool created_ = false;  // create() ran on this object (made_ is its record)
   std::string open_file_;  // write_value's
   Fd open_fd_;
 };

@@ -1,6 +1,7 @@
 #include "cmd/globals.hpp"
 
 #include <regex.h>
+#include <strings.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -55,7 +56,7 @@ Result<void> apply_globals(const cli::Parsed& p) {
     g_globals.rootless = "true";
   else if (std::find(std::begin(no), std::end(no), rl) != std::end(no))
     g_globals.rootless = "false";
-  else if (rl == "auto")
+  else if (rl.empty() || ::strcasecmp(rl.c_str(), "auto") == 0)
     g_globals.rootless = "auto";
   else
     return fail_msg("invalid --rootless value \"{}\": true, false or auto", rl);

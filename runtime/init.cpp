@@ -81,7 +81,6 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   const spec::Process& proc = *cfg.process;
 
   TRY_VOID(await_go(c.sync_fd, c.wait_go));
-  if (c.dumpable_until_go) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   log::phase("init: go received");
   if (c.cgroup_join && c.cgroup_join->active()) {
     TRY_VOID(cgroup::join_self(*c.cgroup_join));
@@ -122,6 +121,9 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   if (proc.oomScoreAdj)
     TRY_CTX_VOID(sys::write_file("/proc/self/oom_score_adj", std::to_string(*proc.oomScoreAdj)),
                  "set process.oomScoreAdj {}", *proc.oomScoreAdj);
+  // Our own /proc/self files, written above, are root's once we are not
+  // dumpable: unprivileged, that comes only now (before the rootfs).
+  if (c.dumpable_until_go) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   ::umask(0);
   if (c.ns->has("mount")) {
@@ -177,7 +179,8 @@ void init_main(const InitContext& c) {
   // nothing in the container may reach brig's binary or fds through
   // /proc/PID/exe or /proc/PID/fd (CVE-2019-5736 class). execve resets it.
   // An unprivileged parent writes our id maps (owned by root once we are
-  // not dumpable): then only after its go, before anything else.
+  // not dumpable): then only after its go, once our own /proc files are
+  // written, before the rootfs (setup).
   if (!c.dumpable_until_go) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // Keep stdio, the preserved fds, and our own few; drop the rest (the
   // parent's lock on the state dir among them).

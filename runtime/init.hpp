@@ -28,9 +28,9 @@ struct InitContext {
   int preserve_fds = 0;
   int sync_fd = -1;
   bool wait_go = true;  // the parent sends go after the clone (see await_go)
-  bool user_joined = false;
-  bool dumpable_until_go = false;
-  bool lo_in_init = false;  // init brings lo up itself (the parent may not)  // an unprivileged parent writes the id maps (wait_go is set)  // cloned inside the user namespace it joins (ns::clone_child_in_userns)
+  bool user_joined = false;        // cloned inside the user namespace it joins (ns::clone_child_in_userns)
+  bool dumpable_until_go = false;  // an unprivileged parent writes the id maps (wait_go is set); see setup
+  bool lo_in_init = false;         // init brings lo up itself (the parent may not)
   int fifo_fd = -1;
   int console_fd = -1;
   const seccomp::Program* seccomp = nullptr;  // linux.seccomp, compiled; null without one

@@ -141,15 +141,33 @@ bool rootless(const Globals& g) {
   return map && !(w.size() == 3 && w[0] == "0" && w[1] == "0" && w[2] == "4294967295");
 }
 
-// A cgroupsPath, or a limit (device rules aside: without a cgroup, a
-// rootless container has only the devices it is given).
+// A cgroupsPath, or a value that would be written (as runc decides: zero
+// and absent values write nothing; device rules aside, since without a
+// cgroup a rootless container has only the devices it is given).
 bool asks_for_cgroup(const spec::Config& cfg) {
   if (!cfg.linux) return false;
   if (cfg.linux->cgroupsPath && !cfg.linux->cgroupsPath->empty()) return true;
   if (!cfg.linux->resources) return false;
   const auto& r = *cfg.linux->resources;
-  return r.memory || r.cpu || r.pids || r.blockIO || !r.hugepageLimits.empty() || r.network || !r.rdma.empty() ||
-         !r.unified.empty();
+  auto set = [](const auto& v) { return v && *v != 0; };
+  if (const auto& m = r.memory;
+      m && (set(m->limit) || set(m->reservation) || (m->swap && *m->swap > 0) || (m->kernel && *m->kernel > 0) ||
+            (m->kernelTCP && *m->kernelTCP > 0) || m->disableOOMKiller.value_or(false) ||
+            (m->swappiness && static_cast<int64_t>(*m->swappiness) != -1)))
+    return true;
+  if (const auto& c = r.cpu;
+      c && (set(c->shares) || set(c->quota) || set(c->burst) || set(c->period) || set(c->realtimeRuntime) ||
+            set(c->realtimePeriod) || (c->cpus && !c->cpus->empty()) || (c->mems && !c->mems->empty()) ||
+            set(c->idle)))
+    return true;
+  if (r.pids && r.pids->limit != 0) return true;
+  if (const auto& b = r.blockIO;
+      b && (set(b->weight) || set(b->leafWeight) || !b->weightDevice.empty() || !b->throttleReadBpsDevice.empty() ||
+            !b->throttleWriteBpsDevice.empty() || !b->throttleReadIOPSDevice.empty() ||
+            !b->throttleWriteIOPSDevice.empty()))
+    return true;
+  if (r.network && (set(r.network->classID) || !r.network->priorities.empty())) return true;
+  return !r.hugepageLimits.empty() || !r.rdma.empty() || !r.unified.empty();
 }
 
 // `foreground`: the caller stays attached (run without -d), so a terminal

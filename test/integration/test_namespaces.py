@@ -349,7 +349,13 @@ def test_exec_joins_the_time_namespace(runtime, bundle):
     p = runtime.popen("exec", bundle.id, "sleep", "3")
     try:
         kids = f"/proc/{p.pid}/task/{p.pid}/children"
-        assert wait_for(lambda: os.path.exists(kids) and open(kids).read().strip(), 10)
+
+        def exec_ran():  # its child has exec'd: the clone, and our restore, are behind us
+            try:
+                return any(open(f"/proc/{k}/comm").read().strip() == "sleep" for k in open(kids).read().split())
+            except OSError:
+                return False
+        assert wait_for(exec_ran, 10)
         assert os.readlink(f"/proc/{p.pid}/ns/time") == host_ns("time")
     finally:
         p.kill()

@@ -106,6 +106,39 @@ def test_rootless_cgroup_asked_for_is_an_error(runtime, rootless, asks):
     assert not _find_cgroup_dirs({rootless.id})
 
 
+def test_rootless_oom_score_adj(runtime, rootless):
+    """init writes its own oom_score_adj while it may (before it stops
+    being dumpable), as runc's does."""
+    rootless.config(args=["cat", "/proc/self/oom_score_adj"], fn=lambda c: c["process"].update(oomScoreAdj=100))
+    res = runtime.run("run", "--bundle", rootless, rootless.id)
+    assert res.returncode == 0, res
+    assert res.stdout.strip() == "100", res
+
+
+def test_rootless_zero_limits_ask_for_nothing(runtime, rootless):
+    """Zero and empty values write nothing (Docker sends such), so runc runs
+    without a cgroup: so does brig."""
+    rootless.config(args=["true"], fn=lambda c: c["linux"].update(resources={
+        "memory": {"disableOOMKiller": False}, "pids": {"limit": 0}, "cpu": {"shares": 0},
+        "blockIO": {"weight": 0}, "devices": [{"allow": False, "access": "rwm"}]}))
+    res = runtime.run("run", "--bundle", rootless, rootless.id)
+    assert res.returncode == 0, res
+
+
+@brig_only
+def test_rootless_created_container_is_its_init(runtime, rootless):
+    """Before its exec, init is not dumpable (its pid namespace link cannot
+    be read): ps shows it, and kill --all reaches it."""
+    rootless.config(args=["sleep", "60"])
+    runtime.run("create", "--bundle", rootless, rootless.id, check=True)
+    pid = runtime.state(rootless.id)["pid"]
+    res = runtime.run("ps", "--format", "json", rootless.id)
+    assert res.returncode == 0 and json.loads(res.stdout) == [pid], res
+    runtime.run("kill", "--all", rootless.id, "KILL", check=True)
+    assert wait_for(lambda: runtime.state(rootless.id)["status"] == "stopped", 10)
+    runtime.run("delete", rootless.id, check=True)
+
+
 @brig_only
 def test_rootless_false_needs_the_cgroup(runtime, rootless):
     """--rootless=false: a cgroup we may not make is an error, nothing is left."""
