@@ -57,6 +57,15 @@ def block_device():
     pytest.skip("no block device")
 
 
+def v1_blkio_weight_file():
+    """blkio.bfq.weight with BFQ, blkio.weight with CFQ (before 5.0), None
+    on a kernel without either (no proportional weight at all)."""
+    for name in ("blkio.bfq.weight", "blkio.weight"):
+        if (CG / "blkio" / name).exists():
+            return name
+    return None
+
+
 @v1_only
 def test_every_v1_field_written(runtime, bundle):
     maj, mi = block_device()
@@ -75,6 +84,9 @@ def test_every_v1_field_written(runtime, bundle):
     }
     if IS_RUNC:  # runc 1.1 knows neither burst nor idle
         del res["cpu"]["burst"], res["cpu"]["idle"]
+    weight = v1_blkio_weight_file()
+    if weight is None:  # refused: test_v1_blkio_weight_without_a_weight_file
+        del res["blockIO"]["weight"]
     with_resources(bundle, res)
     run_d(runtime, bundle)
     f = lambda c, n: cgfile(bundle, c, n)  # noqa: E731
@@ -95,9 +107,8 @@ def test_every_v1_field_written(runtime, bundle):
     assert "oom_kill_disable 0" in f("memory", "memory.oom_control")
     assert f("memory", "memory.use_hierarchy") == "1"
     assert f("pids", "pids.max") == "99"
-    weight = "blkio.bfq.weight" if (cgroup_dir("blkio", cg_path(bundle)) / "blkio.bfq.weight").exists() \
-        else "blkio.weight"
-    assert f("blkio", weight).split()[-1] == "300"
+    if weight:
+        assert f("blkio", weight).split()[-1] == "300"
     dev = f"{maj}:{mi}"
     assert f("blkio", "blkio.throttle.read_bps_device") == f"{dev} 1048576"
     assert f("blkio", "blkio.throttle.write_bps_device") == f"{dev} 2097152"
@@ -224,6 +235,21 @@ def test_unenforceable_field_is_an_error(runtime, bundle, res, msg):
     assert r.returncode == 1, r
     assert msg in r.error, r
     assert runtime.status(bundle.id) is None  # nothing left behind
+
+
+@brig_only
+@v1_only
+def test_v1_blkio_weight_without_a_weight_file(runtime, bundle):
+    """A kernel without BFQ (or CFQ) has no proportional weight: the weight is
+    refused, as runc fails to open the file, rather than silently dropped."""
+    if v1_blkio_weight_file():
+        pytest.skip("this kernel has a blkio weight file: test_every_v1_field_written sets it")
+    with_resources(bundle, {"blockIO": {"weight": 300}})
+    r = run_d(runtime, bundle, check=False)
+    assert r.returncode == 1, r
+    assert "linux.resources.blockIO.weight: blkio.weight: not supported by this kernel" in r.error, r
+    assert runtime.status(bundle.id) is None
+    assert not cgroup_dir("blkio", cg_path(bundle)).exists()
 
 
 def test_shares_out_of_range(runtime, bundle):
