@@ -490,7 +490,7 @@ class FsManager final : public Manager {
   }
 
   // No cgroup (none()): the processes are those of init's pid namespace,
-  // while init is still the container's (its start time): never those of
+  // while init is still the container's (its start time and pidfs inode): never those of
   // a namespace we are in ourselves.
   std::vector<pid_t> pids_of_init_pidns() const {
     auto link = [](const std::string& p) {
@@ -498,9 +498,9 @@ class FsManager final : public Manager {
       ssize_t n = ::readlink(fmt::format("/proc/{}/ns/pid", p).c_str(), buf, sizeof buf);
       return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     };
-    if (!sys::process_is(init_, init_start_)) return {};
+    if (!sys::process_is(init_, init_start_, init_ino_)) return {};
     std::string want = link(std::to_string(init_));
-    bool alive = sys::process_is(init_, init_start_);  // and still, now that we have its link
+    bool alive = sys::process_is(init_, init_start_, init_ino_);  // and still, now that we have its link
     if (!alive) return {};
     if (want.empty()) return {init_};  // not dumpable before its exec (created): init alone is known
     if (!own_pidns_ || want == link("self")) return {init_};  // a shared pid namespace: init alone is known
@@ -514,7 +514,7 @@ class FsManager final : public Manager {
     }
     ::closedir(d);
     // init gone meanwhile: its pid, and so its namespace's, may be another's
-    if (!sys::process_is(init_, init_start_)) return {};
+    if (!sys::process_is(init_, init_start_, init_ino_)) return {};
     return out;
   }
 
@@ -522,6 +522,7 @@ class FsManager final : public Manager {
   bool none_ = false;       // none(): no cgroup at all
   pid_t init_ = 0;          // none(): the container's init, and its start time
   uint64_t init_start_ = 0;
+  uint64_t init_ino_ = 0;   // and its pidfs inode (sys::pidfs_ino), 0 without pidfs
   bool own_pidns_ = false;  // none(): init's pid namespace is the container's own
 
  private:
@@ -577,11 +578,13 @@ std::vector<std::string> own_dirs(const std::vector<Hierarchy>& hs) {
   return out;
 }
 
-std::unique_ptr<Manager> none(const std::string& path, pid_t init, uint64_t init_start, bool own_pidns) {
+std::unique_ptr<Manager> none(const std::string& path, pid_t init, uint64_t init_start, uint64_t init_ino,
+                              bool own_pidns) {
   auto m = std::make_unique<FsManager>(path, std::vector<Hierarchy>{});
   m->none_ = true;
   m->init_ = init;
   m->init_start_ = init_start;
+  m->init_ino_ = init_ino;
   m->own_pidns_ = own_pidns;
   return m;
 }

@@ -119,8 +119,9 @@ std::vector<std::string> own_dirs(const std::vector<Hierarchy>& hs);
 // no hierarchies, so processes are not moved, nothing is made or removed,
 // and pause and resource writes fail. Its processes are those in init's pid
 // namespace when that is the container's own (own_pidns), else init alone;
-// none while init (init > 0, with its start time) is not the container's.
-std::unique_ptr<Manager> none(const std::string& path, pid_t init = 0, uint64_t init_start = 0, bool own_pidns = false);
+// none while init (init > 0, with its start time and pidfs inode) is not the container's.
+std::unique_ptr<Manager> none(const std::string& path, pid_t init = 0, uint64_t init_start = 0, uint64_t init_ino = 0,
+                              bool own_pidns = false);
 // The same cgroup in the same hierarchies as `m`, without reading mountinfo
 // again, and without m's record of what its create() made (so destroy()
 // removes only the container's own directories).

@@ -35,6 +35,7 @@ struct SpawnRequest {
 struct Spawned {
   pid_t pid = 0;
   uint64_t pid_start = 0;
+  uint64_t pid_ino = 0;  // sys::pidfs_ino(pidfd)
   Fd pidfd;
   bool own_pidns = false;
 };

@@ -298,6 +298,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
 
   rec.pid = sp.pid;
   rec.pid_start = sp.pid_start;
+  rec.pid_ino = sp.pid_ino;
   rec.own_pidns = sp.own_pidns;
   rec.phase = "created";
   rec.creator = 0;

@@ -272,6 +272,7 @@ class NamespaceExecutor final : public Executor {
     auto st = sys::process_start_time(pid);
     if (!st) return fail_msg("unable to start container process: init {} is gone", pid);
     out.pid_start = *st;
+    out.pid_ino = sys::pidfs_ino(out.pidfd);
     return out;
   }
 };

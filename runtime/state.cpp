@@ -28,6 +28,7 @@ nlohmann::json to_json(const Record& r) {
           {"cgroupPath", r.cgroup_path},
           {"ownPidns", r.own_pidns},
           {"config", r.config}};
+  if (r.pid_ino) j["pidIno"] = r.pid_ino;
   if (r.no_cgroup) j["noCgroup"] = true;
   if (r.creator) j["creator"] = {{"pid", r.creator}, {"pidStart", r.creator_start}};
   if (!r.rdt_tasks.empty()) j["intelRdt"] = {{"tasks", r.rdt_tasks}, {"remove", r.rdt_remove}};
@@ -40,7 +41,7 @@ nlohmann::json to_json(const Record& r) {
 }
 
 Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r) {
-  if (r.no_cgroup) return cgroup::none(r.cgroup_path, r.pid, r.pid_start, r.own_pidns);
+  if (r.no_cgroup) return cgroup::none(r.cgroup_path, r.pid, r.pid_start, r.pid_ino, r.own_pidns);
   return cgroup::open_fs(r.cgroup_path, r.cgroup_hierarchies);
 }
 
@@ -78,6 +79,7 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.cgroup_path = j.at("cgroupPath").get<std::string>();
     r.own_pidns = j.at("ownPidns").get<bool>();
     r.config = j.at("config");
+    if (j.contains("pidIno")) r.pid_ino = integer_at<uint64_t>(j, "pidIno");
     if (auto it = j.find("noCgroup"); it != j.end()) r.no_cgroup = it->get<bool>();
     if (auto it = j.find("creator"); it != j.end()) {
       r.creator = integer_at<pid_t>(*it, "pid");
@@ -206,7 +208,7 @@ std::vector<std::string> Store::ids() const {
 
 bool process_alive(const Record& r) {
   if (r.pid <= 0) return false;
-  return sys::process_is(r.pid, r.pid_start);
+  return sys::process_is(r.pid, r.pid_start, r.pid_ino);
 }
 
 namespace {

@@ -31,6 +31,7 @@ struct Record {
   std::string id;
   pid_t pid = 0;
   uint64_t pid_start = 0;   // /proc/PID/stat start time, against pid reuse
+  uint64_t pid_ino = 0;     // its pidfd's pidfs inode (sys::pidfs_ino), 0 without pidfs
   std::string phase;        // "creating" while create runs, then "created"
   std::string bundle, rootfs, created;
   std::map<std::string, std::string> annotations;

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -280,9 +281,25 @@ std::optional<uint64_t> process_start_time(pid_t pid) {
   return f->start_time;
 }
 
-bool process_is(pid_t pid, uint64_t start_time) {
+uint64_t pidfs_ino(BorrowedFd pidfd) {
+  constexpr long kPidfsMagic = 0x50494446;  // PID_FS_MAGIC, not in bookworm's headers
+  struct statfs fs;
+  struct stat st;
+  if (::fstatfs(pidfd.get(), &fs) < 0 || fs.f_type != kPidfsMagic) return 0;
+  if (::fstat(pidfd.get(), &st) < 0) return 0;
+  return st.st_ino;
+}
+
+bool process_is(pid_t pid, uint64_t start_time, uint64_t ino) {
   auto f = stat_fields(pid);
-  return f && f->start_time == start_time && f->state != 'Z';
+  if (!f || f->start_time != start_time || f->state == 'Z') return false;
+  if (ino == 0) return true;
+  long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return false;
+  struct stat st;
+  bool same = ::fstat(static_cast<int>(fd), &st) == 0 && st.st_ino == ino;
+  ::close(static_cast<int>(fd));
+  return same;
 }
 
 namespace {

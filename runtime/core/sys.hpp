@@ -61,11 +61,17 @@ Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig);
 
 // Field 22 of /proc/PID/stat (start time in clock ticks): identifies a process
 // across pid reuse. nullopt when the process does not exist (or is a zombie
-// that was already reaped).
+// that was already reaped). Two processes started in the same tick (10 ms)
+// share it: see pidfs_ino.
 std::optional<uint64_t> process_start_time(pid_t pid);
+// The inode number of a pidfd on a kernel with pidfs (6.9+): unique to one
+// process for the boot, so it tells apart what the start time cannot. 0
+// without pidfs (a pidfd is then an anonymous inode every pidfd shares).
+uint64_t pidfs_ino(BorrowedFd pidfd);
 // Whether pid is still the process that started at start_time, and not a
-// zombie: one read of /proc/PID/stat.
-bool process_is(pid_t pid, uint64_t start_time);
+// zombie: one read of /proc/PID/stat; with a pidfs inode (not 0), also a
+// pidfd of pid that has it.
+bool process_is(pid_t pid, uint64_t start_time, uint64_t ino = 0);
 
 // CLOCK_MONOTONIC in milliseconds: for timeouts and intervals.
 int64_t monotonic_ms();

@@ -800,6 +800,7 @@ class VmExecutor final : public Executor {
     if (!st) return fail_msg("vm: the shim {} is gone", pid);
     out.pid_start = *st;
     TRY(out.pidfd, sys::pidfd_open(pid));
+    out.pid_ino = sys::pidfs_ino(out.pidfd);
     out.own_pidns = true;
     return out;
   }

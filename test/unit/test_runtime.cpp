@@ -7,6 +7,7 @@
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -336,6 +337,39 @@ TEST_CASE("process_is: the same process by start time, not a zombie, not a reuse
   ::waitpid(child, nullptr, 0);
   ::close(ready[0]);
   ::close(ready[1]);
+}
+
+TEST_CASE("process_is with a pidfs inode: two processes of one clock tick told apart", "[state]") {
+  auto self = brig::sys::pidfd_open(::getpid());
+  REQUIRE(self);
+  uint64_t mine = brig::sys::pidfs_ino(*self);
+  struct utsname u;
+  REQUIRE(::uname(&u) == 0);
+  int major = 0, minor = 0;
+  std::sscanf(u.release, "%d.%d", &major, &minor);
+  if (major < 6 || (major == 6 && minor < 9)) {
+    CHECK(mine == 0);  // no pidfs: pidfds share one anonymous inode
+    return;
+  }
+  REQUIRE(mine != 0);
+  auto again = brig::sys::pidfd_open(::getpid());
+  REQUIRE(again);
+  CHECK(brig::sys::pidfs_ino(*again) == mine);  // one process, one inode
+  auto me = brig::sys::process_start_time(::getpid());
+  REQUIRE(me);
+  CHECK(brig::sys::process_is(::getpid(), *me, mine));
+  CHECK_FALSE(brig::sys::process_is(::getpid(), *me, mine + 1));  // same pid and tick, another process
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  REQUIRE(child > 0);
+  auto cfd = brig::sys::pidfd_open(child);
+  REQUIRE(cfd);
+  CHECK(brig::sys::pidfs_ino(*cfd) != mine);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
 }
 
 TEST_CASE("/proc/PID/maps lines parse by hand as the kernel writes them", "[selfexe]") {
