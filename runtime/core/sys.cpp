@@ -294,12 +294,8 @@ bool process_is(pid_t pid, uint64_t start_time, uint64_t ino) {
   auto f = stat_fields(pid);
   if (!f || f->start_time != start_time || f->state == 'Z') return false;
   if (ino == 0) return true;
-  long fd = ::syscall(SYS_pidfd_open, pid, 0);
-  if (fd < 0) return false;
-  struct stat st;
-  bool same = ::fstat(static_cast<int>(fd), &st) == 0 && st.st_ino == ino;
-  ::close(static_cast<int>(fd));
-  return same;
+  auto fd = pidfd_open(pid);
+  return fd && pidfs_ino(*fd) == ino;
 }
 
 namespace {
