@@ -8,6 +8,8 @@ pkgs=(build-essential cmake pkg-config git
       busybox-static jq nftables lld)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux)
+  # newuidmap/newgidmap: rootless maps beyond the caller's own id
+  pkgs+=(uidmap)
   # The client tier (test/clients): the programs that drive a runtime.
   pkgs+=(podman conmon runc containerd containernetworking-plugins
          python3-grpcio python3-grpc-tools tmux)

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -235,13 +236,54 @@ std::string format_id_map(const std::vector<spec::IdMapping>& m) {
   return s;
 }
 
+namespace {
+// The caller's own id alone: all an unprivileged process may write to its
+// child's user namespace map itself.
+bool own_id_only(const std::vector<spec::IdMapping>& m, uint32_t id) {
+  return m.size() == 1 && m[0].hostID == id && m[0].size == 1;
+}
+
+// newuidmap / newgidmap (shadow's setuid helpers, package uidmap) write for
+// an unprivileged user what its /etc/subuid (/etc/subgid) ranges allow: as
+// runc, found on PATH and given the pid and the map's triples. The last line
+// it wrote is the error.
+Result<void> run_map_helper(const char* helper, pid_t pid, const std::vector<spec::IdMapping>& m) {
+  std::vector<std::string> args{helper, std::to_string(pid)};
+  for (const auto& e : m) {
+    args.push_back(std::to_string(e.containerID));
+    args.push_back(std::to_string(e.hostID));
+    args.push_back(std::to_string(e.size));
+  }
+  auto ran = sys::run_program(args);
+  if (!ran)
+    return fail(std::move(ran.error()).context(fmt::format("{} (package uidmap) for a map beyond the caller's own id", helper)));
+  if (ran->ok()) return {};
+  std::string last = ran->exit_text();
+  for (const auto& text : {ran->out, ran->err})
+    for (auto line : text::lines(text))
+      if (!text::words(line).empty()) last = std::string(line);
+  std::string cmd;
+  for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+  return fail_msg("{}: {}", cmd, last);
+}
+}  // namespace
+
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
-                           const std::vector<spec::IdMapping>& gids, bool deny_setgroups) {
-  if (deny_setgroups)
+                           const std::vector<spec::IdMapping>& gids, bool unprivileged) {
+  // A gid map written by newgidmap keeps setgroups allowed (the helper
+  // decides); one we write ourselves unprivileged needs it denied first.
+  bool gid_helper = unprivileged && !gids.empty() && !own_id_only(gids, ::getegid());
+  if (unprivileged && !gid_helper)
     TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/setgroups", pid), "deny"), "write setgroups");
-  if (!uids.empty())
-    TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/uid_map", pid), format_id_map(uids)), "write uid_map");
-  if (!gids.empty())
+  if (!uids.empty()) {
+    if (unprivileged && !own_id_only(uids, ::geteuid()))
+      TRY_CTX_VOID(run_map_helper("newuidmap", pid, uids), "write uid_map");
+    else
+      TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/uid_map", pid), format_id_map(uids)), "write uid_map");
+  }
+  if (gid_helper)
+    TRY_CTX_VOID(run_map_helper("newgidmap", pid, gids), "write gid_map");
+  else if (!gids.empty())
     TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/gid_map", pid), format_id_map(gids)), "write gid_map");
   return {};
 }

@@ -82,9 +82,12 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
 Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vector<OpenJoin>& joins,
                                     int into_cgroup = -1);
 
-// Writes /proc/PID/{uid_map,gid_map} (and setgroups=deny when asked).
+// Writes /proc/PID/{uid_map,gid_map}. Unprivileged, a map of the caller's
+// own id alone is written directly (the gid's with setgroups denied first,
+// as the kernel requires); any other goes through newuidmap / newgidmap, as
+// runc does, within the caller's /etc/subuid and /etc/subgid ranges.
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
-                           const std::vector<spec::IdMapping>& gids, bool deny_setgroups);
+                           const std::vector<spec::IdMapping>& gids, bool unprivileged);
 // "0 1000 1\n..." as the kernel wants it.
 std::string format_id_map(const std::vector<spec::IdMapping>& m);
 

@@ -1,8 +1,5 @@
 #include "netns/nft.hpp"
 
-#include <signal.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/sys.hpp"
+#include "runtime/core/text.hpp"
 
 namespace brig::netns::nft {
 
@@ -108,57 +106,21 @@ std::string binary() {
 }
 
 Result<std::string> run(const std::vector<std::string>& args, const std::string& input, const std::string& what) {
-  // memfds for stdin/stdout/stderr: nothing to poll, nothing to deadlock on.
-  Fd in(::memfd_create("nft-in", MFD_CLOEXEC)), out(::memfd_create("nft-out", MFD_CLOEXEC)),
-      err(::memfd_create("nft-err", MFD_CLOEXEC));
-  if (!in || !out || !err) return fail_errno("nftables: {}: memfd_create", what);
-  TRY_VOID(sys::write_all(in, input));
-  ::lseek(in.get(), 0, SEEK_SET);
-  std::string bin = binary();
-  std::vector<std::string> full{bin};
+  std::vector<std::string> full{binary()};
   full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return fail_errno("nftables: {}: fork", what);
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::dup2(in.get(), 0);
-    ::dup2(out.get(), 1);
-    ::dup2(err.get(), 2);
-    sys::close_fds_except(3, {});
-    if (bin.find('/') != std::string::npos)
-      ::execv(bin.c_str(), argv.data());
-    else
-      ::execvp(bin.c_str(), argv.data());
-    fmt::print(stderr, "exec {}: {}", bin, Error::errno_text(errno));
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  ::lseek(out.get(), 0, SEEK_SET);
-  ::lseek(err.get(), 0, SEEK_SET);
-  auto o = sys::read_all(out);
-  auto e = sys::read_all(err);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return o ? *o : std::string();
-  std::string text = e ? *e : "";
+  auto ran = sys::run_program(full, input);
+  if (!ran) return fail(std::move(ran.error()).context(fmt::format("nftables: {}", what)));
+  if (ran->ok()) return std::move(ran->out);
   // nft's first line is the useful one ("Error: Could not process rule: File exists").
   std::string first;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t nl = text.find('\n', pos);
-    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    if (auto p = line.find("Error: "); p != std::string::npos) {
-      first = line.substr(p + 7);
+  for (auto line : text::lines(ran->err)) {
+    if (auto p = line.find("Error: "); p != std::string_view::npos) {
+      first = std::string(line.substr(p + 7));
       break;
     }
-    if (first.empty()) first = line;
-    pos = nl == std::string::npos ? text.size() : nl + 1;
+    if (first.empty()) first = std::string(line);
   }
-  if (first.empty()) first = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed";
+  if (first.empty()) first = ran->exit_text();
   return fail_msg("nftables: {}: {}", what, first);
 }
 

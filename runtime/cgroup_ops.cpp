@@ -3,8 +3,6 @@
 // the state checks and the command behaviour (runc's wording and exit codes).
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -189,28 +187,14 @@ Result<void> ps(const Globals& g, const std::string& id, bool json, const std::v
     argv.push_back("-ef");
   else
     argv.insert(argv.end(), ps_args.begin(), ps_args.end());
-  int pfd[2];
-  if (::pipe2(pfd, O_CLOEXEC) < 0) return fail_errno("pipe");
-  Fd rd(pfd[0]), wr(pfd[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  pid_t child = 0;
-  int rc = ::posix_spawnp(&child, "ps", &fa, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return fail_err(rc, "exec: \"ps\"");
-  wr.reset();
-  auto out = sys::read_all(rd);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  auto ran = sys::run_program(argv);
+  if (!ran) {
+    // runc's wording when ps cannot be run.
+    if (ran.error().err == ENOENT) return fail_msg("exec: \"ps\": executable file not found in $PATH");
+    return fail(std::move(ran.error()));
   }
-  if (!out) return fail(std::move(out.error()));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return fail_msg("ps: exit status {}: {}", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), *out);
-  std::istringstream in(*out);
+  if (!ran->ok()) return fail_msg("ps: {}: {}{}", ran->exit_text(), ran->out, ran->err);
+  std::istringstream in(ran->out);
   std::string header;
   std::getline(in, header);
   std::istringstream hs(header);

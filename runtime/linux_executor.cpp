@@ -199,7 +199,7 @@ class NamespaceExecutor final : public Executor {
     BRIG_FAULT("create.after-clone");
 
     if (nsp.new_user() && cfg.linux) {
-      // Unprivileged, the kernel takes a gid map only with setgroups denied.
+      // Unprivileged: our own ids directly, any others through newuidmap/newgidmap.
       auto maps = ns::write_id_maps(pid, cfg.linux->uidMappings, cfg.linux->gidMappings, ::geteuid() != 0);
       if (!maps) return or_end_of_init(std::move(maps.error()).context(fmt::format("user namespace of init {}", pid)));
       BRIG_FAULT("create.after-idmaps");

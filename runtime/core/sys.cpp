@@ -5,10 +5,13 @@
 #include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <pwd.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -268,6 +271,49 @@ std::optional<StatFields> stat_fields(pid_t pid) {
   return f;
 }
 }  // namespace
+
+bool Ran::ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+std::string Ran::exit_text() const {
+  return WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
+                           : fmt::format("killed by signal {}", WTERMSIG(status));
+}
+
+Result<Ran> run_program(const std::vector<std::string>& args, std::string_view input) {
+  Fd in(::memfd_create("brig-in", MFD_CLOEXEC)), out(::memfd_create("brig-out", MFD_CLOEXEC)),
+      err(::memfd_create("brig-err", MFD_CLOEXEC));
+  if (!in || !out || !err) return fail_errno("{}: memfd_create", args.at(0));
+  TRY_VOID(write_all(in, input));
+  ::lseek(in.get(), 0, SEEK_SET);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in.get(), 0);
+  posix_spawn_file_actions_adddup2(&fa, out.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, err.get(), 2);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawnattr_init(&at);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+  pid_t child = 0;
+  int rc = ::posix_spawnp(&child, argv[0], &fa, &at, argv.data(), environ);
+  posix_spawnattr_destroy(&at);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return fail_err(rc, fmt::format("exec {}", args[0]));
+  Ran r;
+  while (::waitpid(child, &r.status, 0) < 0)
+    if (errno != EINTR) return fail_errno("wait for {}", args[0]);
+  ::lseek(out.get(), 0, SEEK_SET);
+  ::lseek(err.get(), 0, SEEK_SET);
+  TRY(r.out, read_all(out));
+  TRY(r.err, read_all(err));
+  return r;
+}
 
 int64_t monotonic_ms() {
   struct timespec ts;

@@ -227,3 +227,88 @@ def test_rootless_pid_of_a_stopped_init_is_nobody_elses(runtime, rootless, tmp_p
     assert lines[1] == "[]", res
     assert lines[2] == "other-alive", res
     assert not (Path(runtime.root) / rootless.id).exists()
+
+
+SUBIDS = ("/etc/subuid", "/etc/subgid")
+
+
+@pytest.fixture
+def subids():
+    """nobody gets 300000-365535 in /etc/subuid and /etc/subgid (the files
+    are put back as they were)."""
+    saved = {}
+    for f in SUBIDS:
+        p = Path(f)
+        saved[f] = p.read_bytes() if p.exists() else None
+        text = saved[f].decode() if saved[f] else ""
+        p.write_text(text + ("" if not text or text.endswith("\n") else "\n") + "nobody:300000:65536\n")
+    yield 300000
+    for f, data in saved.items():
+        if data is None:
+            Path(f).unlink()
+        else:
+            Path(f).write_bytes(data)
+
+
+def wide_maps(rootless, tmp_path, args):
+    """Container root is nobody, container ids 1-1000 are 300000-300999 of
+    nobody's subordinate ids; the process runs as 1000:1000 with group 500
+    too, and /tmp is a host directory it may write."""
+    out = tmp_path / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    ids = [{"containerID": 0, "hostID": NOBODY, "size": 1}, {"containerID": 1, "hostID": 300000, "size": 1000}]
+
+    def edit(c):
+        c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = ids
+        c["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [500]}
+        c["process"]["args"] = args
+        c["mounts"].append({"destination": "/tmp", "type": "bind", "source": str(out), "options": ["rbind"]})
+    rootless.set_config(edit)
+    return out
+
+
+@brig_only
+def test_rootless_maps_subordinate_ids_with_newuidmap(runtime, rootless, subids, tmp_path):
+    """A map beyond the caller's own id goes through newuidmap/newgidmap, as
+    in runc: the container has both ranges, setgroups stays allowed (so
+    additionalGids are set), and a file its user 1000 makes is the host's
+    300999."""
+    out = wide_maps(rootless, tmp_path, ["sh", "-c", "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups;"
+                                         " touch /tmp/f"])
+    res = runtime.run("run", "--bundle", rootless, rootless.id)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert re.fullmatch(r"uid=1000(\(\w+\))? gid=1000(\(\w+\))? groups=500", lines[0]), res
+    maps = [l.split() for l in lines[1:5]]
+    assert maps == [["0", str(NOBODY), "1"], ["1", "300000", "1000"]] * 2, res
+    assert lines[5] == "allow", res
+    st = (out / "f").stat()
+    assert (st.st_uid, st.st_gid) == (300999, 300999)
+    assert not (Path(runtime.root) / rootless.id).exists()
+
+
+@brig_only
+def test_rootless_subordinate_ids_not_granted(runtime, rootless, tmp_path):
+    """Without /etc/subuid ranges for the user, newuidmap refuses: one error
+    line with its command and its reason, and nothing left."""
+    for f in SUBIDS:
+        assert "nobody:" not in (Path(f).read_text() if Path(f).exists() else ""), f"{f} gives nobody ids"
+    wide_maps(rootless, tmp_path, ["true"])
+    res = runtime.run("create", "--bundle", rootless, rootless.id)
+    assert res.returncode == 1, res
+    msg = res.error
+    assert re.search(r"write uid_map: newuidmap \d+ 0 65534 1 1 300000 1000: newuidmap: .*not allowed", msg), msg
+    assert not (Path(runtime.root) / rootless.id).exists()
+
+
+@brig_only
+def test_rootless_map_helper_missing(runtime, rootless, subids, tmp_path):
+    """No newuidmap on PATH: the error says what to install."""
+    wide_maps(rootless, tmp_path, ["true"])
+    runtime.prefix = ["/usr/bin/setpriv", *AS_NOBODY[1:]]
+    res = runtime.run("create", "--bundle", rootless, rootless.id, env={"PATH": "/nonexistent"})
+    assert res.returncode == 1, res
+    assert res.error.endswith("write uid_map: newuidmap (package uidmap) for a map beyond the caller's own id:"
+                              " exec newuidmap: no such file or directory"), res.error
+    assert not (Path(runtime.root) / rootless.id).exists()
