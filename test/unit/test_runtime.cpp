@@ -441,3 +441,33 @@ TEST_CASE("await_go: waits for the go only when one is coming, else checks the p
     CHECK(r.error().msg == "sync: the runtime is gone");
   }
 }
+
+TEST_CASE("run_program: input in, output and status out, no fd of ours, an empty signal mask", "[sys]") {
+  // An fd of ours without O_CLOEXEC, and a blocked signal: neither may reach the program.
+  int leak = ::open("/dev/null", O_RDONLY);
+  REQUIRE(leak >= 0);
+  sigset_t usr1, old;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  ::sigprocmask(SIG_BLOCK, &usr1, &old);
+  auto r = sys::run_program({"sh", "-c",
+                             "cat; ls /proc/self/fd | tr '\\n' ' ' >&2; grep SigBlk /proc/self/status >&2; exit 3"},
+                            "in\n");
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  ::close(leak);
+  REQUIRE(r);
+  CHECK(r->out == "in\n");
+  CHECK(r->err == "0 1 2 3 SigBlk:\t0000000000000000\n");  // 3: ls's own directory
+  CHECK_FALSE(r->ok());
+  CHECK(r->exit_text() == "exit status 3");
+
+  auto killed = sys::run_program({"sh", "-c", "kill -9 $$"});
+  REQUIRE(killed);
+  CHECK(killed->exit_text() == "killed by signal 9");
+  CHECK(sys::run_program({"true"})->ok());
+
+  auto missing = sys::run_program({"brig-no-such-program"});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().err == ENOENT);
+  CHECK(missing.error().msg == "exec brig-no-such-program: no such file or directory");
+}
