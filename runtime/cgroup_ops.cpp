@@ -187,13 +187,14 @@ Result<void> ps(const Globals& g, const std::string& id, bool json, const std::v
     argv.push_back("-ef");
   else
     argv.insert(argv.end(), ps_args.begin(), ps_args.end());
-  auto ran = sys::run_program(argv);
+  // ps writes its own complaints to our stderr.
+  auto ran = sys::run_program(argv, {}, sys::Stderr::ours);
   if (!ran) {
     // runc's wording when ps cannot be run.
     if (ran.error().err == ENOENT) return fail_msg("exec: \"ps\": executable file not found in $PATH");
     return fail(std::move(ran.error()));
   }
-  if (!ran->ok()) return fail_msg("ps: {}: {}{}", ran->exit_text(), ran->out, ran->err);
+  if (!ran->ok()) return fail_msg("ps: {}: {}", ran->exit_text(), ran->out);
   std::istringstream in(ran->out);
   std::string header;
   std::getline(in, header);

@@ -279,7 +279,7 @@ std::string Ran::exit_text() const {
                            : fmt::format("killed by signal {}", WTERMSIG(status));
 }
 
-Result<Ran> run_program(const std::vector<std::string>& args, std::string_view input) {
+Result<Ran> run_program(const std::vector<std::string>& args, std::string_view input, Stderr stderr_to) {
   Fd in(::memfd_create("brig-in", MFD_CLOEXEC)), out(::memfd_create("brig-out", MFD_CLOEXEC)),
       err(::memfd_create("brig-err", MFD_CLOEXEC));
   if (!in || !out || !err) return fail_errno("{}: memfd_create", args.at(0));
@@ -293,7 +293,7 @@ Result<Ran> run_program(const std::vector<std::string>& args, std::string_view i
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in.get(), 0);
   posix_spawn_file_actions_adddup2(&fa, out.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, err.get(), 2);
+  if (stderr_to == Stderr::capture) posix_spawn_file_actions_adddup2(&fa, err.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_init(&at);
   sigset_t none;

@@ -74,10 +74,11 @@ uint64_t pidfs_ino(BorrowedFd pidfd);
 bool process_is(pid_t pid, uint64_t start_time, uint64_t ino = 0);
 
 // A helper program run to its end: stdin is `input`, stdout and stderr are
-// captured (in memfds: nothing to poll, no pipe to fill up), the signal mask
-// is empty and no other fd of ours reaches it. argv[0] is looked up on PATH
-// unless it has a '/'. Fails only when it cannot be started (errno of the
-// exec); a non-zero exit is the caller's to judge.
+// captured (in memfds: nothing to poll, no pipe to fill up) unless its
+// stderr is to be ours, the signal mask is empty and no other fd of ours
+// reaches it. argv[0] is looked up on PATH unless it has a '/'. Fails only
+// when it cannot be started (errno of the exec); a non-zero exit is the
+// caller's to judge.
 struct Ran {
   int status = 0;  // as from waitpid
   std::string out, err;
@@ -85,7 +86,9 @@ struct Ran {
   // "exit status N" or "killed by signal N".
   std::string exit_text() const;
 };
-Result<Ran> run_program(const std::vector<std::string>& argv, std::string_view input = {});
+enum class Stderr { capture, ours };
+Result<Ran> run_program(const std::vector<std::string>& argv, std::string_view input = {},
+                        Stderr stderr_to = Stderr::capture);
 
 // CLOCK_MONOTONIC in milliseconds: for timeouts and intervals.
 int64_t monotonic_ms();
