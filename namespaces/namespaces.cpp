@@ -246,7 +246,8 @@ bool own_id_only(const std::vector<spec::IdMapping>& m, uint32_t id) {
 // newuidmap / newgidmap (shadow's setuid helpers, package uidmap) write for
 // an unprivileged user what its /etc/subuid (/etc/subgid) ranges allow: as
 // runc, found on PATH and given the pid and the map's triples. The last line
-// it wrote is the error.
+// it wrote is the error. Plain errors (no errno): a missing helper is not
+// init's /proc going away.
 Result<void> run_map_helper(const char* helper, pid_t pid, const std::vector<spec::IdMapping>& m) {
   std::vector<std::string> args{helper, std::to_string(pid)};
   for (const auto& e : m) {
@@ -256,11 +257,12 @@ Result<void> run_map_helper(const char* helper, pid_t pid, const std::vector<spe
   }
   auto ran = sys::run_program(args);
   if (!ran)
-    return fail(std::move(ran.error()).context(fmt::format("{} (package uidmap) for a map beyond the caller's own id", helper)));
+    return fail(Error::plain(
+        fmt::format("{} (package uidmap) for a map beyond the caller's own id: {}", helper, ran.error().msg)));
   if (ran->ok()) return {};
   std::string last = ran->exit_text();
-  for (const auto& text : {ran->out, ran->err})
-    for (auto line : text::lines(text))
+  for (const std::string* out : {&ran->out, &ran->err})
+    for (auto line : text::lines(*out))
       if (!text::words(line).empty()) last = std::string(line);
   std::string cmd;
   for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
@@ -268,20 +270,27 @@ Result<void> run_map_helper(const char* helper, pid_t pid, const std::vector<spe
 }
 }  // namespace
 
+IdMapPlan plan_id_maps(const std::vector<spec::IdMapping>& uids, const std::vector<spec::IdMapping>& gids,
+                       bool unprivileged, uid_t euid, gid_t egid) {
+  IdMapPlan p;
+  p.uid_helper = unprivileged && !uids.empty() && !own_id_only(uids, euid);
+  p.gid_helper = unprivileged && !gids.empty() && !own_id_only(gids, egid);
+  // The kernel takes an unprivileged gid map only with setgroups denied; one
+  // newgidmap writes is its to decide (allowed when /etc/subgid granted it).
+  p.deny_setgroups = unprivileged && !p.gid_helper;
+  return p;
+}
+
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
                            const std::vector<spec::IdMapping>& gids, bool unprivileged) {
-  // A gid map written by newgidmap keeps setgroups allowed (the helper
-  // decides); one we write ourselves unprivileged needs it denied first.
-  bool gid_helper = unprivileged && !gids.empty() && !own_id_only(gids, ::getegid());
-  if (unprivileged && !gid_helper)
+  IdMapPlan p = plan_id_maps(uids, gids, unprivileged, ::geteuid(), ::getegid());
+  if (p.deny_setgroups)
     TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/setgroups", pid), "deny"), "write setgroups");
-  if (!uids.empty()) {
-    if (unprivileged && !own_id_only(uids, ::geteuid()))
-      TRY_CTX_VOID(run_map_helper("newuidmap", pid, uids), "write uid_map");
-    else
-      TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/uid_map", pid), format_id_map(uids)), "write uid_map");
-  }
-  if (gid_helper)
+  if (p.uid_helper)
+    TRY_CTX_VOID(run_map_helper("newuidmap", pid, uids), "write uid_map");
+  else if (!uids.empty())
+    TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/uid_map", pid), format_id_map(uids)), "write uid_map");
+  if (p.gid_helper)
     TRY_CTX_VOID(run_map_helper("newgidmap", pid, gids), "write gid_map");
   else if (!gids.empty())
     TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/gid_map", pid), format_id_map(gids)), "write gid_map");

@@ -82,10 +82,18 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
 Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vector<OpenJoin>& joins,
                                     int into_cgroup = -1);
 
-// Writes /proc/PID/{uid_map,gid_map}. Unprivileged, a map of the caller's
+// Who writes which map: unprivileged (brig not root), a map of the caller's
 // own id alone is written directly (the gid's with setgroups denied first,
-// as the kernel requires); any other goes through newuidmap / newgidmap, as
-// runc does, within the caller's /etc/subuid and /etc/subgid ranges.
+// as the kernel requires), any other by newuidmap / newgidmap, even where
+// the caller holds CAP_SETUID (runc tries the direct write first).
+struct IdMapPlan {
+  bool uid_helper = false, gid_helper = false, deny_setgroups = false;
+};
+IdMapPlan plan_id_maps(const std::vector<spec::IdMapping>& uids, const std::vector<spec::IdMapping>& gids,
+                       bool unprivileged, uid_t euid, gid_t egid);
+// Writes /proc/PID/{uid_map,gid_map} as plan_id_maps says (the helpers, as
+// runc's, within the caller's /etc/subuid and /etc/subgid ranges; found on
+// PATH).
 Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
                            const std::vector<spec::IdMapping>& gids, bool unprivileged);
 // "0 1000 1\n..." as the kernel wants it.

@@ -109,7 +109,8 @@ Result<std::string> run(const std::vector<std::string>& args, const std::string&
   std::vector<std::string> full{binary()};
   full.insert(full.end(), args.begin(), args.end());
   auto ran = sys::run_program(full, input);
-  if (!ran) return fail(std::move(ran.error()).context(fmt::format("nftables: {}", what)));
+  // Plain (no errno): a missing nft is not init's /proc going away.
+  if (!ran) return fail(Error::plain(fmt::format("nftables: {}: {}", what, ran.error().msg)));
   if (ran->ok()) return std::move(ran->out);
   // nft's first line is the useful one ("Error: Could not process rule: File exists").
   std::string first;
@@ -222,7 +223,11 @@ std::string guard_elements(const Guard& g, const char* verb) {
   return s;
 }
 
-bool missing_table(const Error& e) { return e.msg.find("No such file or directory") != std::string::npos; }
+// nft's "No such file or directory", or no nft to run at all.
+bool missing_table(const Error& e) {
+  return e.msg.find("No such file or directory") != std::string::npos ||
+         e.msg.find(fmt::format("exec {}: no such file or directory", binary())) != std::string::npos;
+}
 
 }  // namespace
 

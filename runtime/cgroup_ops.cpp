@@ -192,7 +192,7 @@ Result<void> ps(const Globals& g, const std::string& id, bool json, const std::v
   if (!ran) {
     // runc's wording when ps cannot be run.
     if (ran.error().err == ENOENT) return fail_msg("exec: \"ps\": executable file not found in $PATH");
-    return fail(std::move(ran.error()));
+    return fail_err(ran.error().err, "exec: \"ps\"");
   }
   if (!ran->ok()) return fail_msg("ps: {}: {}", ran->exit_text(), ran->out);
   std::istringstream in(ran->out);

@@ -276,13 +276,14 @@ bool Ran::ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 
 std::string Ran::exit_text() const {
   return WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
-                           : fmt::format("killed by signal {}", WTERMSIG(status));
+                           : fmt::format("signal: {}", ::strsignal(WTERMSIG(status)));
 }
 
 Result<Ran> run_program(const std::vector<std::string>& args, std::string_view input, Stderr stderr_to) {
-  Fd in(::memfd_create("brig-in", MFD_CLOEXEC)), out(::memfd_create("brig-out", MFD_CLOEXEC)),
-      err(::memfd_create("brig-err", MFD_CLOEXEC));
-  if (!in || !out || !err) return fail_errno("{}: memfd_create", args.at(0));
+  if (args.empty()) return fail_msg("run_program: no program");
+  Fd in(::memfd_create("brig-in", MFD_CLOEXEC)), out(::memfd_create("brig-out", MFD_CLOEXEC)), err;
+  if (stderr_to == Stderr::capture) err = Fd(::memfd_create("brig-err", MFD_CLOEXEC));
+  if (!in || !out || (stderr_to == Stderr::capture && !err)) return fail_errno("{}: memfd_create", args[0]);
   TRY_VOID(write_all(in, input));
   ::lseek(in.get(), 0, SEEK_SET);
   std::vector<char*> argv;
@@ -309,9 +310,11 @@ Result<Ran> run_program(const std::vector<std::string>& args, std::string_view i
   while (::waitpid(child, &r.status, 0) < 0)
     if (errno != EINTR) return fail_errno("wait for {}", args[0]);
   ::lseek(out.get(), 0, SEEK_SET);
-  ::lseek(err.get(), 0, SEEK_SET);
   TRY(r.out, read_all(out));
-  TRY(r.err, read_all(err));
+  if (err) {
+    ::lseek(err.get(), 0, SEEK_SET);
+    TRY(r.err, read_all(err));
+  }
   return r;
 }
 

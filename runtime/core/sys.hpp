@@ -76,14 +76,14 @@ bool process_is(pid_t pid, uint64_t start_time, uint64_t ino = 0);
 // A helper program run to its end: stdin is `input`, stdout and stderr are
 // captured (in memfds: nothing to poll, no pipe to fill up) unless its
 // stderr is to be ours, the signal mask is empty and no other fd of ours
-// reaches it. argv[0] is looked up on PATH unless it has a '/'. Fails only
-// when it cannot be started (errno of the exec); a non-zero exit is the
-// caller's to judge.
+// reaches it. argv[0] is looked up on PATH unless it has a '/'. Fails when
+// it cannot be started ("exec NAME: " and the errno of the exec) or its
+// output cannot be had; a non-zero exit is the caller's to judge.
 struct Ran {
   int status = 0;  // as from waitpid
   std::string out, err;
   bool ok() const;
-  // "exit status N" or "killed by signal N".
+  // "exit status N" or "signal: NAME" (as hooks report it).
   std::string exit_text() const;
 };
 enum class Stderr { capture, ours };

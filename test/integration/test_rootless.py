@@ -233,21 +233,29 @@ SUBIDS = ("/etc/subuid", "/etc/subgid")
 
 
 @pytest.fixture
-def subids():
-    """nobody gets 300000-365535 in /etc/subuid and /etc/subgid (the files
-    are put back as they were)."""
-    saved = {}
-    for f in SUBIDS:
-        p = Path(f)
-        saved[f] = p.read_bytes() if p.exists() else None
-        text = saved[f].decode() if saved[f] else ""
-        p.write_text(text + ("" if not text or text.endswith("\n") else "\n") + "nobody:300000:65536\n")
-    yield 300000
+def subid_files():
+    """give(line): /etc/subuid and /etc/subgid hold no range for nobody but
+    `line` (none for None); the files are put back as they were after the
+    test. Lines for nobody a killed run left behind are dropped too."""
+    saved = {f: Path(f).read_bytes() if Path(f).exists() else None for f in SUBIDS}
+
+    def give(line):
+        for f, data in saved.items():
+            kept = [l for l in (data or b"").decode().splitlines() if not l.startswith("nobody:")]
+            Path(f).write_text("".join(l + "\n" for l in kept + ([line] if line else [])))
+    yield give
     for f, data in saved.items():
         if data is None:
             Path(f).unlink()
         else:
             Path(f).write_bytes(data)
+
+
+@pytest.fixture
+def subids(subid_files):
+    """nobody gets 300000-365535 in /etc/subuid and /etc/subgid."""
+    subid_files("nobody:300000:65536")
+    return 300000
 
 
 def wide_maps(rootless, tmp_path, args):
@@ -289,11 +297,10 @@ def test_rootless_maps_subordinate_ids_with_newuidmap(runtime, rootless, subids,
 
 
 @brig_only
-def test_rootless_subordinate_ids_not_granted(runtime, rootless, tmp_path):
+def test_rootless_subordinate_ids_not_granted(runtime, rootless, subid_files, tmp_path):
     """Without /etc/subuid ranges for the user, newuidmap refuses: one error
     line with its command and its reason, and nothing left."""
-    for f in SUBIDS:
-        assert "nobody:" not in (Path(f).read_text() if Path(f).exists() else ""), f"{f} gives nobody ids"
+    subid_files(None)
     wide_maps(rootless, tmp_path, ["true"])
     res = runtime.run("create", "--bundle", rootless, rootless.id)
     assert res.returncode == 1, res
@@ -303,7 +310,7 @@ def test_rootless_subordinate_ids_not_granted(runtime, rootless, tmp_path):
 
 
 @brig_only
-def test_rootless_map_helper_missing(runtime, rootless, subids, tmp_path):
+def test_rootless_map_helper_missing(runtime, rootless, tmp_path):
     """No newuidmap on PATH: the error says what to install."""
     wide_maps(rootless, tmp_path, ["true"])
     runtime.prefix = ["/usr/bin/setpriv", *AS_NOBODY[1:]]

@@ -145,6 +145,32 @@ TEST_CASE("id maps are formatted one mapping a line", "[namespaces]") {
   CHECK(ns::format_id_map({{0, 100000, 65536}, {65536, 1000, 1}}) == "0 100000 65536\n65536 1000 1\n");
 }
 
+TEST_CASE("id maps: who writes which, and setgroups", "[namespaces]") {
+  using M = std::vector<spec::IdMapping>;
+  const M own_u{{0, 1000, 1}}, own_g{{0, 2000, 1}}, wide{{0, 1000, 1}, {1, 100000, 65536}};
+  auto plan = [](const M& u, const M& g, bool unpriv) { return ns::plan_id_maps(u, g, unpriv, 1000, 2000); };
+  auto is = [](ns::IdMapPlan p, bool uh, bool gh, bool deny) {
+    return p.uid_helper == uh && p.gid_helper == gh && p.deny_setgroups == deny;
+  };
+  // root writes every map itself and leaves setgroups alone
+  CHECK(is(plan(wide, wide, false), false, false, false));
+  // the caller's own ids: directly, setgroups denied for the gid map
+  CHECK(is(plan(own_u, own_g, true), false, false, true));
+  CHECK(is(plan(M{{5, 1000, 1}}, own_g, true), false, false, true));  // own id at any container id
+  // only the uid map beyond: newuidmap, the gid map ours (so setgroups denied)
+  CHECK(is(plan(wide, own_g, true), true, false, true));
+  // only the gid map beyond: newgidmap decides setgroups
+  M wide_g{{0, 2000, 1}, {1, 200000, 10}};
+  CHECK(is(plan(own_u, wide_g, true), false, true, false));
+  CHECK(is(plan(wide, wide_g, true), true, true, false));
+  // another user's single id, or more than one id, is beyond
+  CHECK(plan(M{{0, 1001, 1}}, own_g, true).uid_helper);
+  CHECK(plan(M{{0, 1000, 2}}, own_g, true).uid_helper);
+  CHECK(plan(own_u, M{{0, 1000, 1}}, true).gid_helper);  // the uid is not the gid
+  // no map at all: no helper
+  CHECK(is(plan({}, {}, true), false, false, true));
+}
+
 TEST_CASE("cgroup hierarchies come from mountinfo", "[cgroup]") {
   const std::string mi =
       "30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
@@ -463,8 +489,12 @@ TEST_CASE("run_program: input in, output and status out, no fd of ours, an empty
 
   auto killed = sys::run_program({"sh", "-c", "kill -9 $$"});
   REQUIRE(killed);
-  CHECK(killed->exit_text() == "killed by signal 9");
-  CHECK(sys::run_program({"true"})->ok());
+  CHECK(killed->exit_text() == "signal: Killed");
+  auto ok = sys::run_program({"true"});
+  REQUIRE(ok);
+  CHECK(ok->ok());
+  CHECK(ok->err.empty());
+  CHECK_FALSE(sys::run_program({}));
 
   auto missing = sys::run_program({"brig-no-such-program"});
   REQUIRE_FALSE(missing);
