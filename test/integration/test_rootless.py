@@ -297,6 +297,19 @@ def test_rootless_maps_subordinate_ids_with_newuidmap(runtime, rootless, subids,
 
 
 @brig_only
+def test_rootless_exec_with_subordinate_ids(runtime, rootless, subids, tmp_path):
+    """exec enters the user namespace newuidmap mapped: the process's user
+    1000 and its groups are as in the container's own process."""
+    wide_maps(rootless, tmp_path, ["sleep", "60"])
+    runtime.run("run", "-d", "--bundle", rootless, rootless.id, check=True)
+    res = runtime.run("exec", rootless.id, "sh", "-c", "id; cat /proc/self/uid_map")
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert re.fullmatch(r"uid=1000(\(\w+\))? gid=1000(\(\w+\))? groups=500", lines[0]), res
+    assert [l.split() for l in lines[1:]] == [["0", str(NOBODY), "1"], ["1", "300000", "1000"]], res
+
+
+@brig_only
 def test_rootless_subordinate_ids_not_granted(runtime, rootless, subid_files, tmp_path):
     """Without /etc/subuid ranges for the user, newuidmap refuses: one error
     line with its command and its reason, and nothing left."""
