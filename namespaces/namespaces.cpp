@@ -286,14 +286,16 @@ Result<void> write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
   IdMapPlan p = plan_id_maps(uids, gids, unprivileged, ::geteuid(), ::getegid());
   if (p.deny_setgroups)
     TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/setgroups", pid), "deny"), "write setgroups");
-  if (p.uid_helper)
-    TRY_CTX_VOID(run_map_helper("newuidmap", pid, uids), "write uid_map");
-  else if (!uids.empty())
-    TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/uid_map", pid), format_id_map(uids)), "write uid_map");
-  if (p.gid_helper)
-    TRY_CTX_VOID(run_map_helper("newgidmap", pid, gids), "write gid_map");
-  else if (!gids.empty())
-    TRY_CTX_VOID(sys::write_file(fmt::format("/proc/{}/gid_map", pid), format_id_map(gids)), "write gid_map");
+  // As runc: written directly first (a caller with CAP_SETUID / CAP_SETGID
+  // needs no helper), through the helper where the kernel says EPERM.
+  auto write_map = [&](const char* file, const char* helper, const std::vector<spec::IdMapping>& m,
+                       bool helper_ok) -> Result<void> {
+    auto w = sys::write_file(fmt::format("/proc/{}/{}", pid, file), format_id_map(m));
+    if (w || !helper_ok || w.error().err != EPERM) return w;
+    return run_map_helper(helper, pid, m);
+  };
+  if (!uids.empty()) TRY_CTX_VOID(write_map("uid_map", "newuidmap", uids, p.uid_helper), "write uid_map");
+  if (!gids.empty()) TRY_CTX_VOID(write_map("gid_map", "newgidmap", gids, p.gid_helper), "write gid_map");
   return {};
 }
 

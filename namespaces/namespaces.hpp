@@ -84,8 +84,10 @@ Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vecto
 
 // Who writes which map: unprivileged (brig not root), a map of the caller's
 // own id alone is written directly (the gid's with setgroups denied first,
-// as the kernel requires), any other by newuidmap / newgidmap, even where
-// the caller holds CAP_SETUID (runc tries the direct write first).
+// as the kernel requires); any other is tried directly too (a caller with
+// CAP_SETUID / CAP_SETGID may write it) and, refused, handed to newuidmap /
+// newgidmap, as runc does. A gid map that may go to newgidmap leaves
+// setgroups alone: the helper decides.
 struct IdMapPlan {
   bool uid_helper = false, gid_helper = false, deny_setgroups = false;
 };

@@ -310,6 +310,24 @@ def test_rootless_exec_with_subordinate_ids(runtime, rootless, subids, tmp_path)
 
 
 @brig_only
+def test_rootless_caller_with_setuid_caps_needs_no_helper(runtime, rootless, subid_files, tmp_path):
+    """As runc: a map beyond the caller's own id is written directly first,
+    so a caller holding CAP_SETUID and CAP_SETGID needs no /etc/subuid range
+    (none is given) and no helper (none on PATH)."""
+    subid_files(None)
+    out = wide_maps(rootless, tmp_path, ["sh", "-c", "id; cat /proc/self/uid_map /proc/self/setgroups; touch /tmp/f"])
+    runtime.prefix = ["/usr/bin/setpriv", *AS_NOBODY[1:], "--inh-caps=+setuid,+setgid", "--ambient-caps=+setuid,+setgid"]
+    res = runtime.run("run", "--bundle", rootless, rootless.id, env={"PATH": "/nonexistent"})
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert re.fullmatch(r"uid=1000(\(\w+\))? gid=1000(\(\w+\))? groups=500", lines[0]), res
+    assert [l.split() for l in lines[1:3]] == [["0", str(NOBODY), "1"], ["1", "300000", "1000"]], res
+    assert lines[3] == "allow", res
+    st = (out / "f").stat()
+    assert (st.st_uid, st.st_gid) == (300999, 300999)
+
+
+@brig_only
 def test_rootless_subordinate_ids_not_granted(runtime, rootless, subid_files, tmp_path):
     """Without /etc/subuid ranges for the user, newuidmap refuses: one error
     line with its command and its reason, and nothing left."""
