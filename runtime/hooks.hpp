@@ -17,7 +17,9 @@ namespace brig::runtime {
 Result<void> run_hooks(const std::vector<spec::Hook>& hooks, const std::string& phase,
                        const std::string& state_json);
 
-// One hook; `reason` describes a failure ("exit status 1", "timed out after 2s").
+// One hook. A failure reads "exec PATH: <errno text>", or "exit status 1" (or
+// "signal: NAME", or "hook ran past specified timeout of 2.0s") followed by
+// ", stdout: ..., stderr: ...". With no env of its own, a hook gets brig's.
 Result<void> run_hook(const spec::Hook& hook, const std::string& state_json);
 
 }  // namespace brig::runtime

@@ -56,7 +56,7 @@ struct Mount {
 struct Hook {
   std::string path;
   std::vector<std::string> args;
-  std::vector<std::string> env;
+  std::optional<std::vector<std::string>> env;  // absent: the runtime's; [] an empty one
   std::optional<int64_t> timeout;  // seconds, > 0 when set
 };
 

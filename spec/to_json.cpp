@@ -58,7 +58,7 @@ static json tj(const Hook& x) {
   json j = json::object();
   set(j, "path", x.path);
   set(j, "args", x.args);
-  set(j, "env", x.env);
+  set_list(j, "env", x.env);
   set(j, "timeout", x.timeout);
   return j;
 }

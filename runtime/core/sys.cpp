@@ -1,6 +1,7 @@
 #include "runtime/core/sys.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <linux/close_range.h>
 #include <linux/openat2.h>
@@ -279,22 +280,74 @@ std::string Ran::exit_text() const {
                            : fmt::format("signal: {}", ::strsignal(WTERMSIG(status)));
 }
 
-Result<Ran> run_program(const std::vector<std::string>& args, std::string_view input, Stderr stderr_to) {
+namespace {
+// What a program wrote to the memfd `fd`, at most `limit` bytes of it.
+Result<std::string> read_written(BorrowedFd fd, size_t limit) {
+  struct stat st;
+  if (::fstat(fd.get(), &st) < 0) return fail_errno("fstat");
+  std::string s(std::min(static_cast<size_t>(st.st_size), limit), '\0');
+  size_t got = 0;
+  while (got < s.size()) {
+    ssize_t n = ::pread(fd.get(), s.data() + got, s.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read");
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  s.resize(got);
+  return s;
+}
+
+// Waits for `child` to end, or kills it at the deadline. False: it was killed.
+Result<bool> await_or_kill(pid_t child, int64_t timeout_ms) {
+  auto pidfd = pidfd_open(child);
+  if (!pidfd) {
+    ::kill(child, SIGKILL);
+    return fail(std::move(pidfd.error()));
+  }
+  int64_t now = monotonic_ms();
+  int64_t deadline = timeout_ms > INT64_MAX - now ? INT64_MAX : now + timeout_ms;
+  for (;;) {
+    struct pollfd p = {pidfd->get(), POLLIN, 0};
+    int64_t left = std::clamp<int64_t>(deadline - monotonic_ms(), 0, INT_MAX);
+    int n = ::poll(&p, 1, static_cast<int>(left));
+    if (n > 0) return true;
+    if (n == 0 && deadline - monotonic_ms() <= 0) {
+      ::kill(child, SIGKILL);  // not reaped yet: the pid is still this child's
+      return false;
+    }
+    if (n < 0 && errno != EINTR) {
+      int e = errno;
+      ::kill(child, SIGKILL);
+      return fail_err(e, "poll");
+    }
+  }
+}
+}  // namespace
+
+Result<Ran> run_program(const Program& p) {
+  const auto& args = p.argv;
   if (args.empty()) return fail_msg("run_program: no program");
+  const std::string& file = p.path.empty() ? args[0] : p.path;
+  bool capture_err = p.stderr_to == Stderr::capture;
   Fd in(::memfd_create("brig-in", MFD_CLOEXEC)), out(::memfd_create("brig-out", MFD_CLOEXEC)), err;
-  if (stderr_to == Stderr::capture) err = Fd(::memfd_create("brig-err", MFD_CLOEXEC));
-  if (!in || !out || (stderr_to == Stderr::capture && !err)) return fail_errno("{}: memfd_create", args[0]);
-  TRY_VOID(write_all(in, input));
+  if (capture_err) err = Fd(::memfd_create("brig-err", MFD_CLOEXEC));
+  if (!in || !out || (capture_err && !err)) return fail_errno("{}: memfd_create", file);
+  TRY_VOID(write_all(in, p.input));
   ::lseek(in.get(), 0, SEEK_SET);
-  std::vector<char*> argv;
+  std::vector<char*> argv, envp;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  if (p.env) {
+    for (const auto& e : *p.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+  }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in.get(), 0);
   posix_spawn_file_actions_adddup2(&fa, out.get(), 1);
-  if (stderr_to == Stderr::capture) posix_spawn_file_actions_adddup2(&fa, err.get(), 2);
+  if (capture_err) posix_spawn_file_actions_adddup2(&fa, err.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_init(&at);
   sigset_t none;
@@ -302,20 +355,28 @@ Result<Ran> run_program(const std::vector<std::string>& args, std::string_view i
   posix_spawnattr_setsigmask(&at, &none);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
   pid_t child = 0;
-  int rc = ::posix_spawnp(&child, argv[0], &fa, &at, argv.data(), environ);
+  char** env = p.env ? envp.data() : environ;
+  int rc = p.path.empty() ? ::posix_spawnp(&child, file.c_str(), &fa, &at, argv.data(), env)
+                          : ::posix_spawn(&child, file.c_str(), &fa, &at, argv.data(), env);
   posix_spawnattr_destroy(&at);
   posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return fail_err(rc, fmt::format("exec {}", args[0]));
+  if (rc != 0) return fail_err(rc, fmt::format("exec {}", file));
   Ran r;
+  Result<bool> ended = true;
+  if (p.timeout_ms) ended = await_or_kill(child, *p.timeout_ms);
   while (::waitpid(child, &r.status, 0) < 0)
-    if (errno != EINTR) return fail_errno("wait for {}", args[0]);
-  ::lseek(out.get(), 0, SEEK_SET);
-  TRY(r.out, read_all(out));
+    if (errno != EINTR) return fail_errno("wait for {}", file);
+  if (!ended) return fail(std::move(ended.error()).context(fmt::format("wait for {}", file)));
+  r.timed_out = !*ended;
+  TRY(r.out, read_written(out, p.output_limit));
   if (err) {
-    ::lseek(err.get(), 0, SEEK_SET);
-    TRY(r.err, read_all(err));
+    TRY(r.err, read_written(err, p.output_limit));
   }
   return r;
+}
+
+Result<Ran> run_program(const std::vector<std::string>& args, std::string_view input, Stderr stderr_to) {
+  return run_program(Program{.argv = args, .input = input, .stderr_to = stderr_to});
 }
 
 int64_t monotonic_ms() {

@@ -74,19 +74,31 @@ uint64_t pidfs_ino(BorrowedFd pidfd);
 bool process_is(pid_t pid, uint64_t start_time, uint64_t ino = 0);
 
 // A helper program run to its end: stdin is `input`, stdout and stderr are
-// captured (in memfds: nothing to poll, no pipe to fill up) unless its
-// stderr is to be ours, the signal mask is empty and no other fd of ours
-// reaches it. argv[0] is looked up on PATH unless it has a '/'. Fails when
-// it cannot be started ("exec NAME: " and the errno of the exec) or its
-// output cannot be had; a non-zero exit is the caller's to judge.
+// captured (in memfds: nothing to poll, no pipe to fill up, no wait for a
+// background child that keeps them open) unless its stderr is to be ours,
+// the signal mask is empty and no other fd of ours reaches it. Fails when it
+// cannot be started ("exec NAME: " and the errno of the exec) or its output
+// cannot be had; a non-zero exit is the caller's to judge.
 struct Ran {
   int status = 0;  // as from waitpid
+  bool timed_out = false;  // killed (SIGKILL) at Program::timeout_ms
   std::string out, err;
   bool ok() const;
   // "exit status N" or "signal: NAME" (as hooks report it).
   std::string exit_text() const;
 };
 enum class Stderr { capture, ours };
+struct Program {
+  std::vector<std::string> argv;
+  // The file executed, as given. Empty: argv[0], looked up on PATH unless it has a '/'.
+  std::string path;
+  std::optional<std::vector<std::string>> env;  // ours when absent
+  std::string_view input;
+  Stderr stderr_to = Stderr::capture;
+  std::optional<int64_t> timeout_ms;  // then killed with SIGKILL, and Ran::timed_out
+  size_t output_limit = SIZE_MAX;     // bytes kept of stdout and of stderr each
+};
+Result<Ran> run_program(const Program& p);
 Result<Ran> run_program(const std::vector<std::string>& argv, std::string_view input = {},
                         Stderr stderr_to = Stderr::capture);
 

@@ -119,3 +119,61 @@ def test_failing_poststop_only_warns(runtime, bundle, tmp_path):
     res = runtime.run("delete", bundle.id)
     assert res.returncode == 0, res
     assert runtime.state(bundle.id, check=False) is None
+
+
+def test_hooks_without_env_get_the_runtimes_env(runtime, bundle, tmp_path):
+    """A hook without "env" runs with the runtime's environment (as runc and
+    crun run it); "env": [] is an empty environment."""
+    log = tmp_path / "env.log"
+
+    def hook(tag, env=None):
+        h = {"path": "/bin/sh", "args": ["sh", "-c", f'echo "{tag} ${{BRIG_HOOK_ENV-unset}}" >> {log}']}
+        if env is not None:
+            h["env"] = env
+        return h
+
+    # createContainer runs in runc's init, whose environment runc replaces.
+    phases = ["prestart", "createRuntime", "poststart", "poststop"] + ([] if IS_RUNC else ["createContainer"])
+    bundle.config(args=["true"], fn=lambda c: c.update(
+        hooks={p: [hook(p), hook(p + "-empty", [])] for p in phases}))
+    res = runtime.run("run", "--bundle", bundle, bundle.id, env={"BRIG_HOOK_ENV": "inherited"})
+    assert res.returncode == 0, res
+    got = sorted(log.read_text().splitlines())
+    assert got == sorted([f"{p} inherited" for p in phases] + [f"{p}-empty unset" for p in phases]), got
+
+
+def test_hook_past_its_timeout_is_killed_and_create_fails_clean(runtime, bundle, tmp_path):
+    pidfile = tmp_path / "hook.pid"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"], "timeout": 1}
+    bundle.config(args=["true"], fn=lambda c: c.update(hooks={"createRuntime": [hook]}))
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert "hook ran past specified timeout of 1.0s" in res.error, res
+    assert runtime.state(bundle.id, check=False) is None
+    assert not os.path.exists(f"/proc/{pidfile.read_text().strip()}/exe")  # killed
+
+
+def test_hook_that_cannot_be_executed_names_path_and_errno(runtime, bundle, tmp_path):
+    missing = tmp_path / "no-such-hook"
+    bundle.config(args=["true"], fn=lambda c: c.update(hooks={"createRuntime": [{"path": str(missing)}]}))
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    # runc: "fork/exec PATH: no such file or directory"
+    assert f"exec {missing}: no such file or directory" in res.error, res
+    assert runtime.state(bundle.id, check=False) is None
+
+
+@runc_bug("runc 1.1.5 waits for every holder of a hook's stdout and stderr pipes, not for the hook")
+def test_hook_leaving_a_child_with_its_output_does_not_hold_up_create(runtime, bundle, tmp_path):
+    pidfile = tmp_path / "bg.pid"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"sleep 30 & echo $! > {pidfile}"]}
+    bundle.config(args=["true"], fn=lambda c: c.update(hooks={"createRuntime": [hook]}))
+    try:
+        res = runtime.run("create", "--bundle", bundle, bundle.id, timeout=10)
+        assert res.returncode == 0, res
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), 9)
+            except ProcessLookupError:
+                pass

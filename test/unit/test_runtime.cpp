@@ -494,10 +494,58 @@ TEST_CASE("run_program: input in, output and status out, no fd of ours, an empty
   REQUIRE(ok);
   CHECK(ok->ok());
   CHECK(ok->err.empty());
-  CHECK_FALSE(sys::run_program({}));
+  CHECK_FALSE(sys::run_program(std::vector<std::string>{}));
 
   auto missing = sys::run_program({"brig-no-such-program"});
   REQUIRE_FALSE(missing);
   CHECK(missing.error().err == ENOENT);
   CHECK(missing.error().msg == "exec brig-no-such-program: no such file or directory");
+}
+
+TEST_CASE("run_program: a path run as given, an env of its own, a timeout, an output limit", "[sys]") {
+  // path is not searched on PATH; argv[0] is only the name the program sees.
+  auto named = sys::run_program(sys::Program{.argv = {"not-sh", "-c", "echo $0"}, .path = "/bin/sh"});
+  REQUIRE(named);
+  CHECK(named->out == "not-sh\n");
+  CHECK_FALSE(named->timed_out);
+  auto own_env = sys::run_program(sys::Program{.argv = {"env"}, .path = "/usr/bin/env", .env = std::vector<std::string>{"HOOKVAR=v"}});
+  REQUIRE(own_env);
+  CHECK(own_env->out == "HOOKVAR=v\n");
+  auto no_env = sys::run_program(sys::Program{.argv = {"env"}, .path = "/usr/bin/env", .env = std::vector<std::string>{}});
+  REQUIRE(no_env);
+  CHECK(no_env->out.empty());
+  auto relative = sys::run_program(sys::Program{.argv = {"sh"}, .path = "sh"});
+  REQUIRE_FALSE(relative);
+  CHECK(relative.error().msg == "exec sh: no such file or directory");
+  // Without an env of its own, it has ours.
+  ::setenv("BRIG_RUN_PROGRAM_TEST", "ours", 1);
+  auto inherited = sys::run_program(sys::Program{.argv = {"sh", "-c", "echo $BRIG_RUN_PROGRAM_TEST"}});
+  ::unsetenv("BRIG_RUN_PROGRAM_TEST");
+  REQUIRE(inherited);
+  CHECK(inherited->out == "ours\n");
+
+  int64_t t0 = sys::monotonic_ms();
+  auto slow = sys::run_program(sys::Program{.argv = {"sh", "-c", "echo begun; exec sleep 30"}, .timeout_ms = 200});
+  REQUIRE(slow);
+  CHECK(slow->timed_out);
+  CHECK(slow->exit_text() == "signal: Killed");
+  CHECK(slow->out == "begun\n");
+  CHECK(sys::monotonic_ms() - t0 < 10'000);
+  auto quick = sys::run_program(sys::Program{.argv = {"true"}, .timeout_ms = 10'000});
+  REQUIRE(quick);
+  CHECK_FALSE(quick->timed_out);
+  CHECK(quick->ok());
+
+  // A child left running in the background with our stdout does not hold us up.
+  t0 = sys::monotonic_ms();
+  auto bg = sys::run_program(sys::Program{.argv = {"sh", "-c", "sleep 30 & echo $!"}});
+  REQUIRE(bg);
+  CHECK(sys::monotonic_ms() - t0 < 10'000);
+  ::kill(std::stoi(bg->out), SIGKILL);
+
+  auto chatty = sys::run_program(sys::Program{.argv = {"sh", "-c", "head -c 100000 /dev/zero; head -c 5 /dev/zero >&2"},
+                                  .output_limit = 1000});
+  REQUIRE(chatty);
+  CHECK(chatty->out.size() == 1000);
+  CHECK(chatty->err.size() == 5);
 }
