@@ -125,10 +125,19 @@ Result<std::string> run(const std::vector<std::string>& args, const std::string&
   return fail_msg("nftables: {}: {}", what, first);
 }
 
+namespace {
+// nft's "No such file or directory" (no such table or set), or no nft to run
+// at all (then it never made one).
+bool missing_table(const Error& e) {
+  return e.msg.find("No such file or directory") != std::string::npos ||
+         e.msg.find(fmt::format("exec {}: no such file or directory", binary())) != std::string::npos;
+}
+}  // namespace
+
 Result<bool> table_exists(int family) {
   auto r = run({"list", "table", fam(family).table, kTable}, "", "list table");
   if (r) return true;
-  if (r.error().msg.find("No such file") != std::string::npos) return false;
+  if (missing_table(r.error())) return false;
   return fail(std::move(r.error()));
 }
 
@@ -221,12 +230,6 @@ std::string guard_elements(const Guard& g, const char* verb) {
     s += fmt::format("{} {} na6 {{ \"{}\" . {} }}\n", verb, t, g.dev, raw128(a));
   }
   return s;
-}
-
-// nft's "No such file or directory", or no nft to run at all.
-bool missing_table(const Error& e) {
-  return e.msg.find("No such file or directory") != std::string::npos ||
-         e.msg.find(fmt::format("exec {}: no such file or directory", binary())) != std::string::npos;
 }
 
 }  // namespace

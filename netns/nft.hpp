@@ -44,6 +44,7 @@ std::string binary();
 // Runs nft with `args`, `input` on stdin; stdout on success, an error naming
 // `what` with nft's own message otherwise.
 Result<std::string> run(const std::vector<std::string>& args, const std::string& input, const std::string& what);
+// False also when there is no nft to run at all: then it never made one.
 Result<bool> table_exists(int family = AF_INET);
 Result<void> ensure_table(int family = AF_INET);
 Result<void> add(const Ip& ip, const std::vector<PortMap>& ports, bool masquerade, const std::string& bridge);

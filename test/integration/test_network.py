@@ -391,6 +391,21 @@ def test_failed_creates_roll_back(nrt, net, make_bundle):
     net.assert_clean(nrt)
 
 
+@pytest.mark.parametrize("ports", [None, "8080:80"])
+def test_no_nft_fails_create_with_one_error_and_leaves_nothing(nrt, net, make_bundle, ports):
+    """Without nft the guard (and a published port) cannot be made: create
+    fails with that one error, and the rollback, which finds no table to
+    clean up, adds no warning of its own."""
+    b = net_bundle(make_bundle, args=["true"], ports=ports)
+    r = nrt.run("create", "--bundle", b, b.id, env={"BRIG_NFT": "/nonexistent/nft"})
+    assert r.returncode == 1, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r
+    assert "exec /nonexistent/nft: no such file or directory" in lines[0], r
+    assert not (Path(nrt.root) / b.id).exists()
+    net.assert_clean(nrt)
+
+
 def test_kill9_mid_setup_then_delete_force(nrt, net, make_bundle, tmp_path):
     flag = tmp_path / "in-hook"
     # createRuntime runs after the network is wired: kill brig while it waits there.
