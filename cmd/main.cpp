@@ -71,6 +71,12 @@ int main(int argc, char** argv) {
     rest = {"--help"};
   }
   const cli::Command* cmd = find_command(name);
+  if (!cmd && (name == "checkpoint" || name == "restore")) {
+    // runc's commands that brig does not have: say so, rather than
+    // "No help topic", to whoever (containerd's shim, podman) asks.
+    log::fatal_line(fmt::format("{}: not supported: brig has no checkpoint/restore (CRIU) support", name));
+    return 1;
+  }
   if (!cmd) {
     log::fatal_line(fmt::format("No help topic for '{}'", name));
     return 3;

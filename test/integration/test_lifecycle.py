@@ -394,3 +394,13 @@ def test_unknown_command(runtime):
     assert res.returncode == 3, res
     # (runc's msg even ends in a newline; not pinned here)
     assert res.error.rstrip("\n") == "No help topic for 'frobnicate'"
+
+
+@brig_only
+@pytest.mark.parametrize("args", [["checkpoint", "c1"], ["restore", "c1"], ["checkpoint", "--help"],
+                                  ["help", "restore"]])
+def test_checkpoint_and_restore_say_they_are_not_supported(runtime, args):
+    res = runtime.run(*args)
+    assert res.returncode == 1, res
+    assert res.error.rstrip("\n") == (f"{args[-1] if args[0] == 'help' else args[0]}: not supported: "
+                                      "brig has no checkpoint/restore (CRIU) support")
