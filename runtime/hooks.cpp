@@ -15,12 +15,14 @@ std::string trimmed(std::string s) {
 
 }  // namespace
 
-Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {
+Result<void> run_hook(const spec::Hook& hook, const std::string& state_json,
+                      const std::vector<std::string>* env_if_absent) {
   sys::Program p{.argv = hook.args.empty() ? std::vector<std::string>{hook.path} : hook.args,
                  .path = hook.path,
-                 .env = hook.env,  // absent: brig's own, as runc and crun pass theirs
+                 .env = hook.env,  // absent: brig's own, unless the caller gives one
                  .input = state_json,
                  .output_limit = 64 * 1024};
+  if (!p.env && env_if_absent) p.env = *env_if_absent;
   // Seconds, above 0 (validated); clamped so that the milliseconds fit.
   if (hook.timeout) p.timeout_ms = std::min<int64_t>(*hook.timeout, INT64_MAX / 1000) * 1000;
   TRY(sys::Ran ran, sys::run_program(p));
@@ -34,9 +36,9 @@ Result<void> run_hook(const spec::Hook& hook, const std::string& state_json) {
 }
 
 Result<void> run_hooks(const std::vector<spec::Hook>& hooks, const std::string& phase,
-                       const std::string& state_json) {
+                       const std::string& state_json, const std::vector<std::string>* env_if_absent) {
   for (size_t i = 0; i < hooks.size(); i++) {
-    auto r = run_hook(hooks[i], state_json);
+    auto r = run_hook(hooks[i], state_json, env_if_absent);
     if (!r) return fail(std::move(r.error()).context(fmt::format("error running {} hook #{}", phase, i)));
   }
   return {};

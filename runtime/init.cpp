@@ -73,7 +73,10 @@ Result<void> run_create_hooks(const InitContext& c) {
     TRY(auto r, receive(c.sync_fd));
     if (r.type != Msg::go) return fail_msg("sync: unexpected message from parent");
   }
-  return run_hooks(h.createContainer, "createContainer", hook_state(c, "creating"));
+  // In the container: the process's environment, not the caller's (as runc).
+  static const std::vector<std::string> none;
+  return run_hooks(h.createContainer, "createContainer", hook_state(c, "creating"),
+                   c.cfg->process ? &c.cfg->process->env : &none);
 }
 
 Result<void> setup(const InitContext& c, std::string& exe) {
@@ -209,7 +212,8 @@ void init_main(const InitContext& c) {
   ::close(c.sync_fd);
 
   auto w = wait_for_start(c.fifo_fd);
-  if (w && c.cfg->hooks) w = run_hooks(c.cfg->hooks->startContainer, "startContainer", hook_state(c, "created"));
+  if (w && c.cfg->hooks)
+    w = run_hooks(c.cfg->hooks->startContainer, "startContainer", hook_state(c, "created"), &env);
   if (!w) {
     fmt::print(stderr, "brig init: {}\n", w.error().msg);
     ::_exit(1);

@@ -330,8 +330,10 @@ Result<Ran> run_program(const Program& p) {
   if (args.empty()) return fail_msg("run_program: no program");
   const std::string& file = p.path.empty() ? args[0] : p.path;
   bool capture_err = p.stderr_to == Stderr::capture;
-  Fd in(::memfd_create("brig-in", MFD_CLOEXEC)), out(::memfd_create("brig-out", MFD_CLOEXEC)), err;
-  if (capture_err) err = Fd(::memfd_create("brig-err", MFD_CLOEXEC));
+  // Sealable: once the program has ended, a child it left behind cannot grow them.
+  constexpr unsigned kOut = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  Fd in(::memfd_create("brig-in", MFD_CLOEXEC)), out(::memfd_create("brig-out", kOut)), err;
+  if (capture_err) err = Fd(::memfd_create("brig-err", kOut));
   if (!in || !out || (capture_err && !err)) return fail_errno("{}: memfd_create", file);
   TRY_VOID(write_all(in, p.input));
   ::lseek(in.get(), 0, SEEK_SET);
@@ -368,6 +370,10 @@ Result<Ran> run_program(const Program& p) {
     if (errno != EINTR) return fail_errno("wait for {}", file);
   if (!ended) return fail(std::move(ended.error()).context(fmt::format("wait for {}", file)));
   r.timed_out = !*ended;
+  // What it wrote is all we read; a background child still holding them
+  // gets EPERM instead of filling memory nobody reads.
+  for (const Fd* f : {&out, &err})
+    if (*f) ::fcntl(f->get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SEAL);
   TRY(r.out, read_written(out, p.output_limit));
   if (err) {
     TRY(r.err, read_written(err, p.output_limit));

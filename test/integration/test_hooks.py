@@ -121,25 +121,38 @@ def test_failing_poststop_only_warns(runtime, bundle, tmp_path):
     assert runtime.state(bundle.id, check=False) is None
 
 
-def test_hooks_without_env_get_the_runtimes_env(runtime, bundle, tmp_path):
-    """A hook without "env" runs with the runtime's environment (as runc and
-    crun run it); "env": [] is an empty environment."""
+def test_hooks_without_env_get_the_runtimes_env_or_the_containers(runtime, bundle, tmp_path):
+    """A hook without "env" that the runtime runs has the runtime's environment
+    (as runc and crun run it); one run in the container (createContainer,
+    startContainer) has the container process's, never the caller's, as runc.
+    "env": [] is an empty environment."""
     log = tmp_path / "env.log"
+    inner_log = "/tmp/env.log"  # startContainer writes in the container's view
 
-    def hook(tag, env=None):
-        h = {"path": "/bin/sh", "args": ["sh", "-c", f'echo "{tag} ${{BRIG_HOOK_ENV-unset}}" >> {log}']}
+    def hook(tag, env=None, logpath=str(log)):
+        h = {"path": "/bin/sh",
+             "args": ["sh", "-c", f'echo "{tag} ${{BRIG_HOOK_ENV-unset}} ${{CONTAINER_VAR-unset}}" >> {logpath}']}
         if env is not None:
             h["env"] = env
         return h
 
-    # createContainer runs in runc's init, whose environment runc replaces.
-    phases = ["prestart", "createRuntime", "poststart", "poststop"] + ([] if IS_RUNC else ["createContainer"])
-    bundle.config(args=["true"], fn=lambda c: c.update(
-        hooks={p: [hook(p), hook(p + "-empty", [])] for p in phases}))
+    runtime_phases = ["prestart", "createRuntime", "poststart", "poststop"]
+    hooks = {p: [hook(p), hook(p + "-empty", [])] for p in runtime_phases + ["createContainer"]}
+    hooks["startContainer"] = [hook("startContainer", logpath=inner_log),
+                               hook("startContainer-empty", [], logpath=inner_log)]
+
+    def edit(c):
+        c.update(hooks=hooks)
+        c["process"]["env"] = c["process"].get("env", []) + ["CONTAINER_VAR=yes"]
+
+    bundle.config(args=["true"], readonly=False, fn=edit)
     res = runtime.run("run", "--bundle", bundle, bundle.id, env={"BRIG_HOOK_ENV": "inherited"})
     assert res.returncode == 0, res
-    got = sorted(log.read_text().splitlines())
-    assert got == sorted([f"{p} inherited" for p in phases] + [f"{p}-empty unset" for p in phases]), got
+    got = sorted(log.read_text().splitlines() + (bundle.path / "rootfs/tmp/env.log").read_text().splitlines())
+    want = ([f"{p} inherited unset" for p in runtime_phases]
+            + [f"{p} unset yes" for p in ("createContainer", "startContainer")]
+            + [f"{p}-empty unset unset" for p in runtime_phases + ["createContainer", "startContainer"]])
+    assert got == sorted(want), got
 
 
 def test_hook_past_its_timeout_is_killed_and_create_fails_clean(runtime, bundle, tmp_path):
@@ -160,6 +173,7 @@ def test_hook_that_cannot_be_executed_names_path_and_errno(runtime, bundle, tmp_
     assert res.returncode == 1, res
     # runc: "fork/exec PATH: no such file or directory"
     assert f"exec {missing}: no such file or directory" in res.error, res
+    assert "exit status" not in res.error, res  # not started, so it has no status
     assert runtime.state(bundle.id, check=False) is None
 
 

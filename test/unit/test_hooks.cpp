@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -60,6 +61,22 @@ TEST_CASE("a hook without env gets brig's, one with env [] none", "[hooks]") {
   CHECK(emptied.error().msg == "exit status 1, stdout: got '', stderr: ");
 }
 
+TEST_CASE("a hook without env gets the env the caller names for its phase, not brig's", "[hooks]") {
+  spec::Hook h;
+  h.path = "/bin/sh";
+  h.args = {"sh", "-c", "echo \"${BRIG_HOOK_TEST-unset} $CONTAINER_VAR\"; exit 1"};
+  ::setenv("BRIG_HOOK_TEST", "ours", 1);
+  std::vector<std::string> process_env = {"CONTAINER_VAR=yes"};
+  auto r = runtime::run_hooks({h}, "startContainer", "{}", &process_env);
+  h.env = std::vector<std::string>{"CONTAINER_VAR=own"};  // its own still wins
+  auto own = runtime::run_hook(h, "{}", &process_env);
+  ::unsetenv("BRIG_HOOK_TEST");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().msg == "error running startContainer hook #0: exit status 1, stdout: unset yes, stderr: ");
+  REQUIRE_FALSE(own);
+  CHECK(own.error().msg == "exit status 1, stdout: unset own, stderr: ");
+}
+
 TEST_CASE("a hook that leaves a child behind holding its output is done when it exits", "[hooks]") {
   char tmpl[] = "/tmp/brig-hook-XXXXXX";
   REQUIRE(mkdtemp(tmpl));
@@ -71,6 +88,28 @@ TEST_CASE("a hook that leaves a child behind holding its output is done when it 
   REQUIRE(pid);
   ::kill(std::stoi(*pid), SIGKILL);
   ::unlink(pidfile.c_str());
+  ::rmdir(tmpl);
+}
+
+TEST_CASE("a child a hook leaves behind cannot write on into the captured output", "[hooks]") {
+  char tmpl[] = "/tmp/brig-hook-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  // The child writes once while the hook runs, and once after it has ended.
+  auto r = runtime::run_hook(
+      sh("( echo early || touch " + dir + "/early-failed; while [ ! -e " + dir + "/go ]; do sleep 0.05; done; "
+         "echo late || touch " + dir + "/late-failed; touch " + dir + "/done ) & sleep 0.3; exit 1"),
+      "{}");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().msg == "exit status 1, stdout: early, stderr: ");
+  int go = ::open((dir + "/go").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  REQUIRE(go >= 0);
+  ::close(go);
+  int64_t t0 = sys::monotonic_ms();
+  while (::access((dir + "/done").c_str(), F_OK) != 0 && sys::monotonic_ms() - t0 < 10'000) ::usleep(20'000);
+  CHECK(::access((dir + "/early-failed").c_str(), F_OK) != 0);
+  CHECK(::access((dir + "/late-failed").c_str(), F_OK) == 0);  // sealed: EPERM
+  for (const char* f : {"/go", "/done", "/late-failed", "/early-failed"}) ::unlink((dir + f).c_str());
   ::rmdir(tmpl);
 }
 
