@@ -95,9 +95,10 @@ TEST_CASE("a child a hook leaves behind cannot write on into the captured output
   char tmpl[] = "/tmp/brig-hook-XXXXXX";
   REQUIRE(mkdtemp(tmpl));
   std::string dir = tmpl;
-  // The child writes once while the hook runs, and once after it has ended.
+  // The child writes once while the hook runs, and once after it has ended
+  // (waiting 10 s at most for the go, so that a failed check leaves nothing).
   auto r = runtime::run_hook(
-      sh("( echo early || touch " + dir + "/early-failed; while [ ! -e " + dir + "/go ]; do sleep 0.05; done; "
+      sh("( echo early || touch " + dir + "/early-failed; i=0; while [ ! -e " + dir + "/go ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
          "echo late || touch " + dir + "/late-failed; touch " + dir + "/done ) & sleep 0.3; exit 1"),
       "{}");
   REQUIRE_FALSE(r);
