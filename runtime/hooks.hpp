@@ -22,8 +22,8 @@ Result<void> run_hooks(const std::vector<spec::Hook>& hooks, const std::string& 
                        const std::string& state_json, const std::vector<std::string>* env_if_absent = nullptr);
 
 // One hook. A failure reads "exec PATH: <errno text>", or "exit status 1" (or
-// "signal: NAME", or "hook ran past specified timeout of 2.0s") followed by
-// ", stdout: ..., stderr: ...".
+// "signal: killed", Go's signal name as runc prints it, or "hook ran past
+// specified timeout of 2.0s") followed by ", stdout: ..., stderr: ...".
 Result<void> run_hook(const spec::Hook& hook, const std::string& state_json,
                       const std::vector<std::string>* env_if_absent = nullptr);
 

@@ -276,8 +276,14 @@ std::optional<StatFields> stat_fields(pid_t pid) {
 bool Ran::ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 
 std::string Ran::exit_text() const {
-  return WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
-                           : fmt::format("signal: {}", ::strsignal(WTERMSIG(status)));
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  // Go's names (what runc prints): glibc's with a small first letter, but for
+  // "CPU time limit exceeded" and "I/O possible"; "signal N" past 31.
+  int sig = WTERMSIG(status);
+  if (sig < 1 || sig > 31) return fmt::format("signal: signal {}", sig);
+  std::string name = ::strsignal(sig);
+  if (name.size() > 1 && name[1] >= 'a' && name[1] <= 'z' && name[0] >= 'A' && name[0] <= 'Z') name[0] += 'a' - 'A';
+  return "signal: " + name;
 }
 
 namespace {

@@ -84,7 +84,7 @@ struct Ran {
   bool timed_out = false;  // killed (SIGKILL) at Program::timeout_ms
   std::string out, err;
   bool ok() const;
-  // "exit status N" or "signal: NAME" (as hooks report it).
+  // "exit status N" or "signal: killed" (as runc reports a hook's end).
   std::string exit_text() const;
 };
 enum class Stderr { capture, ours };

@@ -166,6 +166,15 @@ def test_hook_past_its_timeout_is_killed_and_create_fails_clean(runtime, bundle,
     assert not os.path.exists(f"/proc/{pidfile.read_text().strip()}/exe")  # killed
 
 
+def test_hook_killed_by_a_signal_is_named_as_runc_names_it(runtime, bundle):
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "echo hi; kill -SEGV $$"]}
+    bundle.config(args=["true"], fn=lambda c: c.update(hooks={"createRuntime": [hook]}))
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert "signal: segmentation fault, stdout: hi" in res.error, res  # Go's name, not glibc's
+    assert runtime.state(bundle.id, check=False) is None
+
+
 def test_hook_that_cannot_be_executed_names_path_and_errno(runtime, bundle, tmp_path):
     missing = tmp_path / "no-such-hook"
     bundle.config(args=["true"], fn=lambda c: c.update(hooks={"createRuntime": [{"path": str(missing)}]}))

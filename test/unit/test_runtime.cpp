@@ -489,7 +489,13 @@ TEST_CASE("run_program: input in, output and status out, no fd of ours, an empty
 
   auto killed = sys::run_program({"sh", "-c", "kill -9 $$"});
   REQUIRE(killed);
-  CHECK(killed->exit_text() == "signal: Killed");
+  CHECK(killed->exit_text() == "signal: killed");  // Go's name, as runc prints it
+  auto by_name = [](int sig) { return sys::Ran{.status = sig}.exit_text(); };  // as termsig N
+  CHECK(by_name(SIGSEGV) == "signal: segmentation fault");
+  CHECK(by_name(SIGTERM) == "signal: terminated");
+  CHECK(by_name(SIGXCPU) == "signal: CPU time limit exceeded");
+  CHECK(by_name(SIGIO) == "signal: I/O possible");
+  CHECK(by_name(SIGRTMIN + 1) == fmt::format("signal: signal {}", SIGRTMIN + 1));
   auto ok = sys::run_program({"true"});
   REQUIRE(ok);
   CHECK(ok->ok());
@@ -528,7 +534,7 @@ TEST_CASE("run_program: a path run as given, an env of its own, a timeout, an ou
   auto slow = sys::run_program(sys::Program{.argv = {"sh", "-c", "echo begun; exec sleep 30"}, .timeout_ms = 200});
   REQUIRE(slow);
   CHECK(slow->timed_out);
-  CHECK(slow->exit_text() == "signal: Killed");
+  CHECK(slow->exit_text() == "signal: killed");
   CHECK(slow->out == "begun\n");
   CHECK(sys::monotonic_ms() - t0 < 10'000);
   auto quick = sys::run_program(sys::Program{.argv = {"true"}, .timeout_ms = 10'000});
