@@ -250,6 +250,8 @@ def report(res, rts, order, sizes, out):
     lines = []
     head = "| step | " + " | ".join(f"{n} median (p10–p90)" for n in names)
     ratios = [(a, b) for a in names if a.startswith("brig") for b in ("crun", "runc") if b in names]
+    if "floor" in names:  # floor.c: the least work the container needs (run.sh --floor)
+        ratios += [(a, "floor") for a in names if a.startswith("brig")] + [("floor", "crun")]
     head += "".join(f" | {a}/{b}" for a, b in ratios) + " |"
     lines.append(head)
     lines.append("|" + "---|" * (1 + len(names) + len(ratios)))

@@ -1,14 +1,15 @@
 #!/bin/bash
 # Benchmark brig against crun and runc, interleaved, on one busybox bundle.
 #
-#   bash contrib/bench/run.sh [--brig PATH] [--also NAME=PATH] [--quick] [-n N] [--batches N]
-#                             [--json FILE] [--phases N]
+#   bash contrib/bench/run.sh [--brig PATH] [--also NAME=PATH] [--floor] [--quick] [-n N]
+#                             [--batches N] [--json FILE] [--phases N]
 #
 # Installs runc, crun and a static busybox from Debian, builds brig (Release)
 # into build-bench/ unless --brig is given, and prints a table of medians,
 # p10-p90 and the ratios brig/crun and brig/runc. Needs root. Everything it
 # makes (containers, cgroups under /brigbench, state, bundles) is removed at
-# the end. See contrib/bench/README.md.
+# the end. --floor adds floor.c, the least work this container needs (not a
+# runtime), as a fourth column. See contrib/bench/README.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,14 +17,16 @@ src=$(cd "$here/../.." && pwd)
 brig=""
 args=()
 also=()
+floor=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --brig) brig=$2; shift 2 ;;
     --brig=*) brig=${1#--brig=}; shift ;;
     --also) also+=(--runtime "$2"); shift 2 ;;  # NAME=PATH, e.g. brig-static=./b/brig
+    --floor) floor=1; shift ;;
     --quick) args+=(--quick); shift ;;
     -n|--batches|--json|--phases) args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -61,8 +64,8 @@ mounted=()
 
 cleanup() {
   set +e
-  for rt in brig crun runc; do
-    bin=$brig; [ $rt = brig ] || bin=$(command -v $rt)
+  for rt in brig crun runc floor; do
+    case $rt in brig) bin=$brig ;; floor) bin=$work/floor ;; *) bin=$(command -v $rt) ;; esac
     [ -d "$state/$rt" ] || continue
     for id in $(ls "$state/$rt" 2>/dev/null); do
       [ -d "$state/$rt/$id" ] && "$bin" --root "$state/$rt" delete --force "$id" >/dev/null 2>&1
@@ -94,6 +97,10 @@ if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && [ -s /sys/fs/cgroup/unifi
 fi
 
 gcc -O2 -static -o "$work/maxrss" "$here/maxrss.c"
+if [ -n "$floor" ]; then
+  gcc -O2 -static -o "$work/floor" "$here/floor.c"
+  also+=(--runtime "floor=$work/floor")
+fi
 
 # The bundle: a static busybox, runc's default config, /bin/true.
 mkdir -p "$work/rootfs/bin"
