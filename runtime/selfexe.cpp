@@ -276,7 +276,12 @@ bool exe_protected() {
 Result<void> protect_exe() {
   bool again = std::getenv(kMarker) != nullptr;
   ::unsetenv(kMarker);  // never passed on (hooks, the container)
-  if (exe_protected()) return {};
+  if (exe_protected()) {
+    // On a read-only mount (an immutable /usr, or `mount --bind -o ro` of
+    // the binary) or already our sealed copy: nothing to move.
+    log::debug("self-exe protection: binary already read-only");
+    return {};
+  }
   if (again) return fail_msg("self-exe protection: still writable after the re-exec");
 
   auto view = readonly_view();

@@ -55,14 +55,31 @@ def _runtime_copy(runtime, tmp_path):
     return copy
 
 
-def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bundle, tmp_path):
+@pytest.fixture(params=["writable", "ro-mount"])
+def runtime_copy(request, runtime, tmp_path):
+    """The runtime's copy, as installed: on a writable filesystem, or on a
+    read-only bind mount of itself (an immutable /usr), where brig has nothing
+    to move."""
+    copy = _runtime_copy(runtime, tmp_path)
+    if request.param == "writable":
+        yield copy, False
+        return
+    subprocess.run(["mount", "--bind", copy, copy], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", copy], check=True)
+        yield copy, True
+    finally:
+        subprocess.run(["umount", copy], check=True)
+
+
+def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bundle, tmp_path, runtime_copy):
     """CVE-2019-5736: a container without a user namespace that keeps
     CAP_SYS_PTRACE may open the waiting init's /proc/1/exe (non-dumpable is no
     barrier to it), keep the handle, and write through it once no runtime
     process runs the binary any more. (The published vector, an entrypoint
     interpreted by "#!/proc/self/exe", fails earlier on this kernel: a
     non-dumpable process cannot resolve its own /proc/self/exe, ENOENT.)"""
-    copy = _runtime_copy(runtime, tmp_path)
+    copy, on_ro_mount = runtime_copy
     before = _digest(copy)
 
     def caps(cfg):
@@ -83,8 +100,13 @@ def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bund
     if not IS_RUNC:
         # create and exec each moved onto the read-only view without an exec
         # of brig (runtime/selfexe.hpp); the fallback re-exec would say so.
+        # On a read-only mount there is nothing to move, in either.
         text = log.read_text()
-        assert text.count("self-exe protection: remapped in place") == 2, text
+        moved, kept = ("self-exe protection: remapped in place", "self-exe protection: binary already read-only")
+        if on_ro_mount:
+            moved, kept = kept, moved
+        assert text.count(moved) == 2, text
+        assert kept not in text, text
         assert "re-executing" not in text, text
     # The attack is real: the handle was obtained (a read-only view of the runtime).
     assert _wait_file(bundle.rootfs / "attack" / "opened") == "0"
