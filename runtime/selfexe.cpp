@@ -278,8 +278,8 @@ Result<void> protect_exe() {
   ::unsetenv(kMarker);  // never passed on (hooks, the container)
   if (exe_protected()) {
     // On a read-only mount (an immutable /usr, or `mount --bind -o ro` of
-    // the binary) or already our sealed copy: nothing to move.
-    log::debug("self-exe protection: binary already read-only");
+    // the binary), or already our sealed copy: nothing to move.
+    log::debug("self-exe protection: binary already read-only (a read-only mount or a sealed copy)");
     return {};
   }
   if (again) return fail_msg("self-exe protection: still writable after the re-exec");

@@ -20,11 +20,17 @@
  *   floor --root R exec ID PROG [ARG...]
  *   floor --root R delete [--force] ID
  *
+ * The device rules are the v1 devices cgroup's: on a pure cgroup2 host the
+ * floor attaches no device program, which brig does, so there it does less
+ * than brig by that much. Co-mounted v1 hierarchies (cpu,cpuacct) get no
+ * links in the container.
+ *
  * Built by run.sh (gcc -O2 -static) only with --floor. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -203,10 +209,13 @@ static void process_setup(void) {
       die("capbset_drop", "");
     }
   }
+  /* process.user 0:0 with no additionalGids: the caller's groups go. */
+  if (setgroups(0, NULL) != 0 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) die("user", "0:0");
   struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct d[2] = {{(uint32_t)keep, (uint32_t)keep, 0}, {0, 0, 0}};
   if (syscall(SYS_capset, &h, d) != 0) die("capset", "");
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  umask(022); /* init set 0 for the device nodes; the process gets the usual mask */
   if (chdir("/") != 0) die("chdir", "/");
 }
 
@@ -240,15 +249,21 @@ static void rootfs_setup(const char *rootfs) {
   mkdir("dev/mqueue", 0755);
   mnt("mqueue", "dev/mqueue", "mqueue", nse, NULL);
   mnt("sysfs", "sys", "sysfs", nse | MS_RDONLY, NULL);
-  mnt("tmpfs", "sys/fs/cgroup", "tmpfs", nse, "mode=755");
-  for (int i = 0; i < nh; i++) {
-    if (H[i].v2 && nh > 1) continue; /* a hybrid host's cgroup2: not bound, as brig does */
-    char p[300];
-    snprintf(p, sizeof p, "sys/fs/cgroup/%.31s", H[i].name);
-    if (H[i].name[0] && mkdir(p, 0755) != 0) die("mkdir", p);
-    bind_ro(H[i].dir, p, nse);
+  if (nh == 1 && H[0].v2) {
+    /* A pure cgroup2 host: the container's directory itself, read-only. */
+    bind_ro(H[0].dir, "sys/fs/cgroup", nse);
+  } else {
+    /* v1 or hybrid: a tmpfs holding one read-only bind per v1 hierarchy. */
+    mnt("tmpfs", "sys/fs/cgroup", "tmpfs", nse, "mode=755");
+    for (int i = 0; i < nh; i++) {
+      if (H[i].v2) continue; /* a hybrid host's cgroup2: not bound, as brig does */
+      char p[300];
+      snprintf(p, sizeof p, "sys/fs/cgroup/%.31s", H[i].name);
+      if (mkdir(p, 0755) != 0) die("mkdir", p);
+      bind_ro(H[i].dir, p, nse);
+    }
+    mnt(NULL, "sys/fs/cgroup", NULL, MS_REMOUNT | MS_RDONLY | nse, "mode=755");
   }
-  mnt(NULL, "sys/fs/cgroup", NULL, MS_REMOUNT | MS_RDONLY | nse, "mode=755");
   static const struct { const char *name; unsigned maj, min; } nodes[] = {
       {"dev/null", 1, 3}, {"dev/zero", 1, 5}, {"dev/full", 1, 7},
       {"dev/random", 1, 8}, {"dev/urandom", 1, 9}, {"dev/tty", 5, 0}};

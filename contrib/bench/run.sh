@@ -6,10 +6,11 @@
 #
 # Installs runc, crun and a static busybox from Debian, builds brig (Release)
 # into build-bench/ unless --brig is given, and prints a table of medians,
-# p10-p90 and the ratios brig/crun and brig/runc. Needs root. Everything it
-# makes (containers, cgroups under /brigbench, state, bundles) is removed at
-# the end. --floor adds floor.c, the least work this container needs (not a
-# runtime), as a fourth column. See contrib/bench/README.md.
+# p10-p90 and the ratios brig/crun and brig/runc (and brig/floor, floor/crun).
+# Needs root. Everything it makes (containers, cgroups under /brigbench, state,
+# bundles) is removed at the end. --floor adds floor.c, the least work this
+# container needs (not a runtime), as one more runtime. See
+# contrib/bench/README.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,12 +18,13 @@ src=$(cd "$here/../.." && pwd)
 brig=""
 args=()
 also=()
+also_bins=()  # NAME=PATH of every --also, for the cleanup
 floor=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --brig) brig=$2; shift 2 ;;
     --brig=*) brig=${1#--brig=}; shift ;;
-    --also) also+=(--runtime "$2"); shift 2 ;;  # NAME=PATH, e.g. brig-static=./b/brig
+    --also) also+=(--runtime "$2"); also_bins+=("$2"); shift 2 ;;  # NAME=PATH, e.g. brig-static=./b/brig
     --floor) floor=1; shift ;;
     --quick) args+=(--quick); shift ;;
     -n|--batches|--json|--phases) args+=("$1" "$2"); shift 2 ;;
@@ -64,8 +66,10 @@ mounted=()
 
 cleanup() {
   set +e
-  for rt in brig crun runc floor; do
-    case $rt in brig) bin=$brig ;; floor) bin=$work/floor ;; *) bin=$(command -v $rt) ;; esac
+  local pairs=("brig=$brig" "crun=$(command -v crun)" "runc=$(command -v runc)" "floor=$work/floor"
+               "${also_bins[@]}")
+  for pair in "${pairs[@]}"; do
+    rt=${pair%%=*} bin=${pair#*=}
     [ -d "$state/$rt" ] || continue
     for id in $(ls "$state/$rt" 2>/dev/null); do
       [ -d "$state/$rt/$id" ] && "$bin" --root "$state/$rt" delete --force "$id" >/dev/null 2>&1

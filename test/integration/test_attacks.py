@@ -69,7 +69,9 @@ def runtime_copy(request, runtime, tmp_path):
         subprocess.run(["mount", "-o", "remount,bind,ro", copy], check=True)
         yield copy, True
     finally:
-        subprocess.run(["umount", copy], check=True)
+        # Lazily: torn down before the runtime fixture deletes the container,
+        # whose waiting init (or an attacker's handle) may still use the copy.
+        subprocess.run(["umount", "-l", copy], check=True)
 
 
 def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bundle, tmp_path, runtime_copy):
