@@ -115,10 +115,15 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
     args.push_back(id);
     std::string err;
     auto code = vm::brig_in_guest(store.dir(id), args, {}, &err);
-    // The VM powering off ends a stream of events as the container's end does.
+    // The VM powering off ends a stream of events as the container's end
+    // does. The connection drops a moment before the host sees the VM's
+    // end (its shim still exiting): give that up to 5 s.
     if (!code && !stats_only) {
-      auto r = store.load_unlocked(id);
-      if (!r || status_of(store, *r) == "stopped") return {};
+      for (int i = 0; i < 250; i++) {
+        auto r = store.load_unlocked(id);
+        if (!r || status_of(store, *r) == "stopped") return {};
+        ::usleep(20000);
+      }
     }
     TRY(int c, std::move(code));
     if (c != 0) return fail_msg("events: in the guest: {}", vm::guest_failure(err, c));

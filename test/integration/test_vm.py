@@ -771,7 +771,9 @@ def test_update_and_events_act_inside_the_guest(runtime, make_bundle, vm_env):
     p = runtime.popen("events", "--interval", "300ms", b.id)
     time.sleep(2)
     runtime.run("kill", b.id, "KILL", check=True)
-    assert p.wait(timeout=60) == 0
+    code = p.wait(timeout=60)
+    p.errfile.seek(0)
+    assert code == 0, p.errfile.read()
     p.outfile.seek(0)
     lines = [json.loads(l) for l in p.outfile.read().splitlines()]
     assert lines and all(l["type"] == "stats" for l in lines), lines
