@@ -395,7 +395,7 @@ static int cmd_run(const char *bundle, int detach, int create, const char *pidfi
   if (create) {
     snprintf(p, sizeof p, "%s/exec.fifo", state_dir);
     if (mkfifo(p, 0622) != 0) die("mkfifo", p);
-    fifo = open(p, O_PATH | O_CLOEXEC);
+    if ((fifo = open(p, O_PATH | O_CLOEXEC)) < 0) die("open", p);
   }
   find_hierarchies(cgpath);
   make_cgroups();

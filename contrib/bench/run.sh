@@ -17,14 +17,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 brig=""
 args=()
-also=()
-also_bins=()  # NAME=PATH of every --also, for the cleanup
+also=()  # NAME=PATH of every --also (and the floor): bench.py's runtimes, and the cleanup's
 floor=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --brig) brig=$2; shift 2 ;;
     --brig=*) brig=${1#--brig=}; shift ;;
-    --also) also+=(--runtime "$2"); also_bins+=("$2"); shift 2 ;;  # NAME=PATH, e.g. brig-static=./b/brig
+    --also) also+=("$2"); shift 2 ;;  # NAME=PATH, e.g. brig-static=./b/brig
     --floor) floor=1; shift ;;
     --quick) args+=(--quick); shift ;;
     -n|--batches|--json|--phases) args+=("$1" "$2"); shift 2 ;;
@@ -66,8 +65,7 @@ mounted=()
 
 cleanup() {
   set +e
-  local pairs=("brig=$brig" "crun=$(command -v crun)" "runc=$(command -v runc)" "floor=$work/floor"
-               "${also_bins[@]}")
+  local pairs=("brig=$brig" "crun=$(command -v crun)" "runc=$(command -v runc)" "${also[@]}")
   for pair in "${pairs[@]}"; do
     rt=${pair%%=*} bin=${pair#*=}
     [ -d "$state/$rt" ] || continue
@@ -103,7 +101,7 @@ fi
 gcc -O2 -static -o "$work/maxrss" "$here/maxrss.c"
 if [ -n "$floor" ]; then
   gcc -O2 -static -o "$work/floor" "$here/floor.c"
-  also+=(--runtime "floor=$work/floor")
+  also+=("floor=$work/floor")
 fi
 
 # The bundle: a static busybox, runc's default config, /bin/true.
@@ -122,6 +120,8 @@ EOF
 echo "brig: $brig ($("$brig" --version | head -1))"
 echo "crun: $(command -v crun) ($(crun --version | head -1))"
 echo "runc: $(command -v runc) ($(runc --version | head -1))"
-python3 "$here/bench.py" --runtime brig="$brig" "${also[@]}" --runtime crun="$(command -v crun)" \
+runtimes=(--runtime "brig=$brig")
+for a in "${also[@]}"; do runtimes+=(--runtime "$a"); done
+python3 "$here/bench.py" "${runtimes[@]}" --runtime crun="$(command -v crun)" \
   --runtime runc="$(command -v runc)" --config "$work/config.json" --rootfs "$work/rootfs" \
   --cgroup-parent "$cgparent" --state-dir "$state" --maxrss "$work/maxrss" "${args[@]}"

@@ -104,11 +104,10 @@ def test_proc_exe_with_cap_sys_ptrace_cannot_overwrite_the_runtime(runtime, bund
         # of brig (runtime/selfexe.hpp); the fallback re-exec would say so.
         # On a read-only mount there is nothing to move, in either.
         text = log.read_text()
-        moved, kept = ("self-exe protection: remapped in place", "self-exe protection: binary already read-only")
-        if on_ro_mount:
-            moved, kept = kept, moved
-        assert text.count(moved) == 2, text
-        assert kept not in text, text
+        remapped, read_only = "self-exe protection: remapped in place", "self-exe protection: binary already read-only"
+        expected, unexpected = (read_only, remapped) if on_ro_mount else (remapped, read_only)
+        assert text.count(expected) == 2, text
+        assert unexpected not in text, text
         assert "re-executing" not in text, text
     # The attack is real: the handle was obtained (a read-only view of the runtime).
     assert _wait_file(bundle.rootfs / "attack" / "opened") == "0"
