@@ -203,14 +203,16 @@ class Bench:
 def phase_breakdown(b, rt, n):
     """brig's own --debug phase marks: median time from the previous mark."""
     import re
-    mark = re.compile(r'phase (.+?) \+([0-9.]+) ms')
+    mark = re.compile(r'phase (.+?) \+([0-9.]+) ms(?:, ([0-9]+) faults)?')
     per = {}
+    faults = {}
 
     def collect(argv, log):
         if os.path.exists(log):
             os.unlink(log)
         b.wait(b.spawn(argv), argv)
         prev = 0.0
+        prev_faults = {}  # per process: init's and the exec child's counts start at 0
         for line in open(log):
             m = mark.search(line)
             if not m:
@@ -218,6 +220,12 @@ def phase_breakdown(b, rt, n):
             t = float(m.group(2))
             per.setdefault(m.group(1), []).append(t - prev)
             prev = t
+            if m.group(3) is not None:
+                who = m.group(1).split(":")[0]
+                who = who if who in ("init", "exec child") else "brig"
+                f = int(m.group(3))
+                faults.setdefault(m.group(1), []).append(f - prev_faults.get(who, 0))
+                prev_faults[who] = f
 
     log = os.path.join(b.work, "phases.log")
     dbg = [rt.binary, "--debug", "--log", log, "--root", rt.root]
@@ -236,9 +244,12 @@ def phase_breakdown(b, rt, n):
         b.drop_bundle(d)
         b.reap()
     print(f"\nbrig --debug phase marks (n={n}): median ms since the previous mark "
-          "(first mark of a command: since main() began)")
+          "(first mark of a command: since main() began), and median minor page faults "
+          "of that process since its previous mark")
     for name, xs in per.items():
-        print(f"  {statistics.median(xs):8.3f}  {name}")
+        fs = faults.get(name)
+        f = f"{statistics.median(fs):6.0f}" if fs else "     -"
+        print(f"  {statistics.median(xs):8.3f} {f}  {name}")
 
 
 def fmt_time(s):

@@ -27,8 +27,10 @@ inline void warn(std::string_view m) { write(Level::warning, m); }
 // the log goes to a file.
 void fatal_line(std::string_view msg);
 
-// Phase timings behind --debug: "phase WHAT +N.NNN ms", monotonic time since
-// start_clock() (called first thing in main). Free when debug is off.
+// Phase timings behind --debug: "phase WHAT +N.NNN ms, F faults": monotonic
+// time since start_clock() (called first thing in main), and the minor page
+// faults of this process so far (a clone child's count starts at 0). Free
+// when debug is off.
 void start_clock();
 void phase(std::string_view what);
 // A clone child that may not write to the log (its stderr is the
