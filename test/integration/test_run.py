@@ -1,9 +1,10 @@
 """`run` in the foreground and detached: what the process sees and what `run` returns."""
 
 import os
+import re
 import time
 
-from conftest import proc_alive, wait_for
+from conftest import brig_only, proc_alive, wait_for
 
 
 def run_fg(runtime, bundle, *args, input=None, check=True, **kw):
@@ -11,6 +12,25 @@ def run_fg(runtime, bundle, *args, input=None, check=True, **kw):
     if check:
         assert res.returncode == 0, f"run failed:\n{res}"
     return res
+
+
+@brig_only
+def test_debug_phase_marks_carry_time_and_page_faults_per_process(runtime, bundle):
+    """--debug phase marks (contrib/bench/README.md): "phase WHAT +N ms, F
+    faults", F the process's minor faults so far: brig's own count only
+    grows over its marks, and init's (replayed by brig) counts from its clone."""
+    bundle.config(args=["true"])
+    res = run_fg(runtime, bundle, global_args=["--debug"])
+    marks = re.findall(r'msg="phase ([^"+]+?) \+([0-9.]+) ms, ([0-9]+) faults"', res.stderr)
+    own = [int(f) for what, _, f in marks if what.split(":")[0] in ("create", "spawn", "start", "run", "delete")]
+    init = [int(f) for what, _, f in marks if what.startswith("init:")]
+    assert len(own) >= 5 and len(init) >= 5, res.stderr
+    assert own == sorted(own) and own[-1] > 0, own
+    assert init == sorted(init) and init[-1] > 0, init
+    # Counted from the clone, not inherited: init's first mark is below what
+    # brig had taken before its first mark (the loader's faults alone).
+    assert init[0] < own[0], (own, init)
+    assert all("faults" in l for l in res.stderr.splitlines() if "msg=\"phase " in l), res.stderr
 
 
 def test_hostname(runtime, bundle):
