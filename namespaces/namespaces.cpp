@@ -4,6 +4,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +123,12 @@ void AroundClone::restore() {
   time_.reset();
 }
 
+bool joins_type(const std::vector<OpenJoin>& joins, uint64_t flag) {
+  for (const auto& j : joins)
+    if (j.join.flag == flag) return true;
+  return false;
+}
+
 Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   struct clone_args args;
   std::memset(&args, 0, sizeof args);
@@ -144,6 +151,92 @@ Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup) {
   if (pid < 0) return fail_errno("clone");
   return static_cast<pid_t>(pid);
 }
+
+namespace {
+constexpr size_t kGuard = 4096, kChildStack = size_t{1} << 20;
+}
+
+Result<ChildStack> map_child_stack() {
+  ChildStack st;
+  st.len = kGuard + kChildStack;
+  void* m = ::mmap(nullptr, st.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
+  if (m == MAP_FAILED) return fail_errno("map a stack for the child");
+  st.base = m;
+  if (::mprotect(m, kGuard, PROT_NONE) < 0) {
+    auto e = fail_errno("guard the child's stack");
+    st.unmap();
+    return e;
+  }
+  return st;
+}
+
+void ChildStack::unmap() {
+  if (base) ::munmap(base, len);
+  base = nullptr;
+}
+
+#if defined(__x86_64__)
+// clone3 onto a new stack: the child cannot return into the caller's frames
+// (they are the parent's, in the same memory), so it calls fn(arg) here and
+// exits with its value. In: rdi clone_args, rsi their size, rdx fn, rcx arg;
+// r8 and r9 survive the syscall (rcx and r11 do not). Returns the pid, or
+// -errno, in the parent.
+extern "C" long brig_clone3_on_stack(struct clone_args* args, size_t size, int (*fn)(void*), void* arg);
+__asm__(
+    // A section of its own, as -ffunction-sections gives every function, so
+    // that the linker can place it with the hot code (BRIG_LAYOUT).
+    "  .pushsection .text.brig_clone3_on_stack, \"ax\", @progbits\n"
+    "  .globl brig_clone3_on_stack\n"
+    "  .hidden brig_clone3_on_stack\n"
+    "  .type brig_clone3_on_stack, @function\n"
+    "brig_clone3_on_stack:\n"
+    "  endbr64\n"
+    "  mov %rdx, %r8\n"
+    "  mov %rcx, %r9\n"
+    "  mov $435, %eax\n"  // SYS_clone3
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jz 1f\n"
+    "  ret\n"
+    "1:\n"
+    "  xor %ebp, %ebp\n"  // the end of the child's frame chain
+    "  and $-16, %rsp\n"
+    "  mov %r9, %rdi\n"
+    "  call *%r8\n"
+    "  mov %eax, %edi\n"
+    "  mov $60, %eax\n"  // SYS_exit
+    "  syscall\n"
+    "  ud2\n"
+    "  .size brig_clone3_on_stack, .-brig_clone3_on_stack\n"
+    "  .popsection\n");
+
+bool clone_sharing_memory_supported() { return true; }
+
+Result<pid_t> clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cgroup, const ChildStack& stack,
+                                         int (*fn)(void*), void* arg) {
+  struct clone_args args;
+  std::memset(&args, 0, sizeof args);
+  args.flags = flags | CLONE_VM | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  args.stack = reinterpret_cast<uint64_t>(stack.base) + kGuard;
+  args.stack_size = stack.len - kGuard;
+  if (into_cgroup >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(into_cgroup);
+  }
+  long pid = brig_clone3_on_stack(&args, sizeof args, fn, arg);
+  if (pid < 0) return fail_err(static_cast<int>(-pid), into_cgroup >= 0 ? "clone3 into cgroup" : "clone3");
+  return static_cast<pid_t>(pid);
+}
+#else
+bool clone_sharing_memory_supported() { return false; }
+
+Result<pid_t> clone_child_sharing_memory(uint64_t, int*, int, const ChildStack&, int (*)(void*), void*) {
+  return fail_err(ENOSYS, "clone3 sharing memory");
+}
+#endif
 
 Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vector<OpenJoin>& joins, int into_cgroup) {
   const OpenJoin* user = nullptr;

@@ -46,6 +46,8 @@ struct OpenJoin {
 };
 // Opens every path in plan.joins (in the caller, so errors are reported before clone).
 Result<std::vector<OpenJoin>> open_joins(const Plan& plan);
+// Whether one of them is a namespace of this type (CLONE_NEW*).
+bool joins_type(const std::vector<OpenJoin>& joins, uint64_t flag);
 
 // setns into each (in order), but those whose flag is in skip. Run in the child.
 Result<void> enter(const std::vector<OpenJoin>& joins, uint64_t skip);
@@ -71,6 +73,23 @@ class AroundClone {
 // into_cgroup >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup2 directory,
 // and no fallback to clone(2) (the caller retries without).
 Result<pid_t> clone_child(uint64_t flags, int* pidfd, int into_cgroup = -1);
+// The same, for a child that shares our memory (CLONE_VM): it runs fn(arg)
+// on `stack` (kept mapped by the caller for as long as the child may run)
+// and exits with fn's value. Both sides then run in one
+// address space: see InitContext::shared_memory for the turns they must
+// keep, unless flags has CLONE_VFORK (we are stopped until the child's
+// execve or end, as exec's child does). No clone(2) fallback; false
+// `supported()` where we have no clone3 trampoline (only x86_64 has one).
+struct ChildStack {
+  void* base = nullptr;  // the mapping, a guard page at its bottom
+  size_t len = 0;
+  void unmap();
+};
+// 1 MiB (untouched pages cost nothing) above a PROT_NONE guard page.
+Result<ChildStack> map_child_stack();
+Result<pid_t> clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cgroup, const ChildStack& stack,
+                                         int (*fn)(void*), void* arg);
+bool clone_sharing_memory_supported();
 // The same, for a user namespace joined by path (among joins): a
 // short-lived process joins the pid and time namespaces in joins (for its
 // child; before the user namespace where it may, else after it), the user

@@ -4,8 +4,12 @@
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +22,7 @@
 #include "netns/passthrough.hpp"
 #include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/core/raw.hpp"
 #include "runtime/core/sys.hpp"
 
 namespace brig::netns {
@@ -304,6 +309,61 @@ Result<std::optional<Attachment>> load_attachment(const std::string& owner) {
 Result<void> loopback_up(BorrowedFd netns) {
   TRY(Socket s, Socket::open_in(netns));
   return loopback_up(s);
+}
+
+Result<void> RawLoopbackUp::prepare() {
+  TRY(own_, sys::open("/proc/self/ns/net", O_RDONLY));
+  auto* h = reinterpret_cast<nlmsghdr*>(msg_);
+  h->nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
+  h->nlmsg_type = RTM_NEWLINK;
+  h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  h->nlmsg_seq = 1;
+  auto* ifi = static_cast<ifinfomsg*>(NLMSG_DATA(h));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = 1;  // LOOPBACK_IFINDEX
+  ifi->ifi_flags = IFF_UP;
+  ifi->ifi_change = IFF_UP;
+  len_ = h->nlmsg_len;
+  return {};
+}
+
+void RawLoopbackUp::run(int pidfd) noexcept {
+  auto failed = [&](long rc, const char* step) {
+    err_ = static_cast<int>(-rc);
+    step_ = step;
+  };
+  long rc = raw::call(SYS_setns, pidfd, CLONE_NEWNET);
+  if (rc < 0) return failed(rc, "join it");
+  long sock = raw::call(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  rc = raw::call(SYS_setns, own_.get(), CLONE_NEWNET);
+  if (rc < 0) {
+    if (sock >= 0) (void)raw::call(SYS_close, sock);
+    return failed(rc, "return to the runtime's own");
+  }
+  if (sock < 0) return failed(sock, "netlink: socket");
+  struct sockaddr_nl kernel {};
+  kernel.nl_family = AF_NETLINK;
+  rc = raw::call(SYS_sendto, sock, raw::arg(msg_), len_, 0, raw::arg(&kernel), sizeof kernel);
+  alignas(8) unsigned char ack[256];
+  while (rc >= 0) {
+    rc = raw::call(SYS_recvfrom, sock, raw::arg(ack), sizeof ack, 0, 0, 0);
+    if (rc == -EINTR) rc = 0;
+    else if (rc >= static_cast<long>(NLMSG_LENGTH(sizeof(nlmsgerr)))) {
+      auto* h = reinterpret_cast<const nlmsghdr*>(ack);
+      if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq != 1) continue;
+      rc = static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+      break;
+    } else if (rc >= 0) {
+      rc = -EPROTO;
+    }
+  }
+  (void)raw::call(SYS_close, sock);
+  if (rc < 0) failed(rc, "netlink: set up lo");
+}
+
+Result<void> RawLoopbackUp::outcome(pid_t pid) const {
+  if (!step_) return {};
+  return fail(Error::sys(err_, step_).context(fmt::format("network namespace of init {}", pid)));
 }
 
 Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollback& rb) {

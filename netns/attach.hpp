@@ -56,6 +56,29 @@ std::string mac_for(const std::string& owner);
 // 127.0.0.1 unreachable.
 Result<void> loopback_up(BorrowedFd netns);
 
+// The same for a runtime that shares its memory with init
+// (InitContext::shared_memory), done while init sets up: prepared before
+// the clone (the request, an fd of our own namespace), run right after it
+// in raw syscalls only (runtime/core/raw.hpp: no libc, nothing outside this
+// object and the stack), its outcome read once init has handed the turn
+// back. Joins init's namespace through its pidfd for the socket (Linux 5.8),
+// then ours again.
+class RawLoopbackUp {
+ public:
+  Result<void> prepare();
+  void run(int pidfd) noexcept;
+  // "network namespace of init PID: netlink: set up lo: ..." as loopback_up
+  // words it. A failure to return to our own namespace is one too.
+  Result<void> outcome(pid_t pid) const;
+
+ private:
+  Fd own_;
+  alignas(8) unsigned char msg_[64] = {};
+  unsigned len_ = 0;
+  int err_ = 0;
+  const char* step_ = nullptr;
+};
+
 // The container side of a setup: init's pid (for its netns and the lease).
 Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollback& rb);
 // Undoes what <owner>/network.json records; a missing record is fine.

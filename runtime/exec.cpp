@@ -20,8 +20,11 @@
 #include "runtime/core/rollback.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/fault.hpp"
+#include "runtime/core/raw.hpp"
+#include "runtime/core/sanitizers.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/attributes.hpp"
+#include "runtime/init.hpp"
 #include "runtime/process.hpp"
 #include "runtime/seccomp.hpp"
 #include "runtime/selfexe.hpp"
@@ -153,6 +156,8 @@ Result<std::string> child_setup(const ExecChild& c) {
   exec_process(*exe, c.proc->args, env, c.preserve_fds, c.sync_fd);
 }
 
+int child_entry(void* ec) { child_main(*static_cast<const ExecChild*>(ec)); }
+
 }  // namespace
 
 Result<int> exec(const Globals& g, const ExecOptions& o) {
@@ -252,17 +257,46 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   auto clone = [&](int into_cgroup) {
     return in_userns ? ns::clone_child_in_userns(0, &pidfd, joins, into_cgroup) : ns::clone_child(0, &pidfd, into_cgroup);
   };
-  auto cl = clone(join.v2_dir ? join.v2_dir.get() : -1);
-  if (!cl && join.v2_dir) {
-    join = {};  // no CLONE_INTO_CGROUP: moved from here below
-    ec.wait_go = true;
-    cl = clone(-1);
+  // The child in our memory, we stopped until its execve or end
+  // (CLONE_VFORK): no copy of our pages, and no turns to keep, since it is
+  // alone until it is gone. Not where we work between the clone and its
+  // set-up, nor for a seccomp listener (we serve it before its exec), nor
+  // for a user or joined time namespace (the kernel refuses those to a
+  // process sharing its memory).
+  bool joins_time = ns::joins_type(joins, CLONE_NEWTIME);
+  bool share = raw::available && !BRIG_ASAN && ns::clone_sharing_memory_supported() && !in_userns &&
+               !cplan.has("user") && !joins_time && !moved_by_us && !(seccomp_prog && seccomp_prog->notify) &&
+               !tight_memory_limit(cfg) && !::getenv("BRIG_CLONE_COPY");
+  Result<pid_t> cl = std::unexpected(Error{});  // set by one clone or the other below
+  if (share) {
+    auto stack = ns::map_child_stack();
+    if (!stack)
+      cl = fail(std::move(stack.error()));
+    else
+      cl = ns::clone_child_sharing_memory(CLONE_VFORK, &pidfd, join.v2_dir ? join.v2_dir.get() : -1, *stack,
+                                          child_entry, &ec);
+    // Here once the child has exec'd or ended: its stack is ours again, and
+    // our log is no longer buffered into its phases.
+    log::buffer_phases(nullptr);
+    if (stack) stack->unmap();
+    if (!cl) {
+      log::debug(fmt::format("exec child sharing our memory: {}; cloning a copy", cl.error().msg));
+      share = false;
+    }
+  }
+  if (!share) {
+    cl = clone(join.v2_dir ? join.v2_dir.get() : -1);
+    if (!cl && join.v2_dir) {
+      join = {};  // no CLONE_INTO_CGROUP: moved from here below
+      ec.wait_go = true;
+      cl = clone(-1);
+    }
   }
   if (!cl || *cl != 0) around.restore();  // the child stays where it was cloned
   if (!cl) return fail(std::move(cl.error()));
   pid_t pid = *cl;
   if (pid == 0) child_main(ec);
-  log::phase("exec: child cloned");
+  log::phase(share ? "exec: child cloned, sharing our memory, and executed or ended" : "exec: child cloned");
   Fd child_pidfd(pidfd);
   Rollback rb;
   rb.push([pid] {

@@ -5,18 +5,27 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <cstddef>
 #include <cstring>
+#include <new>
 
 #include "rootfs/apply.hpp"
 #include "rootfs/paths.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/core/raw.hpp"
 #include "netns/attach.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/seccomp.hpp"
@@ -170,7 +179,179 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   return {};
 }
 
+// ---- init sharing the runtime's memory: the part after "ready" ----
+//
+// Everything init needs once it has handed the turn back, laid out in a
+// mapping the runtime never learns of (so never frees), and read with raw
+// syscalls only: the runtime runs C++ in the same memory meanwhile (and may
+// exit: the memory lives on while init uses it).
+struct Final {
+  int fifo_fd = -1;
+  int preserve_fds = 0;
+  int max_fd = 0;  // for closing fds one by one without close_range
+  const char* exe = nullptr;
+  char** argv = nullptr;
+  char** envp = nullptr;
+  const char* exec_prefix = nullptr;  // "exec EXE"
+  struct sock_fprog seccomp {};
+  unsigned seccomp_flags = 0;
+  bool seccomp_at_exec = false;
+  const char* (*errno_desc)(int) = nullptr;  // strerrordesc_np, bound before the hand-over
+};
+
+class Arena {
+ public:
+  explicit Arena(size_t size) : size_(size) {
+    void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    base_ = m == MAP_FAILED ? nullptr : static_cast<char*>(m);
+  }
+  bool ok() const { return base_ != nullptr; }
+  void* take(size_t n, size_t align = alignof(std::max_align_t)) {
+    used_ = (used_ + align - 1) & ~(align - 1);
+    void* p = base_ + used_;
+    used_ += n;
+    return p;
+  }
+  char* copy(std::string_view s) {
+    char* p = static_cast<char*>(take(s.size() + 1, 1));
+    std::memcpy(p, s.data(), s.size());
+    p[s.size()] = '\0';
+    return p;
+  }
+  char** copy_all(const std::vector<std::string>& v) {
+    auto** out = static_cast<char**>(take((v.size() + 1) * sizeof(char*)));
+    for (size_t i = 0; i < v.size(); i++) out[i] = copy(v[i]);
+    out[v.size()] = nullptr;
+    return out;
+  }
+
+ private:
+  char* base_ = nullptr;
+  size_t size_ = 0;
+  size_t used_ = 0;
+};
+
+const Final* set_aside(const InitContext& c, const std::string& exe, const std::vector<std::string>& env) {
+  size_t need = sizeof(Final) + 2 * exe.size() + 256;
+  for (const auto& v : {std::cref(c.cfg->process->args), std::cref(env)})
+    for (const auto& a : v.get()) need += a.size() + 1 + sizeof(char*) + 16;
+  const seccomp::Program* sc = c.seccomp && c.seccomp->stage == seccomp::Stage::before_exec ? c.seccomp : nullptr;
+  if (sc) need += sc->bpf.size() * sizeof(struct sock_filter) + 16;
+  Arena a((need + 4095) & ~size_t{4095});
+  if (!a.ok()) return nullptr;
+  auto* f = new (a.take(sizeof(Final))) Final;
+  f->fifo_fd = c.fifo_fd;
+  f->preserve_fds = c.preserve_fds;
+  struct rlimit rl {};
+  f->max_fd = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? static_cast<int>(rl.rlim_cur) : 65536;
+  f->exe = a.copy(exe);
+  f->argv = a.copy_all(c.cfg->process->args);
+  f->envp = a.copy_all(env);
+  f->exec_prefix = a.copy(fmt::format("exec {}", exe));
+  if (sc) {
+    auto* insns = static_cast<struct sock_filter*>(a.take(sc->bpf.size() * sizeof(struct sock_filter)));
+    std::memcpy(insns, sc->bpf.data(), sc->bpf.size() * sizeof(struct sock_filter));
+    f->seccomp.len = static_cast<unsigned short>(sc->bpf.size());
+    f->seccomp.filter = insns;
+    f->seccomp_flags = sc->flags;
+    f->seccomp_at_exec = true;
+  }
+  // Through a pointer: a call through the PLT could bind lazily, in the
+  // dynamic linker, after the hand-over.
+  f->errno_desc = &::strerrordesc_np;
+  return f;
+}
+
+// Raw helpers for after the hand-over: no libc, no errno, no stores outside
+// this stack frame.
+long raw_len(const char* s) {
+  long n = 0;
+  // The empty asm hides the loop's shape: no compiler makes it a strlen call.
+  while (s && s[n]) {
+    n++;
+    __asm__("" : "+r"(n));
+  }
+  return n;
+}
+
+void raw_put(const char* s) { (void)raw::call(SYS_write, 2, raw::arg(s), raw_len(s)); }
+
+// One line on stderr, as Error::sys words it ("what: no such file or
+// directory"), and the end of init.
+[[noreturn]] void raw_die(const Final& f, const char* prefix, const char* what, long neg_errno, int code) {
+  raw_put(prefix);
+  raw_put(what);
+  const char* d = f.errno_desc(static_cast<int>(-neg_errno));
+  if (d && d[0]) {
+    char first[2] = {d[0], 0};
+    if (first[0] >= 'A' && first[0] <= 'Z' && !(d[1] >= 'A' && d[1] <= 'Z'))
+      first[0] = static_cast<char>(first[0] - 'A' + 'a');
+    raw_put(": ");
+    raw_put(first);
+    raw_put(d + 1);
+  }
+  raw_put("\n");
+  for (;;) (void)raw::call(SYS_exit_group, code);
+}
+
+// wait_for_start, startContainer-less (hooks keep init a copy), then the
+// exec: what init_main does after "ready", in raw syscalls.
+[[noreturn]] void finish_raw(const Final& f) {
+  for (;;) {
+    struct pollfd p {f.fifo_fd, POLLIN, 0};
+    long n = raw::call(SYS_ppoll, raw::arg(&p), 1, 0, 0, 0);
+    if (n == -EINTR) continue;
+    if (n < 0) raw_die(f, "brig init: ", "wait for start", n, 1);
+    char ch;
+    long r = raw::call(SYS_read, f.fifo_fd, raw::arg(&ch), 1);
+    if (r == 1) break;
+    if (r < 0 && r != -EAGAIN && r != -EINTR) raw_die(f, "brig init: ", "read exec fifo", r, 1);
+    struct timespec ts {0, 10'000'000};
+    (void)raw::call(SYS_nanosleep, raw::arg(&ts), 0);
+  }
+  long from = 3 + f.preserve_fds;
+  if (raw::call(SYS_close_range, from, ~0U, 0) < 0)
+    for (long fd = from; fd < f.max_fd; fd++) (void)raw::call(SYS_close, fd);
+  if (f.seccomp_at_exec) {
+    long rc = raw::call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, f.seccomp_flags, raw::arg(&f.seccomp));
+    if (rc < 0) raw_die(f, "brig init: ", "load seccomp filter", rc, 1);
+  }
+  for (long fd = 3; fd < from; fd++) (void)raw::call(SYS_fcntl, fd, F_SETFD, 0);
+  long rc = raw::call(SYS_execve, raw::arg(f.exe), raw::arg(f.argv), raw::arg(f.envp));
+  raw_die(f, f.exec_prefix, "", rc, 127);
+}
+
+// Hands the turn back with one message (the last thing init does with
+// the C library) and never returns: on to the exec after "ready", or out.
+[[noreturn]] void hand_over(const InitContext& c, const Final* f, Msg m, const std::string& payload) {
+  std::string buf(1, static_cast<char>(m));
+  buf += payload;
+  log::buffer_phases(nullptr);  // the runtime's own log, again
+  long n;
+  do {
+    n = raw::call(SYS_sendto, c.sync_fd, raw::arg(buf.data()), static_cast<long>(buf.size()), MSG_NOSIGNAL, 0, 0);
+  } while (n == -EINTR);
+  if (n < 0 || m != Msg::ready || !f)
+    for (;;) (void)raw::call(SYS_exit_group, 1);
+  (void)raw::call(SYS_close, c.sync_fd);
+  finish_raw(*f);
+}
+
 }  // namespace
+
+int init_entry(void* ctx) { init_main(*static_cast<const InitContext*>(ctx)); }
+
+bool tight_memory_limit(const spec::Config& cfg) {
+  constexpr int64_t kRoom = 8 << 20;
+  if (!cfg.linux || !cfg.linux->resources) return false;
+  const spec::Resources& r = *cfg.linux->resources;
+  if (r.memory && r.memory->limit && *r.memory->limit >= 0 && *r.memory->limit < kRoom) return true;
+  auto max = r.unified.find("memory.max");
+  if (max == r.unified.end() || max->second == "max") return false;
+  int64_t v = -1;
+  auto [end, ec] = std::from_chars(max->second.data(), max->second.data() + max->second.size(), v);
+  return ec != std::errc() || v < kRoom;
+}
 
 void init_main(const InitContext& c) {
   std::string phases;
@@ -198,6 +379,7 @@ void init_main(const InitContext& c) {
   std::string exe;
   auto r = setup(c, exe);
   if (!r) {
+    if (c.shared_memory) hand_over(c, nullptr, Msg::error, r.error().msg);
     (void)send(c.sync_fd, Msg::error, r.error().msg);
     ::_exit(1);
   }
@@ -205,6 +387,12 @@ void init_main(const InitContext& c) {
 
   // From here on the parent may exit: do not die with it.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  if (c.shared_memory) {
+    const Final* f = set_aside(c, exe, env);
+    if (!f) hand_over(c, nullptr, Msg::error, Error::sys(errno, "init: map its last steps").msg);
+    log::phase("init: ready");
+    hand_over(c, f, Msg::ready, phases);
+  }
   log::phase("init: ready");
   // Nobody to start us (the runtime died just now): do not wait for ever.
   if (!send(c.sync_fd, Msg::ready, phases)) ::_exit(1);

@@ -15,6 +15,8 @@
 #include "rootfs/plan.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/fault.hpp"
+#include "runtime/core/raw.hpp"
+#include "runtime/core/sanitizers.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/core/text.hpp"
 #include "runtime/executor.hpp"
@@ -148,18 +150,60 @@ class NamespaceExecutor final : public Executor {
       return in_userns ? ns::clone_child_in_userns(flags, &pidfd, joins, into_cgroup)
                        : ns::clone_child(flags, &pidfd, into_cgroup);
     };
-    auto cl = clone(join.v2_dir ? join.v2_dir.get() : -1);
-    if (!cl && join.v2_dir) {
-      // No CLONE_INTO_CGROUP here (old kernel, or the directory refuses it).
-      join = {};
-      ic.wait_go = parent_work();
-      cl = clone(-1);
+    // init in our memory where no step needs us both at once (the rules:
+    // InitContext::shared_memory).
+    bool init_hooks = cfg.hooks && (!cfg.hooks->prestart.empty() || !cfg.hooks->createRuntime.empty() ||
+                                    !cfg.hooks->createContainer.empty() || !cfg.hooks->startContainer.empty());
+    bool joins_time = ns::joins_type(joins, CLONE_NEWTIME);
+    ic.shared_memory = raw::available && !BRIG_ASAN && ns::clone_sharing_memory_supported() && !ic.wait_go &&
+                       !nsp.has("user") && !joins_time && !init_hooks && !(seccomp_prog && seccomp_prog->notify) &&
+                       !tight_memory_limit(cfg) && !::getenv("BRIG_CLONE_COPY");
+    Result<pid_t> cl = std::unexpected(Error{});  // set by one clone or the other below
+    // lo comes up from here while init sets up, as with a copy, but in raw
+    // syscalls (netns::RawLoopbackUp); if that cannot be prepared, in init.
+    netns::RawLoopbackUp raw_lo;
+    bool lo_raw = false;
+    if (ic.shared_memory) {
+      bool lo_was_ours = lo_up, lo_was_inits = ic.lo_in_init;
+      lo_raw = lo_up && raw_lo.prepare();
+      ic.lo_in_init = ic.lo_in_init || (lo_up && !lo_raw);
+      lo_up = lo_raw;
+      // Never unmapped: init runs on it until its exec or end, which we do
+      // not wait for.
+      auto stack = ns::map_child_stack();
+      if (!stack)
+        cl = fail(std::move(stack.error()));
+      else
+        cl = ns::clone_child_sharing_memory(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1, *stack, init_entry,
+                                            &ic);
+      if (cl) {
+        // init runs on our memory now: nothing of ours but raw syscalls runs
+        // until its turn ends.
+        if (lo_raw) raw_lo.run(pidfd);
+        await_hand_over(sync.child, sync.parent);
+      } else {
+        if (stack) stack->unmap();
+        log::debug(fmt::format("init sharing our memory: {}; cloning a copy", cl.error().msg));
+        ic.shared_memory = false;
+        lo_up = lo_was_ours;
+        lo_raw = false;
+        ic.lo_in_init = lo_was_inits;
+      }
+    }
+    if (!ic.shared_memory) {
+      cl = clone(join.v2_dir ? join.v2_dir.get() : -1);
+      if (!cl && join.v2_dir) {
+        // No CLONE_INTO_CGROUP here (old kernel, or the directory refuses it).
+        join = {};
+        ic.wait_go = parent_work();
+        cl = clone(-1);
+      }
     }
     if (!cl || *cl != 0) around.restore();  // not in init: it stays where it was cloned
     if (!cl) return fail(std::move(cl.error()));
     pid_t pid = *cl;
     if (pid == 0) init_main(ic);
-    log::phase("spawn: init cloned");
+    log::phase(ic.shared_memory ? "spawn: init cloned, sharing our memory, and ready" : "spawn: init cloned");
 
     Spawned out;
     out.pid = pid;
@@ -231,7 +275,7 @@ class NamespaceExecutor final : public Executor {
       if (!sent && sent.error().err != EPIPE && sent.error().err != ECONNRESET) return fail(std::move(sent.error()));
     }
     if (lo_up && !lo_first) {
-      if (auto r = bring_lo_up(); !r) lo_error = std::move(r.error());
+      if (auto r = lo_raw ? raw_lo.outcome(pid) : bring_lo_up(); !r) lo_error = std::move(r.error());
       log::phase("spawn: lo up");
     }
     if (lo_error && lo_first) {

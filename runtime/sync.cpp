@@ -1,9 +1,11 @@
 #include "runtime/sync.hpp"
 
+#include "runtime/core/raw.hpp"
 #include "runtime/core/sys.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <cstring>
 
@@ -55,6 +57,15 @@ Result<void> await_go(BorrowedFd fd, bool needed) {
   if (n < 0) return fail_errno("sync: poll");
   if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) return fail_msg("sync: the runtime is gone");
   return {};
+}
+
+void await_hand_over(Fd& child_end, BorrowedFd parent_end) {
+  (void)raw::call(SYS_close, child_end.release());
+  for (;;) {
+    struct pollfd p {parent_end.get(), POLLIN, 0};
+    long n = raw::call(SYS_ppoll, raw::arg(&p), 1, 0, 0, 0);
+    if (n > 0 || (n < 0 && n != -EINTR)) return;
+  }
 }
 
 }  // namespace brig::runtime

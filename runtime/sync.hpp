@@ -40,4 +40,11 @@ Result<Received> receive(BorrowedFd fd);
 // child's death signal is already set, so a later death kills it).
 Result<void> await_go(BorrowedFd fd, bool needed);
 
+// The runtime's side of a clone that shares its memory
+// (InitContext::shared_memory), right after the clone: closes our copy of
+// init's end and blocks until init has sent its last message (ready or
+// error) or is gone, in raw syscalls, touching no memory init may be using.
+// The message stays queued for receive().
+void await_hand_over(Fd& child_end, BorrowedFd parent_end);
+
 }  // namespace brig::runtime

@@ -89,7 +89,8 @@ trap cleanup EXIT
 # ("cgroups in hybrid mode not supported, drop all controllers from
 # cgroupv2"). On Debian 12 kernels hugetlb is the one left there: mount it as
 # a v1 hierarchy, as an admin of such a host would (unmounted again at exit).
-if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && [ -s /sys/fs/cgroup/unified/cgroup.controllers ]; then
+# (cgroupfs reports every file as 0 bytes long: test its text, not [ -s ].)
+if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers)" ]; then
   for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
     grep -q " /sys/fs/cgroup/$c " /proc/self/mountinfo && continue
     mkdir -p /sys/fs/cgroup/$c

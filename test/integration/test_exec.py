@@ -24,6 +24,29 @@ def test_exec_output_and_exit_code(runtime, bundle):
     assert "err\n" in res.stderr
 
 
+@pytest.mark.skipif(IS_RUNC or "detect_leaks" in os.environ.get("ASAN_OPTIONS", ""),
+                    reason="brig's clone modes; an ASan build clones copies")
+def test_exec_child_shares_brigs_memory_until_its_execve(runtime, bundle):
+    """exec's child runs in brig's memory with brig stopped until its execve
+    (CLONE_VFORK); BRIG_CLONE_COPY=1 makes it a copy. Same process either
+    way; an execve failure comes back the same way too."""
+    running(runtime, bundle)
+    bad = bundle.rootfs / "not-a-program"
+    bad.write_text("neither ELF nor #!\n")
+    bad.chmod(0o755)
+    out = {}
+    for mode, env in (("shared", None), ("copy", {"BRIG_CLONE_COPY": "1"})):
+        res = runtime.run("--debug", "exec", bundle.id, "sh", "-c", "ls /proc/self/fd | wc -l; exit 3", env=env)
+        assert res.returncode == 3, res
+        shared = "phase exec: child cloned, sharing our memory, and executed or ended +" in res.stderr
+        assert shared == (mode == "shared"), res.stderr
+        out[mode] = res.stdout
+        res = runtime.run("exec", bundle.id, "/not-a-program", env=env)
+        assert res.returncode == 255, res
+        assert res.error.endswith("unable to start container process: exec /not-a-program: exec format error"), res
+    assert out["shared"] == out["copy"] == "4\n", out
+
+
 def test_exec_killed_by_signal(runtime, bundle):
     running(runtime, bundle)
     res = runtime.run("exec", bundle.id, "sh", "-c", "kill -KILL $$")

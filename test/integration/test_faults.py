@@ -141,11 +141,23 @@ def test_lo_step_failing_before_init_goes_on(runtime, bundle, tmp_path):
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 
-@pytest.mark.parametrize("setup", ["lo", "user-namespace", "createContainer-hook"])
+@pytest.mark.parametrize("setup", ["lo", "user-namespace", "createContainer-hook", "hand-over"])
 def test_init_killed_while_the_parent_works_on_it(runtime, bundle, tmp_path, setup):
     """init killed (by the OOM killer, say) while the parent brings its lo
     up, writes its id maps or waits for it: create reports init's end, not
-    the parent's step that failed because of it, and leaves nothing."""
+    the parent's step that failed because of it, and leaves nothing.
+    "lo": init a copy of brig, the parent's own lo step (shared, lo comes up
+    before brig's first step after the clone). "hand-over": init in brig's
+    memory, killed while brig waits for its "ready" (init blocks opening the
+    container's /etc/passwd, a fifo, for HOME)."""
+    extra_env = {"BRIG_CLONE_COPY": "1"} if setup == "lo" else {}
+    if setup == "hand-over":
+        passwd = bundle.rootfs / "etc" / "passwd"
+        passwd.parent.mkdir(exist_ok=True)
+        if passwd.exists() or passwd.is_symlink():
+            passwd.unlink()
+        os.mkfifo(passwd)
+        bundle.config(env=["PATH=/bin:/usr/bin"])
     if setup == "user-namespace":
         bundle.open_for_mapped_root()
         bundle.config(add_ns=["user"], uid_mappings=USERNS_MAP, gid_mappings=USERNS_MAP, readonly=False)
@@ -156,7 +168,7 @@ def test_init_killed_while_the_parent_works_on_it(runtime, bundle, tmp_path, set
     runtime.track(bundle.id)
     p = subprocess.Popen(runtime.cmd("create", "--bundle", bundle, bundle.id), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=runtime.env({"BRIG_FAULT": "create.after-clone:sleep"}))
+                         env=runtime.env({"BRIG_FAULT": "create.after-clone:sleep", **extra_env}))
     children = f"/proc/{p.pid}/task/{p.pid}/children"
 
     def init_pid():

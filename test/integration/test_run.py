@@ -4,6 +4,8 @@ import os
 import re
 import time
 
+import pytest
+
 from conftest import brig_only, proc_alive, wait_for
 
 
@@ -31,6 +33,65 @@ def test_debug_phase_marks_carry_time_and_page_faults_per_process(runtime, bundl
     # brig had taken before its first mark (the loader's faults alone).
     assert init[0] < own[0], (own, init)
     assert all("faults" in l for l in res.stderr.splitlines() if "msg=\"phase " in l), res.stderr
+
+
+# An ASan build always clones copies (its shadow memory and fake stacks
+# cannot follow a second process running in the same memory).
+SANITIZED = "detect_leaks" in os.environ.get("ASAN_OPTIONS", "")
+SHARED = "phase spawn: init cloned, sharing our memory, and ready +"
+COPY = "phase spawn: init cloned +"
+
+
+@brig_only
+@pytest.mark.skipif(SANITIZED, reason="an ASan build clones copies")
+def test_init_shares_brigs_memory_unless_a_step_needs_both(runtime, bundle):
+    """init runs in brig's memory (InitContext::shared_memory) unless a step
+    needs both at once; then, or with BRIG_CLONE_COPY=1, it is a copy. Either
+    way the container is the same: lo up, its own network namespace, only
+    stdio open, the seccomp filter loaded after start (raw, from init's own
+    mapping, when shared)."""
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+    show = ("cat /sys/class/net/lo/flags; readlink /proc/self/ns/net; ls /proc/self/fd | wc -l;"
+            " mkdir /tmp/x 2>&1 | grep -c 'not implemented'")
+    bundle.config(args=["sh", "-c", show], readonly=False, fn=lambda c: (c["linux"].update(seccomp=seccomp), c["process"].update(noNewPrivileges=True)))
+    host_net = os.readlink("/proc/self/ns/net")
+    seen = {}
+    for mode, env in (("shared", None), ("copy", {"BRIG_CLONE_COPY": "1"})):
+        res = run_fg(runtime, bundle, global_args=["--debug"], env=env)
+        assert (SHARED if mode == "shared" else COPY) in res.stderr, res.stderr
+        flags, net, nfds, enosys = res.stdout.split()
+        assert int(flags, 16) & 1, res.stdout  # IFF_UP
+        assert net != host_net
+        assert nfds == "4", res.stdout  # 0 1 2 and ls's own directory
+        assert enosys == "1", res.stdout
+        seen[mode] = res.stdout.replace(net, "NET")
+        # init's own faults, from its clone to its ready: few when it shares
+        # brig's pages, dozens more as a copy (copy-on-write, refaults).
+        init = [int(f) for f in re.findall(r'msg="phase init: ready \+[0-9.]+ ms, ([0-9]+) faults"', res.stderr)]
+        seen[mode + " faults"] = init[0]
+    assert seen["shared"] == seen["copy"]
+    assert seen["shared faults"] < seen["copy faults"], seen
+    # A hook init runs after "ready" needs the C library there: a copy.
+    bundle.config(fn=lambda c: c.update(hooks={"startContainer": [{"path": "/bin/true"}]}))
+    res = run_fg(runtime, bundle, global_args=["--debug"])
+    assert COPY in res.stderr, res.stderr
+
+
+@brig_only
+@pytest.mark.parametrize("copy", [False, True], ids=["shared", "copy"])
+def test_exec_error_after_start_is_init_s_last_word(runtime, bundle, copy):
+    """An execve that fails after `start` (a file the kernel cannot run):
+    init says so on the container's stderr and exits 127, whether it shares
+    brig's memory (raw syscalls only, then) or is a copy."""
+    bad = bundle.rootfs / "not-a-program"
+    bad.write_text("neither ELF nor #!\n")
+    bad.chmod(0o755)
+    bundle.config(args=["/not-a-program"])
+    res = run_fg(runtime, bundle, check=False, env={"BRIG_CLONE_COPY": "1"} if copy else None)
+    assert res.returncode == 127, res
+    assert res.stderr == "exec /not-a-program: exec format error\n", res
+    assert runtime.run("list", "-q", check=True).stdout == ""
 
 
 def test_hostname(runtime, bundle):
