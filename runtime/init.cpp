@@ -18,7 +18,9 @@
 #include <charconv>
 #include <cstddef>
 #include <cstring>
+#include <climits>
 #include <new>
+#include <optional>
 
 #include "rootfs/apply.hpp"
 #include "rootfs/paths.hpp"
@@ -199,13 +201,16 @@ struct Final {
   const char* (*errno_desc)(int) = nullptr;  // strerrordesc_np, bound before the hand-over
 };
 
+// Mapped before init's set-up: process.rlimits (RLIMIT_AS) may forbid a
+// new mapping after it, in a memory as large as brig's.
 class Arena {
  public:
-  explicit Arena(size_t size) : size_(size) {
-    void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  explicit Arena(size_t size) : size_((size + 4095) & ~size_t{4095}) {
+    void* m = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     base_ = m == MAP_FAILED ? nullptr : static_cast<char*>(m);
   }
   bool ok() const { return base_ != nullptr; }
+  size_t size() const { return size_; }
   void* take(size_t n, size_t align = alignof(std::max_align_t)) {
     used_ = (used_ + align - 1) & ~(align - 1);
     void* p = base_ + used_;
@@ -231,14 +236,20 @@ class Arena {
   size_t used_ = 0;
 };
 
-const Final* set_aside(const InitContext& c, const std::string& exe, const std::vector<std::string>& env) {
-  size_t need = sizeof(Final) + 2 * exe.size() + 256;
+// What set_aside needs at most (args, env as given, plus room for the
+// executable's path twice and HOME).
+size_t room_to_set_aside(const InitContext& c, const std::vector<std::string>& env, size_t exe_len) {
+  size_t need = sizeof(Final) + 2 * exe_len + 256;
   for (const auto& v : {std::cref(c.cfg->process->args), std::cref(env)})
     for (const auto& a : v.get()) need += a.size() + 1 + sizeof(char*) + 16;
   const seccomp::Program* sc = c.seccomp && c.seccomp->stage == seccomp::Stage::before_exec ? c.seccomp : nullptr;
   if (sc) need += sc->bpf.size() * sizeof(struct sock_filter) + 16;
-  Arena a((need + 4095) & ~size_t{4095});
-  if (!a.ok()) return nullptr;
+  return need;
+}
+
+const Final* set_aside(Arena& a, const InitContext& c, const std::string& exe, const std::vector<std::string>& env) {
+  if (!a.ok() || room_to_set_aside(c, env, exe.size()) > a.size()) return nullptr;
+  const seccomp::Program* sc = c.seccomp && c.seccomp->stage == seccomp::Stage::before_exec ? c.seccomp : nullptr;
   auto* f = new (a.take(sizeof(Final))) Final;
   f->fifo_fd = c.fifo_fd;
   f->preserve_fds = c.preserve_fds;
@@ -377,6 +388,8 @@ void init_main(const InitContext& c) {
   sys::close_fds_except(3 + c.preserve_fds, keep);
 
   std::string exe;
+  std::optional<Arena> arena;
+  if (c.shared_memory) arena.emplace(room_to_set_aside(c, c.cfg->process->env, PATH_MAX) + 2 * PATH_MAX);
   auto r = setup(c, exe);
   if (!r) {
     if (c.shared_memory) hand_over(c, nullptr, Msg::error, r.error().msg);
@@ -388,8 +401,11 @@ void init_main(const InitContext& c) {
   // From here on the parent may exit: do not die with it.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   if (c.shared_memory) {
-    const Final* f = set_aside(c, exe, env);
-    if (!f) hand_over(c, nullptr, Msg::error, Error::sys(errno, "init: map its last steps").msg);
+    const Final* f = set_aside(*arena, c, exe, env);
+    if (!f)
+      hand_over(c, nullptr, Msg::error,
+                arena->ok() ? "init: args and env larger than the room set aside for them"
+                            : Error::sys(ENOMEM, "init: map room for its last steps").msg);
     log::phase("init: ready");
     hand_over(c, f, Msg::ready, phases);
   }

@@ -94,6 +94,19 @@ def test_exec_error_after_start_is_init_s_last_word(runtime, bundle, copy):
     assert runtime.run("list", "-q", check=True).stdout == ""
 
 
+@brig_only
+@pytest.mark.parametrize("copy", [False, True], ids=["shared", "copy"])
+def test_address_space_limit_below_brigs_own(runtime, bundle, copy):
+    """process.rlimits RLIMIT_AS below brig's own address space: init sets
+    it before "ready", and sharing brig's memory it can map nothing after
+    that; what it needs then was mapped before its set-up."""
+    limit = 6 << 20
+    bundle.config(args=["sh", "-c", "ulimit -v"],
+                  fn=lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_AS", "hard": limit, "soft": limit}]))
+    res = run_fg(runtime, bundle, env={"BRIG_CLONE_COPY": "1"} if copy else None)
+    assert res.stdout == f"{limit >> 10}\n", res
+
+
 def test_hostname(runtime, bundle):
     bundle.config(args=["hostname"], hostname="itest-host")
     res = run_fg(runtime, bundle)
