@@ -327,12 +327,28 @@ Result<void> RawLoopbackUp::prepare() {
   return {};
 }
 
-void RawLoopbackUp::run(int pidfd) noexcept {
+void RawLoopbackUp::run(int pidfd, pid_t pid) noexcept {
   auto failed = [&](long rc, const char* step) {
     err_ = static_cast<int>(-rc);
     step_ = step;
   };
   long rc = raw::call(SYS_setns, pidfd, CLONE_NEWNET);
+  if (rc == -EINVAL || rc == -EBADF) {
+    // Before Linux 5.8 setns takes no pidfd: /proc/PID/ns/net, the path
+    // written out by hand (no libc here).
+    char path[32] = "/proc/";
+    size_t n = 6;
+    char digits[12];
+    size_t d = 0;
+    for (auto v = static_cast<unsigned>(pid); d == 0 || v; v /= 10) digits[d++] = static_cast<char>('0' + v % 10);
+    while (d) path[n++] = digits[--d];
+    for (const char* t = "/ns/net"; *t; t++) path[n++] = *t;
+    path[n] = '\0';
+    long fd = raw::call(SYS_openat, AT_FDCWD, raw::arg(path), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return failed(fd, "open it");
+    rc = raw::call(SYS_setns, fd, CLONE_NEWNET);
+    (void)raw::call(SYS_close, fd);
+  }
   if (rc < 0) return failed(rc, "join it");
   long sock = raw::call(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   rc = raw::call(SYS_setns, own_.get(), CLONE_NEWNET);

@@ -61,12 +61,12 @@ Result<void> loopback_up(BorrowedFd netns);
 // the clone (the request, an fd of our own namespace), run right after it
 // in raw syscalls only (runtime/core/raw.hpp: no libc, nothing outside this
 // object and the stack), its outcome read once init has handed the turn
-// back. Joins init's namespace through its pidfd for the socket (Linux 5.8),
-// then ours again.
+// back. Joins init's namespace through its pidfd for the socket (Linux 5.8;
+// /proc/PID/ns/net before), then ours again.
 class RawLoopbackUp {
  public:
   Result<void> prepare();
-  void run(int pidfd) noexcept;
+  void run(int pidfd, pid_t pid) noexcept;
   // "network namespace of init PID: netlink: set up lo: ..." as loopback_up
   // words it. A failure to return to our own namespace is one too.
   Result<void> outcome(pid_t pid) const;

@@ -179,7 +179,7 @@ class NamespaceExecutor final : public Executor {
       if (cl) {
         // init runs on our memory now: nothing of ours but raw syscalls runs
         // until its turn ends.
-        if (lo_raw) raw_lo.run(pidfd);
+        if (lo_raw) raw_lo.run(pidfd, *cl);
         await_hand_over(sync.child, sync.parent);
       } else {
         if (stack) stack->unmap();

@@ -13,6 +13,8 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -675,6 +677,70 @@ TEST_CASE("rtnetlink against the kernel, in a throwaway netns", "[netns][kernel]
   CHECK(ml.error().msg == "netlink: get link nope0: no such device");
   ::close(inner_ns);
   ::close(host_ns);
+}
+
+TEST_CASE("lo of another process's new netns, up in raw syscalls", "[netns][kernel]") {
+  if (::geteuid() != 0) {
+    WARN("needs root: skipped");
+    return;
+  }
+  // A child in a new network namespace, alive until `hold` closes.
+  int ready[2], hold[2];
+  REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(hold, O_CLOEXEC) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::close(hold[1]);
+    char c = ::unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+    (void)::write(ready[1], &c, 1);
+    (void)::read(hold[0], &c, 1);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  ::close(hold[0]);
+  char c = 0;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  REQUIRE(c == 'y');
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  REQUIRE(pidfd >= 0);
+  auto own = std::filesystem::read_symlink("/proc/thread-self/ns/net");
+  auto lo_up = [&] {
+    auto in = Socket::open_in(Fd(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC)));
+    REQUIRE(in);
+    auto lo = in->must_link("lo");
+    REQUIRE(lo);
+    return lo->up();
+  };
+  CHECK_FALSE(lo_up());
+  SECTION("through the pidfd") {
+    RawLoopbackUp r;
+    REQUIRE(r.prepare());
+    r.run(pidfd, pid);
+    CHECK(r.outcome(pid));
+    CHECK(lo_up());
+  }
+  SECTION("through /proc/PID/ns/net, as before Linux 5.8 (a pidfd setns refuses)") {
+    RawLoopbackUp r;
+    REQUIRE(r.prepare());
+    r.run(-1, pid);
+    CHECK(r.outcome(pid));
+    CHECK(lo_up());
+  }
+  CHECK(std::filesystem::read_symlink("/proc/thread-self/ns/net") == own);
+  ::close(hold[1]);
+  ::waitpid(pid, nullptr, 0);
+  // The namespace gone: the step and the errno, and we are still in ours.
+  RawLoopbackUp gone;
+  REQUIRE(gone.prepare());
+  gone.run(-1, pid);
+  auto o = gone.outcome(pid);
+  REQUIRE_FALSE(o);
+  CHECK(o.error().msg == fmt::format("network namespace of init {}: open it: no such file or directory", pid));
+  CHECK(std::filesystem::read_symlink("/proc/thread-self/ns/net") == own);
+  ::close(pidfd);
+  ::close(ready[0]);
 }
 
 TEST_CASE("a tap for the microVM backend, on the bridge with a lease", "[netns][kernel]") {
