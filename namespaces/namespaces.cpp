@@ -213,8 +213,8 @@ __asm__(
 
 bool clone_sharing_memory_supported() { return true; }
 
-Result<pid_t> clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cgroup, const ChildStack& stack,
-                                         int (*fn)(void*), void* arg) {
+long clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cgroup, const ChildStack& stack,
+                                int (*fn)(void*), void* arg) {
   struct clone_args args;
   std::memset(&args, 0, sizeof args);
   args.flags = flags | CLONE_VM | CLONE_PIDFD;
@@ -226,16 +226,12 @@ Result<pid_t> clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cg
     args.flags |= CLONE_INTO_CGROUP;
     args.cgroup = static_cast<uint64_t>(into_cgroup);
   }
-  long pid = brig_clone3_on_stack(&args, sizeof args, fn, arg);
-  if (pid < 0) return fail_err(static_cast<int>(-pid), into_cgroup >= 0 ? "clone3 into cgroup" : "clone3");
-  return static_cast<pid_t>(pid);
+  return brig_clone3_on_stack(&args, sizeof args, fn, arg);
 }
 #else
 bool clone_sharing_memory_supported() { return false; }
 
-Result<pid_t> clone_child_sharing_memory(uint64_t, int*, int, const ChildStack&, int (*)(void*), void*) {
-  return fail_err(ENOSYS, "clone3 sharing memory");
-}
+long clone_child_sharing_memory(uint64_t, int*, int, const ChildStack&, int (*)(void*), void*) { return -ENOSYS; }
 #endif
 
 Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vector<OpenJoin>& joins, int into_cgroup) {

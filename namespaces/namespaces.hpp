@@ -87,8 +87,10 @@ struct ChildStack {
 };
 // 1 MiB (untouched pages cost nothing) above a PROT_NONE guard page.
 Result<ChildStack> map_child_stack();
-Result<pid_t> clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cgroup, const ChildStack& stack,
-                                         int (*fn)(void*), void* arg);
+// Returns the pid, or -errno: nothing the C library or a destructor touches
+// runs on our side between the clone and the caller's wait.
+long clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cgroup, const ChildStack& stack,
+                                int (*fn)(void*), void* arg);
 bool clone_sharing_memory_supported();
 // The same, for a user namespace joined by path (among joins): a
 // short-lived process joins the pid and time namespaces in joins (for its

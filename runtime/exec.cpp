@@ -269,15 +269,21 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
                !tight_memory_limit(cfg) && !::getenv("BRIG_CLONE_COPY");
   Result<pid_t> cl = std::unexpected(Error{});  // set by one clone or the other below
   if (share) {
+    int dumpable = ::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     auto stack = ns::map_child_stack();
-    if (!stack)
-      cl = fail(std::move(stack.error()));
-    else
-      cl = ns::clone_child_sharing_memory(CLONE_VFORK, &pidfd, join.v2_dir ? join.v2_dir.get() : -1, *stack,
-                                          child_entry, &ec);
-    // Here once the child has exec'd or ended: its stack is ours again, and
-    // our log is no longer buffered into its phases.
+    long raw_pid = stack ? ns::clone_child_sharing_memory(CLONE_VFORK, &pidfd, join.v2_dir ? join.v2_dir.get() : -1,
+                                                          *stack, child_entry, &ec)
+                         : -ENOMEM;
+    // Here once the child has exec'd or ended: its stack is ours again, our
+    // log is no longer buffered into its phases, and we may be dumpable
+    // again (the child made our shared memory non-dumpable).
     log::buffer_phases(nullptr);
+    if (raw_pid > 0 && dumpable > 0) ::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+    if (raw_pid > 0)
+      cl = static_cast<pid_t>(raw_pid);
+    else
+      cl = stack ? fail_err(static_cast<int>(-raw_pid), join.v2_dir ? "clone3 into cgroup" : "clone3")
+                 : fail(std::move(stack.error()));
     if (stack) stack->unmap();
     if (!cl) {
       log::debug(fmt::format("exec child sharing our memory: {}; cloning a copy", cl.error().msg));

@@ -300,6 +300,15 @@ void raw_put(const char* s) { (void)raw::call(SYS_write, 2, raw::arg(s), raw_len
     raw_put(": ");
     raw_put(first);
     raw_put(d + 1);
+  } else {
+    // As strerror words one it knows nothing of ("unknown error N").
+    char num[24];
+    size_t i = sizeof num;
+    num[--i] = '\0';
+    for (unsigned long v = static_cast<unsigned long>(-neg_errno); i == sizeof num - 1 || v; v /= 10)
+      num[--i] = static_cast<char>('0' + v % 10);
+    raw_put(": unknown error ");
+    raw_put(num + i);
   }
   raw_put("\n");
   for (;;) (void)raw::call(SYS_exit_group, code);
@@ -334,17 +343,20 @@ void raw_put(const char* s) { (void)raw::call(SYS_write, 2, raw::arg(s), raw_len
 
 // Hands the turn back with one message (the last thing init does with
 // the C library) and never returns: on to the exec after "ready", or out.
+// Nothing of `c` (the runtime's, on its stack) is read once the message
+// is out: what is needed after it is copied into locals first.
 [[noreturn]] void hand_over(const InitContext& c, const Final* f, Msg m, const std::string& payload) {
   std::string buf(1, static_cast<char>(m));
   buf += payload;
+  const long sync_fd = c.sync_fd;
   log::buffer_phases(nullptr);  // the runtime's own log, again
   long n;
   do {
-    n = raw::call(SYS_sendto, c.sync_fd, raw::arg(buf.data()), static_cast<long>(buf.size()), MSG_NOSIGNAL, 0, 0);
+    n = raw::call(SYS_sendto, sync_fd, raw::arg(buf.data()), static_cast<long>(buf.size()), MSG_NOSIGNAL, 0, 0);
   } while (n == -EINTR);
   if (n < 0 || m != Msg::ready || !f)
     for (;;) (void)raw::call(SYS_exit_group, 1);
-  (void)raw::call(SYS_close, c.sync_fd);
+  (void)raw::call(SYS_close, sync_fd);
   finish_raw(*f);
 }
 
@@ -389,7 +401,9 @@ void init_main(const InitContext& c) {
 
   std::string exe;
   std::optional<Arena> arena;
-  if (c.shared_memory) arena.emplace(room_to_set_aside(c, c.cfg->process->env, PATH_MAX) + 2 * PATH_MAX);
+  // Generous: HOME comes from the container's /etc/passwd, and untouched
+  // pages of the mapping cost nothing.
+  if (c.shared_memory) arena.emplace(room_to_set_aside(c, c.cfg->process->env, PATH_MAX) + (64 << 10));
   auto r = setup(c, exe);
   if (!r) {
     if (c.shared_memory) hand_over(c, nullptr, Msg::error, r.error().msg);

@@ -46,8 +46,11 @@ struct InitContext {
   // the clone (wait_go unset; lo is brought up from the runtime in raw
   // syscalls, netns::RawLoopbackUp), no user namespace (the kernel refuses
   // setns into one to a process sharing its memory), no joined time
-  // namespace (likewise), and no memory limit so low that init's set-up
-  // could meet the OOM killer (it would take brig too). The exec fifo, the
+  // namespace (likewise), no process.oomScoreAdj (the kernel writes it to
+  // every process of the memory: brig's too), and no memory limit so low
+  // that init's set-up could meet the OOM killer (it would take brig too:
+  // it kills every process of the victim's memory; a limit an ancestor
+  // cgroup sets, or a full cgroup, still can). The exec fifo, the
   // seccomp filter loaded at exec and the execve then run raw. An ASan
   // build, or BRIG_CLONE_COPY=1 in the environment, always clones a copy.
   bool shared_memory = false;

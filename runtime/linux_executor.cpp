@@ -19,6 +19,7 @@
 #include "runtime/core/sanitizers.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/core/text.hpp"
+#include "runtime/caps.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/vm/vm.hpp"
 #include "runtime/hooks.hpp"
@@ -152,12 +153,15 @@ class NamespaceExecutor final : public Executor {
     };
     // init in our memory where no step needs us both at once (the rules:
     // InitContext::shared_memory).
+    // process.oomScoreAdj, written by init, would be written to every
+    // process of its memory (the kernel keeps them alike): to brig too.
     bool init_hooks = cfg.hooks && (!cfg.hooks->prestart.empty() || !cfg.hooks->createRuntime.empty() ||
                                     !cfg.hooks->createContainer.empty() || !cfg.hooks->startContainer.empty());
     bool joins_time = ns::joins_type(joins, CLONE_NEWTIME);
     ic.shared_memory = raw::available && !BRIG_ASAN && ns::clone_sharing_memory_supported() && !ic.wait_go &&
                        !nsp.has("user") && !joins_time && !init_hooks && !(seccomp_prog && seccomp_prog->notify) &&
-                       !tight_memory_limit(cfg) && !::getenv("BRIG_CLONE_COPY");
+                       !tight_memory_limit(cfg) && !(cfg.process && cfg.process->oomScoreAdj) &&
+                       !::getenv("BRIG_CLONE_COPY");
     Result<pid_t> cl = std::unexpected(Error{});  // set by one clone or the other below
     // lo comes up from here while init sets up, as with a copy, but in raw
     // syscalls (netns::RawLoopbackUp); if that cannot be prepared, in init.
@@ -170,18 +174,24 @@ class NamespaceExecutor final : public Executor {
       lo_up = lo_raw;
       // Never unmapped: init runs on it until its exec or end, which we do
       // not wait for.
+      // A cache init would otherwise fill from the container's /proc.
+      (void)kernel_last_cap();
       auto stack = ns::map_child_stack();
-      if (!stack)
-        cl = fail(std::move(stack.error()));
-      else
-        cl = ns::clone_child_sharing_memory(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1, *stack, init_entry,
-                                            &ic);
-      if (cl) {
+      long raw_pid = stack ? ns::clone_child_sharing_memory(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1,
+                                                            *stack, init_entry, &ic)
+                           : -ENOMEM;
+      if (raw_pid > 0) {
         // init runs on our memory now: nothing of ours but raw syscalls runs
         // until its turn ends.
-        if (lo_raw) raw_lo.run(pidfd, *cl);
+        if (lo_raw) raw_lo.run(pidfd, static_cast<pid_t>(raw_pid));
         await_hand_over(sync.child, sync.parent);
+        // Reset here too: an init killed before its hand-over left it
+        // pointing at its stack.
+        log::buffer_phases(nullptr);
+        cl = static_cast<pid_t>(raw_pid);
       } else {
+        cl = stack ? fail_err(static_cast<int>(-raw_pid), join.v2_dir ? "clone3 into cgroup" : "clone3")
+                   : fail(std::move(stack.error()));
         if (stack) stack->unmap();
         log::debug(fmt::format("init sharing our memory: {}; cloning a copy", cl.error().msg));
         ic.shared_memory = false;

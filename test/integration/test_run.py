@@ -2,6 +2,7 @@
 
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -76,6 +77,38 @@ def test_init_shares_brigs_memory_unless_a_step_needs_both(runtime, bundle):
     bundle.config(fn=lambda c: c.update(hooks={"startContainer": [{"path": "/bin/true"}]}))
     res = run_fg(runtime, bundle, global_args=["--debug"])
     assert COPY in res.stderr, res.stderr
+
+
+@brig_only
+@pytest.mark.skipif(SANITIZED, reason="an ASan build clones copies")
+def test_init_reads_nothing_of_brigs_after_its_hand_over(runtime, bundle):
+    """On one CPU brig often runs on right after init's "ready" (returns,
+    writes its state, starts) before init goes on: init must not read its
+    sync fd (or anything else) from brig's stack then, or it closes
+    whatever brig keeps there (the container's stdin, once in ~30 runs)."""
+    bundle.config(args=["ls", "/proc/self/fd"])
+    runtime.prefix = ["taskset", "-c", "0", *runtime.prefix]
+    for i in range(40):
+        res = run_fg(runtime, bundle, input="")
+        assert res.stdout.split() == ["0", "1", "2", "3"], (i, res)
+
+
+@brig_only
+def test_oom_score_adj_is_the_containers_not_brigs(runtime, bundle):
+    """init writes process.oomScoreAdj; in memory shared with brig the
+    kernel would write it to brig too: such a config keeps a copy."""
+    bundle.config(args=["sh", "-c", "cat /proc/self/oom_score_adj; sleep 2"],
+                  fn=lambda c: c["process"].update(oomScoreAdj=500))
+    own = open("/proc/self/oom_score_adj").read()
+    p = subprocess.Popen(runtime.cmd("run", "--bundle", bundle, bundle.id), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=runtime.env())
+    runtime.track(bundle.id)
+    try:
+        assert p.stdout.readline() == "500\n"
+        assert open(f"/proc/{p.pid}/oom_score_adj").read() == own
+    finally:
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
 
 
 @brig_only
