@@ -152,9 +152,8 @@ class NamespaceExecutor final : public Executor {
                        : ns::clone_child(flags, &pidfd, into_cgroup);
     };
     // init in our memory where no step needs us both at once (the rules:
-    // InitContext::shared_memory).
-    // process.oomScoreAdj, written by init, would be written to every
-    // process of its memory (the kernel keeps them alike): to brig too.
+    // InitContext::shared_memory). process.oomScoreAdj, written by init,
+    // would be written to every process of its memory: to brig too.
     bool init_hooks = cfg.hooks && (!cfg.hooks->prestart.empty() || !cfg.hooks->createRuntime.empty() ||
                                     !cfg.hooks->createContainer.empty() || !cfg.hooks->startContainer.empty());
     bool joins_time = ns::joins_type(joins, CLONE_NEWTIME);
@@ -172,10 +171,10 @@ class NamespaceExecutor final : public Executor {
       lo_raw = lo_up && raw_lo.prepare();
       ic.lo_in_init = ic.lo_in_init || (lo_up && !lo_raw);
       lo_up = lo_raw;
-      // Never unmapped: init runs on it until its exec or end, which we do
-      // not wait for.
       // A cache init would otherwise fill from the container's /proc.
       (void)kernel_last_cap();
+      // Never unmapped: init runs on it until its exec or end, which we do
+      // not wait for.
       auto stack = ns::map_child_stack();
       long raw_pid = stack ? ns::clone_child_sharing_memory(flags, &pidfd, join.v2_dir ? join.v2_dir.get() : -1,
                                                             *stack, init_entry, &ic)
