@@ -327,6 +327,10 @@ Result<void> RawLoopbackUp::prepare() {
   return {};
 }
 
+namespace {
+const char* const kOpen = "open";  // worded with the path by outcome()
+}
+
 void RawLoopbackUp::run(int pidfd, pid_t pid) noexcept {
   auto failed = [&](long rc, const char* step) {
     err_ = static_cast<int>(-rc);
@@ -336,25 +340,24 @@ void RawLoopbackUp::run(int pidfd, pid_t pid) noexcept {
   if (rc == -EINVAL || rc == -EBADF) {
     // Before Linux 5.8 setns takes no pidfd: /proc/PID/ns/net, the path
     // written out by hand (no libc here).
-    char path[32] = "/proc/";
+    char num[24];
+    const char* digits = raw::decimal(num + sizeof num - 1, static_cast<unsigned long>(pid));
+    char path[48] = "/proc/";
     size_t n = 6;
-    char digits[12];
-    size_t d = 0;
-    for (auto v = static_cast<unsigned>(pid); d == 0 || v; v /= 10) digits[d++] = static_cast<char>('0' + v % 10);
-    while (d) path[n++] = digits[--d];
+    for (const char* t = digits; *t; t++) path[n++] = *t;
     for (const char* t = "/ns/net"; *t; t++) path[n++] = *t;
     path[n] = '\0';
     long fd = raw::call(SYS_openat, AT_FDCWD, raw::arg(path), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return failed(fd, "open it");
+    if (fd < 0) return failed(fd, kOpen);
     rc = raw::call(SYS_setns, fd, CLONE_NEWNET);
     (void)raw::call(SYS_close, fd);
   }
-  if (rc < 0) return failed(rc, "join it");
+  if (rc < 0) return failed(rc, "setns");
   long sock = raw::call(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   rc = raw::call(SYS_setns, own_.get(), CLONE_NEWNET);
   if (rc < 0) {
     if (sock >= 0) (void)raw::call(SYS_close, sock);
-    return failed(rc, "return to the runtime's own");
+    return failed(rc, "setns back into the runtime's own");
   }
   if (sock < 0) return failed(sock, "netlink: socket");
   struct sockaddr_nl kernel {};
@@ -379,7 +382,8 @@ void RawLoopbackUp::run(int pidfd, pid_t pid) noexcept {
 
 Result<void> RawLoopbackUp::outcome(pid_t pid) const {
   if (!step_) return {};
-  return fail(Error::sys(err_, step_).context(fmt::format("network namespace of init {}", pid)));
+  std::string step = step_ == kOpen ? fmt::format("open /proc/{}/ns/net", pid) : std::string(step_);
+  return fail(Error::sys(err_, step).context(fmt::format("network namespace of init {}", pid)));
 }
 
 Result<void> setup(const Request& rq, const std::string& owner, pid_t pid, Rollback& rb) {

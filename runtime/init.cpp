@@ -303,12 +303,8 @@ void raw_put(const char* s) { (void)raw::call(SYS_write, 2, raw::arg(s), raw_len
   } else {
     // As strerror words one it knows nothing of ("unknown error N").
     char num[24];
-    size_t i = sizeof num;
-    num[--i] = '\0';
-    for (unsigned long v = static_cast<unsigned long>(-neg_errno); i == sizeof num - 1 || v; v /= 10)
-      num[--i] = static_cast<char>('0' + v % 10);
     raw_put(": unknown error ");
-    raw_put(num + i);
+    raw_put(raw::decimal(num + sizeof num - 1, static_cast<unsigned long>(-neg_errno)));
   }
   raw_put("\n");
   for (;;) (void)raw::call(SYS_exit_group, code);

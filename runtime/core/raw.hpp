@@ -36,4 +36,15 @@ inline long arg(T* p) {
   return static_cast<long>(reinterpret_cast<uintptr_t>(p));
 }
 
+// v in decimal, written backwards so that it ends at `end` (which gets the
+// terminating NUL); returns where it starts. `end` needs 21 bytes before it.
+inline char* decimal(char* end, unsigned long v) {
+  *end = '\0';
+  do {
+    *--end = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return end;
+}
+
 }  // namespace brig::raw
