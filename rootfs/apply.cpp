@@ -82,25 +82,45 @@ bool proc_file_allowed(const std::string& t) {
   return false;
 }
 
-bool same_inode(int a, int b) {
-  struct stat x, y;
-  return ::fstat(a, &x) == 0 && ::fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
-}
+// The root the ops apply to, looked at once for all of them: its identity
+// (no target may resolve to it), and the directory that consecutive device
+// and symlink ops share (normally /dev), resolved once for the run of them.
+// A mount may cover that directory, so every mount op forgets it.
+struct Root {
+  BorrowedFd fd;
+  struct stat st {};
+  std::string dir_path;
+  Fd dir;
+
+  bool is(int fd) const {
+    struct stat x;
+    return ::fstat(fd, &x) == 0 && x.st_dev == st.st_dev && x.st_ino == st.st_ino;
+  }
+  // The parent directory of a device or symlink, made if missing.
+  Result<BorrowedFd> parent(const std::string& path) {
+    if (!dir || dir_path != path) {
+      dir_path.clear();
+      TRY(dir, mkdir_all_in_root(fd, path));
+      dir_path = path;
+    }
+    return BorrowedFd(dir.get());
+  }
+};
 
 // The target of a mount, resolved (and made if missing) inside the root, with
 // the checks no symlink may get around: never the root itself, never a file
 // of the container's /proc (but the few allowed ones), and proc or sysfs only
 // on an ordinary directory reached without a symlink.
-Result<Fd> mount_target(const Op& op, BorrowedFd root, bool file) {
-  TRY(Fd t, ensure_target(root, op.target, file));
-  if (same_inode(t.get(), root.get()))
-    return fail_msg("destination {} resolves to the container's root", op.target);
+Result<Fd> mount_target(const Op& op, Root& root, bool file) {
+  root.dir = Fd();
+  TRY(Fd t, ensure_target(root.fd, op.target, file));
+  if (root.is(t.get())) return fail_msg("destination {} resolves to the container's root", op.target);
   bool special = op.kind == Op::Kind::fs && (op.fstype == "proc" || op.fstype == "sysfs");
   if (special) {
-    auto direct = open_in_root_nofollow(root, op.target, O_PATH);
-    struct stat st;
-    if (!direct || ::fstat(direct->get(), &st) < 0 || !S_ISDIR(st.st_mode))
-      return fail_msg("filesystem \"{}\" must be mounted on ordinary directory", op.fstype);
+    // The same target, reached again without a symlink, as a directory.
+    auto direct = open_in_root_nofollow(root.fd, op.target, O_PATH | O_DIRECTORY);
+    if (!direct) return fail_msg("filesystem \"{}\" must be mounted on ordinary directory", op.fstype);
+    t = std::move(*direct);
   }
   struct statfs sf;
   if (::fstatfs(t.get(), &sf) < 0) return fail_errno("statfs {}", op.target);
@@ -175,7 +195,7 @@ Result<void> copy_tree(int from, int to, const std::string& where) {
   return {};
 }
 
-Result<void> mount_fs(const Op& op, BorrowedFd root) {
+Result<void> mount_fs(const Op& op, Root& root) {
   TRY(Fd target, mount_target(op, root, false));
   int fsfd = ::fsopen(op.fstype.c_str(), FSOPEN_CLOEXEC);
   if (fsfd < 0) return fail_errno("fsopen {}", op.fstype);
@@ -210,7 +230,7 @@ Result<void> mount_fs(const Op& op, BorrowedFd root) {
   if (mfd < 0) return fail_errno("fsmount");
   Fd m(mfd);
   if (op.flags.tmpcopyup) {
-    auto dir = open_in_root(root, op.target, O_RDONLY | O_DIRECTORY);
+    auto dir = open_in_root(root.fd, op.target, O_RDONLY | O_DIRECTORY);
     if (!dir) return fail(std::move(dir.error()).context("tmpcopyup"));
     TRY_CTX_VOID(copy_tree(dir->get(), m.get(), op.target), "tmpcopyup");
   }
@@ -239,7 +259,7 @@ Result<Fd> bind_tree(const Op& op) {
   return t;
 }
 
-Result<void> mount_bind(const Op& op, BorrowedFd root) {
+Result<void> mount_bind(const Op& op, Root& root) {
   Fd made;
   if (op.tree_fd < 0) {
     TRY(made, bind_tree(op));
@@ -252,9 +272,9 @@ Result<void> mount_bind(const Op& op, BorrowedFd root) {
   return after_attach(op, t);
 }
 
-Result<void> make_device(const Op& op, BorrowedFd root) {
+Result<void> make_device(const Op& op, Root& root) {
   auto [parent, name] = split_parent(op.target);
-  TRY(Fd dir, mkdir_all_in_root(root, parent));
+  TRY(BorrowedFd dir, root.parent(parent));
   mode_t type = op.dev_type == 'b' ? S_IFBLK : op.dev_type == 'p' ? S_IFIFO : S_IFCHR;
   dev_t dev = makedev(op.major, op.minor);
   if (::mknodat(dir.get(), name.c_str(), type | op.mode, dev) < 0) {
@@ -268,9 +288,9 @@ Result<void> make_device(const Op& op, BorrowedFd root) {
   return {};
 }
 
-Result<void> make_symlink(const Op& op, BorrowedFd root) {
+Result<void> make_symlink(const Op& op, Root& root) {
   auto [parent, name] = split_parent(op.target);
-  TRY(Fd dir, mkdir_all_in_root(root, parent));
+  TRY(BorrowedFd dir, root.parent(parent));
   if (::symlinkat(op.source.c_str(), dir.get(), name.c_str()) < 0 && errno != EEXIST)
     return fail_errno("symlink {}", op.target);
   return {};
@@ -278,8 +298,9 @@ Result<void> make_symlink(const Op& op, BorrowedFd root) {
 
 // "remount" (and the cgroup tree made read-only): the mount already at the
 // target gets the attributes, propagation and filesystem options of the op.
-Result<void> remount(const Op& op, BorrowedFd root) {
-  TRY(Fd t, open_in_root(root, op.target, O_PATH));
+Result<void> remount(const Op& op, Root& root) {
+  root.dir = Fd();
+  TRY(Fd t, open_in_root(root.fd, op.target, O_PATH));
   struct statx sx {};
   if (::statx(t.get(), "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) < 0) return fail_errno("statx {}", op.target);
   if (!(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
@@ -318,7 +339,7 @@ Result<std::vector<Fd>> detach_idmapped_binds(Plan& plan) {
 
 namespace {
 
-Result<void> apply_one(const Op& op, BorrowedFd root) {
+Result<void> apply_one(const Op& op, Root& root) {
   switch (op.kind) {
     case Op::Kind::bind: return mount_bind(op, root);
     case Op::Kind::fs: return mount_fs(op, root);
@@ -399,7 +420,9 @@ Result<Fd> prepare_root(const Plan& plan, const std::string& rootfs) {
   return sys::open(rootfs, O_PATH | O_DIRECTORY);
 }
 
-Result<void> apply_ops(const Plan& plan, BorrowedFd root) {
+Result<void> apply_ops(const Plan& plan, BorrowedFd root_fd) {
+  Root root{root_fd};
+  if (::fstat(root_fd.get(), &root.st) < 0) return fail_errno("stat the rootfs");
   for (const auto& op : plan.ops) {
     auto r = apply_one(op, root);
     if (!r) return fail(std::move(r.error()).context(describe(op)));

@@ -31,11 +31,16 @@ Result<Fd> open_in_root_nofollow(BorrowedFd root, const std::string& path, int f
   return sys::openat2(root, rel(path), static_cast<uint64_t>(flags), kResolve | RESOLVE_NO_SYMLINKS);
 }
 
-Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode) {
+namespace {
+
+// mkdir_all_in_root, told whether `path` itself was just seen missing (ENOENT
+// from the caller's own openat2): then its first lookup is skipped.
+Result<Fd> make_dirs(BorrowedFd root, const std::string& path, mode_t mode, bool known_missing) {
   // The common cases, all there or only the last name missing: resolve the
   // path or its parent once instead of walking every level (same
   // resolution, same mkdirat as the walk below).
-  if (auto fd = sys::openat2(root, rel(path), O_PATH | O_DIRECTORY, kResolve)) return fd;
+  if (!known_missing)
+    if (auto fd = sys::openat2(root, rel(path), O_PATH | O_DIRECTORY, kResolve)) return fd;
   if (auto [parent, name] = split_parent(path); !name.empty() && name != "." && name != "..") {
     if (auto dir = sys::openat2(root, rel(parent), O_PATH | O_DIRECTORY, kResolve)) {
       if (::mkdirat(dir->get(), name.c_str(), mode) < 0 && errno != EEXIST)
@@ -69,11 +74,17 @@ Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mo
   return cur;
 }
 
+}  // namespace
+
+Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode) {
+  return make_dirs(root, path, mode, false);
+}
+
 Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file) {
   auto fd = open_in_root(root, path, O_PATH);
   if (fd) return fd;
   if (fd.error().err != ENOENT) return fd;
-  if (!file) return mkdir_all_in_root(root, path);
+  if (!file) return make_dirs(root, path, 0755, true);
   auto [parent, name] = split_parent(path);
   TRY(Fd dir, mkdir_all_in_root(root, parent));
   int f = ::openat(dir.get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);

@@ -76,3 +76,27 @@ def test_host_dev_bind_has_no_extra_nodes_made(runtime, bundle, tmp_path):
     if not IS_RUNC:
         assert res.stdout.split() == ["null"], res
     assert sorted(os.listdir(d))[:1] == ["null"]
+
+
+def test_devices_alternating_parents_and_under_a_mount(runtime, bundle):
+    # Device ops share one lookup of their parent directory while it stays the
+    # same: nodes whose parents alternate, one parent covered by a tmpfs from
+    # the config, must each land in the directory the container sees.
+    (bundle.rootfs / "opt" / "devs").mkdir(parents=True)
+
+    def dev(path, minor):
+        return {"path": path, "type": "c", "major": 1, "minor": minor, "fileMode": 0o640}
+
+    def fn(cfg):
+        cfg["mounts"].append({"destination": "/opt/devs", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["nosuid"]})
+        cfg["linux"]["devices"] = [dev("/opt/devs/n1", 3), dev("/dev/n2", 5), dev("/opt/devs/n3", 7),
+                                   dev("/dev/n4", 8)]
+        cfg["linux"].setdefault("resources", {})["devices"] = [{"allow": True, "access": "rwm"}]
+    bundle.config(fn=fn)
+    res = run_in(runtime, bundle,
+                 "stat -c '%n %t:%T %a' /opt/devs/n1 /dev/n2 /opt/devs/n3 /dev/n4; stat -f -c %T /opt/devs")
+    assert res.stdout.splitlines() == ["/opt/devs/n1 1:3 640", "/dev/n2 1:5 640", "/opt/devs/n3 1:7 640",
+                                       "/dev/n4 1:8 640", "tmpfs"], res
+    # made in the tmpfs, not beneath it in the bundle
+    assert os.listdir(bundle.rootfs / "opt" / "devs") == []
