@@ -234,6 +234,10 @@ bool clone_sharing_memory_supported() { return false; }
 long clone_child_sharing_memory(uint64_t, int*, int, const ChildStack&, int (*)(void*), void*) { return -ENOSYS; }
 #endif
 
+std::unexpected<Error> clone_sharing_memory_failed(long neg_errno, bool into_cgroup) {
+  return fail_err(static_cast<int>(-neg_errno), into_cgroup ? "clone3 into cgroup" : "clone3");
+}
+
 Result<pid_t> clone_child_in_userns(uint64_t flags, int* pidfd, const std::vector<OpenJoin>& joins, int into_cgroup) {
   const OpenJoin* user = nullptr;
   for (const auto& j : joins)

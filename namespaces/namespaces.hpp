@@ -91,6 +91,8 @@ Result<ChildStack> map_child_stack();
 // runs on our side between the clone and the caller's wait.
 long clone_child_sharing_memory(uint64_t flags, int* pidfd, int into_cgroup, const ChildStack& stack,
                                 int (*fn)(void*), void* arg);
+// Its -errno as an error, worded as the copying clones word theirs.
+std::unexpected<Error> clone_sharing_memory_failed(long neg_errno, bool into_cgroup);
 bool clone_sharing_memory_supported();
 // The same, for a user namespace joined by path (among joins): a
 // short-lived process joins the pid and time namespaces in joins (for its

@@ -282,8 +282,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
     if (raw_pid > 0)
       cl = static_cast<pid_t>(raw_pid);
     else
-      cl = stack ? fail_err(static_cast<int>(-raw_pid), join.v2_dir ? "clone3 into cgroup" : "clone3")
-                 : fail(std::move(stack.error()));
+      cl = stack ? ns::clone_sharing_memory_failed(raw_pid, bool(join.v2_dir)) : fail(std::move(stack.error()));
     if (stack) stack->unmap();
     if (!cl) {
       log::debug(fmt::format("exec child sharing our memory: {}; cloning a copy", cl.error().msg));

@@ -189,8 +189,7 @@ class NamespaceExecutor final : public Executor {
         log::buffer_phases(nullptr);
         cl = static_cast<pid_t>(raw_pid);
       } else {
-        cl = stack ? fail_err(static_cast<int>(-raw_pid), join.v2_dir ? "clone3 into cgroup" : "clone3")
-                   : fail(std::move(stack.error()));
+        cl = stack ? ns::clone_sharing_memory_failed(raw_pid, bool(join.v2_dir)) : fail(std::move(stack.error()));
         if (stack) stack->unmap();
         log::debug(fmt::format("init sharing our memory: {}; cloning a copy", cl.error().msg));
         ic.shared_memory = false;
