@@ -349,6 +349,8 @@ struct Config {
 // Parse + validate. Errors are one line: "<json.path>: <reason>".
 Result<Config> parse_config(std::string_view json_text);
 Result<Config> parse_config_json(const nlohmann::json& doc);
+// The same, keeping `doc` itself as `raw` (moved, not copied).
+Result<Config> parse_config_json(nlohmann::json&& doc);
 // A template so that strings never convert to json: only a json document lands here.
 template <class J>
   requires std::same_as<J, nlohmann::json>

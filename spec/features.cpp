@@ -9,7 +9,7 @@ namespace brig::spec {
 using jr::json;
 using jr::Obj;
 using oj = nlohmann::ordered_json;
-using P = const std::string&;
+using P = const jr::Path&;
 
 const std::vector<std::string>& known_mount_options() {
   static const std::vector<std::string> v = [] {
@@ -111,7 +111,7 @@ static void check_in(P path, const std::optional<std::vector<std::string>>& vs, 
   if (!vs) return;
   for (size_t i = 0; i < vs->size(); ++i)
     if (std::find(set.begin(), set.end(), (*vs)[i]) == set.end())
-      jr::fail_at(jr::index(path, i), fmt::format("unknown value \"{}\"", (*vs)[i]));
+      jr::fail_at(path.at(i), fmt::format("unknown value \"{}\"", (*vs)[i]));
 }
 
 Result<Features> parse_features_json(const nlohmann::json& doc) {

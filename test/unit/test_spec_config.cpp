@@ -37,6 +37,18 @@ TEST_CASE("config: minimal document and defaults", "[spec][config]") {
   CHECK(r->annotations.empty());
   CHECK(r->solaris.is_null());
   CHECK(r->raw["root"]["path"] == "rootfs");
+  // A document handed over (moved) is kept as raw just as a copied one is,
+  // and is checked the same.
+  auto doc = nlohmann::json::parse(R"({"ociVersion":"1.0.0","root":{"path":"rootfs"},"x":{"y":[1]}})");
+  auto copied = parse_config(doc);
+  auto moved = parse_config_json(nlohmann::json(doc));
+  REQUIRE(copied);
+  REQUIRE(moved);
+  CHECK(copied->raw == doc);
+  CHECK(moved->raw == doc);
+  auto bad = parse_config_json(nlohmann::json::parse(R"({"ociVersion":"1.0.0","root":{"path":7}})"));
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().msg == "root.path: must be a string");
 }
 
 TEST_CASE("config: process defaults and fields", "[spec][config]") {
