@@ -206,10 +206,12 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.created = sys::now_rfc3339_nano();
   rec.annotations = l.cfg.annotations;
   rec.config = l.cfg.raw;
+  // Dumped once for every save below: the config is most of the record.
+  const std::string config_text = rec.config.dump();
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   rec.cgroup_hierarchies = cg->hierarchies();
-  TRY_VOID(store.save(rec));
+  TRY_VOID(store.save(rec, config_text));
   BRIG_FAULT("create.after-record");
 
   std::string fifo = store.fifo(o.id);
@@ -229,7 +231,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     cg = cgroup::none(rec.cgroup_path);
     rec.no_cgroup = true;
     rec.cgroup_hierarchies.clear();
-    TRY_VOID(store.save(rec));
+    TRY_VOID(store.save(rec, config_text));
   }
   rb.push([&] { (void)cg->destroy(); });
   BRIG_FAULT("create.after-cgroup");
@@ -246,7 +248,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     TRY(rdt, cgroup::resctrl::prepare(rp, rb));
     rec.rdt_tasks = rdt.tasks;
     rec.rdt_remove = rdt.remove;
-    TRY_VOID(store.save(rec));  // so that delete --force finds the groups
+    TRY_VOID(store.save(rec, config_text));  // so that delete --force finds the groups
     BRIG_FAULT("create.after-resctrl");
   }
   log::phase("create: cgroups made and resources written");
@@ -303,7 +305,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.phase = "created";
   rec.creator = 0;
   BRIG_FAULT("create.after-created");
-  TRY_VOID(store.save(rec));
+  TRY_VOID(store.save(rec, config_text));
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
   log::phase("create: state saved");

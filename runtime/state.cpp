@@ -16,28 +16,63 @@
 
 namespace brig::runtime {
 
-nlohmann::json to_json(const Record& r) {
-  nlohmann::json j = {{"id", r.id},
-          {"pid", r.pid},
-          {"pidStart", r.pid_start},
-          {"phase", r.phase},
-          {"bundle", r.bundle},
-          {"rootfs", r.rootfs},
-          {"created", r.created},
-          {"annotations", r.annotations},
-          {"cgroupPath", r.cgroup_path},
-          {"ownPidns", r.own_pidns},
-          {"config", r.config}};
+namespace {
+// Every field of the record but its config.
+nlohmann::json fields_json(const Record& r) {
+  // Member by member: nlohmann's nested initializer lists copy every value
+  // they hold once more, and this runs at each save.
+  nlohmann::json j = nlohmann::json::object();
+  j["id"] = r.id;
+  j["pid"] = r.pid;
+  j["pidStart"] = r.pid_start;
+  j["phase"] = r.phase;
+  j["bundle"] = r.bundle;
+  j["rootfs"] = r.rootfs;
+  j["created"] = r.created;
+  j["annotations"] = r.annotations;
+  j["cgroupPath"] = r.cgroup_path;
+  j["ownPidns"] = r.own_pidns;
   if (r.pid_ino) j["pidIno"] = r.pid_ino;
   if (r.no_cgroup) j["noCgroup"] = true;
-  if (r.creator) j["creator"] = {{"pid", r.creator}, {"pidStart", r.creator_start}};
-  if (!r.rdt_tasks.empty()) j["intelRdt"] = {{"tasks", r.rdt_tasks}, {"remove", r.rdt_remove}};
+  if (r.creator) {
+    auto& c = j["creator"];
+    c["pid"] = r.creator;
+    c["pidStart"] = r.creator_start;
+  }
+  if (!r.rdt_tasks.empty()) {
+    auto& t = j["intelRdt"];
+    t["tasks"] = r.rdt_tasks;
+    t["remove"] = r.rdt_remove;
+  }
   if (!r.cgroup_hierarchies.empty()) {
     auto& hs = j["cgroupHierarchies"] = nlohmann::json::array();
-    for (const auto& h : r.cgroup_hierarchies)
-      hs.push_back({{"mountpoint", h.mountpoint}, {"controllers", h.controllers}, {"v2", h.v2}});
+    for (const auto& h : r.cgroup_hierarchies) {
+      auto& e = hs.emplace_back(nlohmann::json::object());
+      e["mountpoint"] = h.mountpoint;
+      e["controllers"] = h.controllers;
+      e["v2"] = h.v2;
+    }
   }
   return j;
+}
+}  // namespace
+
+nlohmann::json to_json(const Record& r) {
+  nlohmann::json j = fields_json(r);
+  j["config"] = r.config;
+  return j;
+}
+
+std::string state_text(const Record& r, std::string_view config_text) {
+  std::string s = fields_json(r).dump();  // "{...}", never empty: "id" is always there
+  s.pop_back();
+  s += ",\"config\":";
+  if (config_text.empty())
+    s += r.config.dump();
+  else
+    s += config_text;
+  s += '}';
+  return s;
 }
 
 Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r) {
@@ -65,7 +100,7 @@ T integer_at(const nlohmann::json& j, const char* key) {
 }
 }  // namespace
 
-Result<Record> record_from_json(const nlohmann::json& j) {
+Result<Record> record_from_json(nlohmann::json j) {
   try {
     Record r;
     r.id = j.at("id").get<std::string>();
@@ -78,7 +113,7 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
     r.cgroup_path = j.at("cgroupPath").get<std::string>();
     r.own_pidns = j.at("ownPidns").get<bool>();
-    r.config = j.at("config");
+    r.config = std::move(j.at("config"));
     if (j.contains("pidIno")) r.pid_ino = integer_at<uint64_t>(j, "pidIno");
     if (auto it = j.find("noCgroup"); it != j.end()) r.no_cgroup = it->get<bool>();
     if (auto it = j.find("creator"); it != j.end()) {
@@ -170,13 +205,13 @@ Result<Record> Store::load_unlocked(const std::string& id) const {
   }
   auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded()) return fail_msg("{}/state.json: corrupt state", dir(id));
-  return record_from_json(j);
+  return record_from_json(std::move(j));
 }
 
 Result<Record> Store::load(const Lock&, const std::string& id) const { return load_unlocked(id); }
 
-Result<void> Store::save(const Record& r) const {
-  return sys::write_file_atomic(dir(r.id) + "/state.json", to_json(r).dump());
+Result<void> Store::save(const Record& r, std::string_view config_text) const {
+  return sys::write_file_atomic(dir(r.id) + "/state.json", state_text(r, config_text));
 }
 
 Result<void> Store::remove(const std::string& id) const {

@@ -52,10 +52,17 @@ struct Record {
 };
 
 nlohmann::json to_json(const Record& r);
+// The text of state.json: to_json(r).dump() in meaning (the config comes
+// last), made without a copy of the config in a temporary document.
+// `config_text`: r.config already dumped, for a caller that saves the same
+// config more than once; empty, it is dumped here.
+std::string state_text(const Record& r, std::string_view config_text = {});
 // The container's cgroup: in the hierarchies create kept (or found again),
 // or none for a rootless container that has no cgroup.
 Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r);
-Result<Record> record_from_json(const nlohmann::json& j);
+// Takes the document by value: a caller done with it moves it in, and the
+// config is moved out of it rather than copied.
+Result<Record> record_from_json(nlohmann::json j);
 
 // Validates a container ID as runc does (^[\w+-\.]+$, not "." or "..").
 Result<void> validate_id(const std::string& id);
@@ -77,7 +84,8 @@ class Store {
   Result<Lock> open(const std::string& id) const;
   Result<Record> load(const Lock& l, const std::string& id) const;
   Result<Record> load_unlocked(const std::string& id) const;
-  Result<void> save(const Record& r) const;
+  // Writes r as state.json (atomically); `config_text` as for state_text().
+  Result<void> save(const Record& r, std::string_view config_text = {}) const;
   // Removes ROOT/ID and everything in it.
   Result<void> remove(const std::string& id) const;
   // IDs of every container (directories with a state.json).

@@ -103,6 +103,20 @@ TEST_CASE("the state record round-trips through JSON", "[state]") {
     j["cgroupHierarchies"][0][key] = v;
     CHECK_FALSE(runtime::record_from_json(j));
   }
+  // state.json's text is the record's JSON, the config dumped beside the
+  // other fields (or given already dumped), and reads back the same.
+  r.pid_ino = 9;
+  r.creator = 7;
+  r.creator_start = 8;
+  r.config = {{"ociVersion", "1.3.0"}, {"process", {{"args", {"sh", "-c", "a\"b"}}}}};
+  auto text = runtime::state_text(r);
+  CHECK(nlohmann::json::parse(text) == runtime::to_json(r));
+  CHECK(runtime::state_text(r, r.config.dump()) == text);
+  auto again = runtime::record_from_json(nlohmann::json::parse(text));
+  REQUIRE(again);
+  CHECK(again->config == r.config);
+  CHECK(again->creator_start == 8);
+  CHECK(again->pid_ino == 9);
   auto bad = runtime::record_from_json(nlohmann::json{{"id", "x"}});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg.rfind("corrupt state", 0) == 0);
