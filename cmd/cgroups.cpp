@@ -131,7 +131,8 @@ int update_action(cli::Context& c) {
   return finish(runtime::update(globals(), id, r, rdt));
 }
 
-cli::Register update_cmd({
+cli::Register update_cmd("update", [] {
+  return cli::Command{
     .name = "update",
     .summary = "update container resource constraints",
     .args_usage = "<container-id>",
@@ -160,9 +161,11 @@ cli::Register update_cmd({
     .min_args = 1,
     .max_args = 1,
     .action = update_action,
+  };
 });
 
-cli::Register pause_cmd({
+cli::Register pause_cmd("pause", [] {
+  return cli::Command{
     .name = "pause",
     .summary = "pause suspends all processes inside the container",
     .args_usage = "<container-id>",
@@ -172,9 +175,11 @@ cli::Register pause_cmd({
     .min_args = 1,
     .max_args = 1,
     .action = [](cli::Context& c) { return finish(runtime::pause(globals(), c.p.args[0])); },
+  };
 });
 
-cli::Register resume_cmd({
+cli::Register resume_cmd("resume", [] {
+  return cli::Command{
     .name = "resume",
     .summary = "resumes all processes that have been previously paused",
     .args_usage = "<container-id>",
@@ -184,6 +189,7 @@ cli::Register resume_cmd({
     .min_args = 1,
     .max_args = 1,
     .action = [](cli::Context& c) { return finish(runtime::resume(globals(), c.p.args[0])); },
+  };
 });
 
 // Go's time.ParseDuration, for what people pass: "5s", "500ms", "1m30s", "1.5s".
@@ -206,7 +212,8 @@ Result<int64_t> parse_duration_ms(const std::string& s) {
   return static_cast<int64_t>(total);
 }
 
-cli::Register events_cmd({
+cli::Register events_cmd("events", [] {
+  return cli::Command{
     .name = "events",
     .summary = "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
     .args_usage = "<container-id>",
@@ -225,9 +232,11 @@ cli::Register events_cmd({
           if (*ms <= 0) return cli::fail_command("duration interval must be greater than 0");
           return finish(runtime::events(globals(), c.p.args[0], static_cast<int>(*ms), c.p.flag("stats")));
         },
+  };
 });
 
-cli::Register ps_cmd({
+cli::Register ps_cmd("ps", [] {
+  return cli::Command{
     .name = "ps",
     .summary = "ps displays the processes running inside a container",
     .args_usage = "<container-id> [ps options]",
@@ -244,6 +253,7 @@ cli::Register ps_cmd({
           if (f == "json" && !args.empty()) return cli::fail_command("ps options are not supported with the json format");
           return finish(runtime::ps(globals(), c.p.args[0], f == "json", args));
         },
+  };
 });
 
 }  // namespace

@@ -132,9 +132,24 @@ std::optional<std::string> check_arity(const Command& c, size_t n) {
   return std::nullopt;
 }
 
-std::vector<Command>& commands() {
-  static std::vector<Command> all;
+std::vector<Entry>& registry() {
+  static std::vector<Entry> all;
   return all;
+}
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> all = [] {
+    std::vector<Command> v;
+    for (const auto& e : registry()) v.push_back(e.make());
+    return v;
+  }();
+  return all;
+}
+
+std::optional<Command> find_command(std::string_view name) {
+  for (const auto& e : registry())
+    if (e.name == name || std::find(e.aliases.begin(), e.aliases.end(), name) != e.aliases.end()) return e.make();
+  return std::nullopt;
 }
 
 int run_command(const Command& cmd, const std::vector<std::string>& rest, const std::string& arity_prefix) {

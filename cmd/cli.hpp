@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -61,11 +62,27 @@ std::string app_help(const std::vector<Command>& cmds, const std::vector<Flag>& 
 // runc's arity messages: "\"run\" requires exactly 1 argument(s)".
 std::optional<std::string> check_arity(const Command& c, size_t n);
 
-// The registry of every command, filled by the cmd/*.cpp files.
-std::vector<Command>& commands();
-struct Register {
-  explicit Register(Command c) { commands().push_back(std::move(c)); }
+// The registry of every command, filled by the cmd/*.cpp files: a name (and
+// aliases) with the function that makes the command. A command's flags and
+// help are made only when it runs or a help text lists it: all of them made
+// at start cost every invocation ~0.17 M instructions (callgrind), a tenth
+// of what `run` does in its own process.
+struct Entry {
+  std::string_view name;
+  std::vector<std::string_view> aliases;
+  Command (*make)();
 };
+std::vector<Entry>& registry();
+struct Register {
+  Register(std::string_view name, Command (*make)()) { registry().push_back({name, {}, make}); }
+  Register(std::string_view name, std::initializer_list<std::string_view> aliases, Command (*make)()) {
+    registry().push_back({name, aliases, make});
+  }
+};
+// Every command, made on the first call (help, tests).
+const std::vector<Command>& commands();
+// The command `name` names (or an alias of it), made alone.
+std::optional<Command> find_command(std::string_view name);
 
 // Parses a command's flags from `rest` (usage on stdout and exit 1 on a bad
 // one), answers --help, checks the argument count (`arity_prefix` goes before

@@ -39,7 +39,8 @@ int exec_action(cli::Context& c) {
   return *r;
 }
 
-cli::Register exec_cmd({
+cli::Register exec_cmd("exec", [] {
+  return cli::Command{
     .name = "exec",
     .summary = "execute new process inside the container",
     .args_usage = "<container-id> <command> [command options]  || -p process.json <container-id>",
@@ -78,6 +79,7 @@ cli::Register exec_cmd({
     .max_args = -1,
     .pass_through = true,
     .action = exec_action,
+  };
 });
 
 }  // namespace

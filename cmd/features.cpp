@@ -24,7 +24,8 @@ spec::FeatureSupport brig_support() {
   return s;
 }
 
-cli::Register features_cmd({
+cli::Register features_cmd("features", [] {
+  return cli::Command{
     .name = "features",
     .summary = "show the enabled features",
     .description = "Show the enabled features.\n   The result is parsable as a JSON.\n"
@@ -37,6 +38,7 @@ cli::Register features_cmd({
           std::fwrite(s.data(), 1, s.size(), stdout);
           return 0;
         },
+  };
 });
 
 }  // namespace

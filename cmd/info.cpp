@@ -17,7 +17,8 @@ namespace {
 
 void out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
-cli::Register state_cmd({
+cli::Register state_cmd("state", [] {
+  return cli::Command{
     .name = "state",
     .summary = "output the state of a container",
     .args_usage = "<container-id>",
@@ -33,9 +34,11 @@ cli::Register state_cmd({
           out(spec::state_json_pretty(*s));
           return 0;
         },
+  };
 });
 
-cli::Register list_cmd({
+cli::Register list_cmd("list", {"ls"}, [] {
+  return cli::Command{
     .name = "list",
     .aliases = {"ls"},
     .summary = "lists containers started by brig with the given root",
@@ -77,9 +80,11 @@ cli::Register list_cmd({
           out(cli::table(rows));
           return 0;
         },
+  };
 });
 
-cli::Register spec_cmd({
+cli::Register spec_cmd("spec", [] {
+  return cli::Command{
     .name = "spec",
     .summary = "create a new specification file",
     .description =
@@ -111,6 +116,7 @@ cli::Register spec_cmd({
           if (!w) return cli::fail_command(w.error().msg);
           return 0;
         },
+  };
 });
 
 }  // namespace

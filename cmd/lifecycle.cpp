@@ -50,7 +50,8 @@ int finish(const Result<void>& r, const char* what = nullptr) {
   return cli::fail_command(what ? fmt::format("brig {} failed: {}", what, r.error().msg) : r.error().msg);
 }
 
-cli::Register create_cmd({
+cli::Register create_cmd("create", [] {
+  return cli::Command{
     .name = "create",
     .summary = "create a container",
     .args_usage = kIdArg,
@@ -70,9 +71,11 @@ cli::Register create_cmd({
           if (!o) return finish(fail(o.error()), "create");
           return finish(runtime::create(globals(), *o), "create");
         },
+  };
 });
 
-cli::Register run_cmd({
+cli::Register run_cmd("run", [] {
+  return cli::Command{
     .name = "run",
     .summary = "create and run a container",
     .args_usage = kIdArg,
@@ -106,9 +109,11 @@ cli::Register run_cmd({
           if (!code) return finish(fail(code.error()), "run");
           return *code;
         },
+  };
 });
 
-cli::Register start_cmd({
+cli::Register start_cmd("start", [] {
+  return cli::Command{
     .name = "start",
     .summary = "executes the user defined process in a created container",
     .args_usage = kIdArg,
@@ -119,9 +124,11 @@ cli::Register start_cmd({
     .min_args = 1,
     .max_args = 1,
     .action = [](cli::Context& c) { return finish(runtime::start(globals(), c.p.args[0])); },
+  };
 });
 
-cli::Register kill_cmd({
+cli::Register kill_cmd("kill", [] {
+  return cli::Command{
     .name = "kill",
     .summary = "kill sends the specified signal (default: SIGTERM) to the container's init process",
     .args_usage = "<container-id> [signal]",
@@ -139,9 +146,11 @@ cli::Register kill_cmd({
           if (!sig) return finish(fail(sig.error()));
           return finish(runtime::kill(globals(), c.p.args[0], *sig, c.p.flag("all")));
         },
+  };
 });
 
-cli::Register delete_cmd({
+cli::Register delete_cmd("delete", [] {
+  return cli::Command{
     .name = "delete",
     .summary = "delete any resources held by the container often used with detached container",
     .args_usage = kIdArg,
@@ -169,6 +178,7 @@ cli::Register delete_cmd({
             if (finish(runtime::remove(globals(), id, force)) != 0) rc = 1;
           return rc;
         },
+  };
 });
 
 }  // namespace

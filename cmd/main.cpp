@@ -19,12 +19,6 @@ namespace {
 
 void print_out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
-const cli::Command* find_command(const std::string& name) {
-  for (auto& c : cli::commands())
-    if (c.name == name || std::find(c.aliases.begin(), c.aliases.end(), name) != c.aliases.end()) return &c;
-  return nullptr;
-}
-
 std::string version_text() {
   return fmt::format("brig version {}\ncommit: {}\nspec: 1.3.0\n", BRIG_VERSION, BRIG_COMMIT);
 }
@@ -70,7 +64,7 @@ int main(int argc, char** argv) {
     name = rest[0];
     rest = {"--help"};
   }
-  const cli::Command* cmd = find_command(name);
+  const std::optional<cli::Command> cmd = cli::find_command(name);
   if (!cmd && (name == "checkpoint" || name == "restore")) {
     // runc's commands that brig does not have: say so, rather than
     // "No help topic", to whoever (containerd's shim, podman) asks.

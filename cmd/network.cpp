@@ -137,7 +137,8 @@ int network_action(cli::Context& c) {
   return cli::run_command(*cmd, rest, "");
 }
 
-cli::Register network_cmd({
+cli::Register network_cmd("network", [] {
+  return cli::Command{
     .name = "network",
     .summary = "manage brig's bridge networks (ls, inspect, prune, reload)",
     .args_usage = "command [arguments...]",
@@ -149,6 +150,7 @@ cli::Register network_cmd({
     .max_args = -1,
     .pass_through = true,
     .action = network_action,
+  };
 });
 
 }  // namespace

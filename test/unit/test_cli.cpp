@@ -93,6 +93,25 @@ TEST_CASE("every runc command of the skeleton is registered with help", "[cli]")
   }
 }
 
+TEST_CASE("the registry's names are the commands' own, and lookup makes the one named", "[cli]") {
+  // Commands are made lazily from the registry: an entry's name and aliases
+  // must be those of the command its function makes.
+  REQUIRE(brig::cli::registry().size() == brig::cli::commands().size());
+  for (const auto& e : brig::cli::registry()) {
+    auto c = e.make();
+    CHECK(c.name == e.name);
+    REQUIRE(c.aliases.size() == e.aliases.size());
+    for (size_t i = 0; i < c.aliases.size(); ++i) CHECK(c.aliases[i] == e.aliases[i]);
+  }
+  auto ls = brig::cli::find_command("ls");
+  REQUIRE(ls);
+  CHECK(ls->name == "list");
+  REQUIRE(brig::cli::find_command("run"));
+  CHECK(brig::cli::find_command("run")->name == "run");
+  CHECK_FALSE(brig::cli::find_command("checkpoint"));
+  CHECK_FALSE(brig::cli::find_command(""));
+}
+
 TEST_CASE("delete --regex matches ids like crun: POSIX extended, unanchored", "[cli]") {
   std::vector<std::string> ids = {"xab1", "ab2", "zz3", "pod-a.b"};
   CHECK(*brig::cmd::match_ids("ab", ids) == std::vector<std::string>{"xab1", "ab2"});
