@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "cgroup/manager.hpp"
 #include "namespaces/namespaces.hpp"
@@ -36,6 +37,32 @@ TEST_CASE("signals parse by name, SIG name, number, RT offsets", "[signals]") {
     REQUIRE_FALSE(r);
     CHECK(r.error().msg == fmt::format("unknown signal \"{}\"", bad));
   }
+}
+
+TEST_CASE("clean_path is lexically_normal, on every short path", "[sys]") {
+  // Every path of up to 10 characters from {a, ., /}: names, ".", "..",
+  // "...", ".a", "a.", runs of slashes, leading and trailing ones.
+  const char alphabet[] = {'a', '.', '/'};
+  size_t checked = 0;
+  std::string p;
+  auto walk = [&](auto&& self, size_t len) -> void {
+    if (p.size() == len) {
+      std::string want = std::filesystem::path(p).lexically_normal().string();
+      std::string got = sys::clean_path(p);
+      if (got != want) FAIL_CHECK("clean_path(\"" << p << "\") = \"" << got << "\", want \"" << want << "\"");
+      ++checked;
+      return;
+    }
+    for (char c : alphabet) {
+      p.push_back(c);
+      self(self, len);
+      p.pop_back();
+    }
+  };
+  for (size_t len = 0; len <= 10; ++len) walk(walk, len);
+  CHECK(checked == 88573);
+  CHECK(sys::clean_path("/x//y/./../z/") == "/x/z/");
+  CHECK(sys::clean_path("/../..//etc") == "/etc");
 }
 
 TEST_CASE("container IDs are validated as runc does", "[state]") {
