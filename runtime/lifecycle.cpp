@@ -205,7 +205,9 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.rootfs = l.rootfs;
   rec.created = sys::now_rfc3339_nano();
   rec.annotations = l.cfg.annotations;
-  rec.config = l.cfg.raw;
+  // Moved, not copied (a whole config): from here on the document is the
+  // record's, and l.cfg.raw is empty (the executor gets rec.config).
+  rec.config = std::move(l.cfg.raw);
   // Dumped once for every save below: the config is most of the record.
   const std::string config_text = rec.config.dump();
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
@@ -277,7 +279,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     l.cfg.process->env.push_back("LISTEN_PID=1");
     opts.preserve_fds += n;
   }
-  SpawnRequest rq{l.cfg, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
+  SpawnRequest rq{l.cfg, rec.config, o.id, l.bundle, l.rootfs, opts, fifo, *cg, console_peer.get()};
   rq.network_attached = net.attach();
   // Between the clone and init's set-up: its resctrl group (with its cgroups,
   // before it runs anything, hooks included) and its network.
