@@ -182,7 +182,7 @@ RACE = r"""
 A="setpriv --reuid=65534 --regid=65534 --clear-groups"
 B="$A $BRIG --root $ROOT"
 $B run -d --bundle "$BUNDLE" "$ID" || exit 1
-P=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$ROOT/$ID/state.json")
+P=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pid"])' "$ROOT/$ID/state.json")
 for i in $(seq 100); do $B state "$ID" | grep -q '"stopped"' && break; sleep 0.05; done
 # Without pidfs (kernel < 6.9) only the start time tells init from the next
 # process, and both may start in one clock tick: wait one out. With pidfs the
