@@ -9,7 +9,9 @@
 # p10-p90 and the ratios brig/crun and brig/runc (and brig/floor, floor/crun).
 # Needs root. Everything it makes (containers, cgroups under /brigbench, state,
 # bundles) is removed at the end. --floor adds floor.c, the least work this
-# container needs (not a runtime), as one more runtime. See
+# container needs (not a runtime), as one more runtime, and floor-safe, the
+# same with what the project's rules ask of any runtime (dynamic PIE with
+# libc and libmnl, mount targets resolved inside the rootfs). See
 # contrib/bench/README.md.
 set -euo pipefail
 
@@ -27,14 +29,14 @@ while [ $# -gt 0 ]; do
     --floor) floor=1; shift ;;
     --quick) args+=(--quick); shift ;;
     -n|--batches|--json|--phases) args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 1; }
 
 need=()
-for p in runc crun busybox-static python3 gcc libc6-dev; do
+for p in runc crun busybox-static python3 gcc libc6-dev ${floor:+libmnl-dev}; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -102,7 +104,8 @@ fi
 gcc -O2 -static -o "$work/maxrss" "$here/maxrss.c"
 if [ -n "$floor" ]; then
   gcc -O2 -static -o "$work/floor" "$here/floor.c"
-  also+=("floor=$work/floor")
+  gcc -O2 -fPIE -pie -DFLOOR_SAFE -o "$work/floor-safe" "$here/floor.c" -lmnl
+  also+=("floor=$work/floor" "floor-safe=$work/floor-safe")
 fi
 
 # The bundle: a static busybox, runc's default config, /bin/true.
