@@ -70,7 +70,7 @@ std::string hook_state(const InitContext& c, const char* status) {
   spec::State s = c.state;
   s.status = status;
   s.pid = ::getpid();
-  return spec::to_json(s).dump();
+  return spec::state_json_compact(s);
 }
 
 // After the mounts, before the pivot: the parent runs prestart and

@@ -53,7 +53,7 @@ std::string hook_state(const Store& store, const Record& rec, const char* status
   spec::State s = to_oci(store, rec);
   s.status = status;
   s.pid = rec.pid;
-  return spec::to_json(s).dump();
+  return spec::state_json_compact(s);
 }
 
 struct Loaded {
@@ -67,6 +67,10 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   struct stat st;
   if (::stat(l.bundle.c_str(), &st) < 0) return fail_errno("chdir {}", l.bundle);
   if (!S_ISDIR(st.st_mode)) return fail_err(ENOTDIR, fmt::format("chdir {}", l.bundle));
+  // The state file and the hooks' stdin are JSON, which holds only UTF-8:
+  // runc would write the path mangled (and then fail to mount its rootfs).
+  if (!text::valid_utf8(l.bundle))
+    return fail_msg("bundle {}: the path is not valid UTF-8", text::lossy_utf8(l.bundle));
   std::string path = l.bundle + "/config.json";
   auto text = sys::read_file(path);
   if (!text) {
@@ -99,6 +103,8 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   bool same = l.rootfs == real;
   std::free(real);
   if (!same) return fail_msg("invalid rootfs: not an absolute path, or a symlink");
+  if (!text::valid_utf8(l.rootfs))
+    return fail_msg("invalid rootfs: {}: the path is not valid UTF-8", text::lossy_utf8(l.rootfs));
   return l;
 }
 

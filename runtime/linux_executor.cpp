@@ -303,7 +303,7 @@ class NamespaceExecutor final : public Executor {
         spec::State s = ic.state;
         s.status = "creating";
         s.pid = pid;
-        std::string st = spec::to_json(s).dump();
+        std::string st = spec::state_json_compact(s);
         TRY_VOID(run_hooks(cfg.hooks->prestart, "prestart", st));
         TRY_VOID(run_hooks(cfg.hooks->createRuntime, "createRuntime", st));
         BRIG_FAULT("create.after-hooks");

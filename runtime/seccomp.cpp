@@ -21,6 +21,7 @@
 
 #include "runtime/core/log.hpp"
 #include "runtime/sync.hpp"
+#include "spec/state.hpp"
 
 namespace brig::runtime::seccomp {
 
@@ -332,7 +333,7 @@ std::string process_state_json(const std::string& id, pid_t pid, const std::stri
   j["pid"] = pid;
   if (metadata && !metadata->empty()) j["metadata"] = *metadata;
   j["state"] = st;
-  return j.dump();
+  return spec::go_json_dump(j);  // as runc marshals it; a path's invalid UTF-8 replaced
 }
 
 Result<void> send_to_listener(const std::string& path, const std::string& state_json, BorrowedFd listener) {

@@ -64,11 +64,15 @@ nlohmann::json to_json(const Record& r) {
 }
 
 std::string state_text(const Record& r, std::string_view config_text) {
-  std::string s = fields_json(r).dump();  // "{...}", never empty: "id" is always there
+  // Paths (the bundle, the rootfs, a cgroup mount point) need not be UTF-8:
+  // their invalid bytes become U+FFFD, as Go's encoder (runc) writes them,
+  // rather than an exception that would leave the container half made.
+  std::string s = fields_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // "{...}", never empty: "id" is always there
   s.pop_back();
   s += ",\"config\":";
   if (config_text.empty())
-    s += r.config.dump();
+    s += r.config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   else
     s += config_text;
   s += '}';

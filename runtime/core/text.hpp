@@ -5,6 +5,7 @@
 // use these instead.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -40,6 +41,61 @@ inline std::vector<std::string_view> words(std::string_view s) {
 inline std::vector<std::string_view> lines(std::string_view s) {
   std::vector<std::string_view> out = split(s, '\n');
   if (!out.empty() && out.back().empty()) out.pop_back();
+  return out;
+}
+
+// The length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF), or 0 if there is none.
+inline size_t utf8_length_at(std::string_view s, size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return 1;
+  size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the second byte's range
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0) lo = 0xa0;       // overlong
+    else if (c == 0xed) hi = 0x9f;  // surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0) lo = 0x90;       // overlong
+    else if (c == 0xf4) hi = 0x8f;  // past U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() - i < len) return 0;
+  auto c1 = static_cast<unsigned char>(s[i + 1]);
+  if (c1 < lo || c1 > hi) return 0;
+  for (size_t k = 2; k < len; ++k) {
+    auto ck = static_cast<unsigned char>(s[i + k]);
+    if (ck < 0x80 || ck > 0xbf) return 0;
+  }
+  return len;
+}
+
+// Whether `s` is well-formed UTF-8, the text a JSON document can hold.
+inline bool valid_utf8(std::string_view s) {
+  for (size_t i = 0, n; i < s.size(); i += n)
+    if ((n = utf8_length_at(s, i)) == 0) return false;
+  return true;
+}
+
+// `s` with each byte that starts no well-formed sequence replaced by U+FFFD,
+// as Go's encoder (and so runc) writes it: for an error that names a path.
+inline std::string lossy_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = utf8_length_at(s, i);
+    if (n == 0) {
+      out += "\xef\xbf\xbd";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
   return out;
 }
 

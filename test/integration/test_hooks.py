@@ -1,6 +1,7 @@
 """Hooks (issue #4): all six fire in order, each with the state the spec names
 on stdin and in the namespace the spec names; failure semantics per runtime.md."""
 
+import json
 import os
 
 import pytest
@@ -200,3 +201,27 @@ def test_hook_leaving_a_child_with_its_output_does_not_hold_up_create(runtime, b
                 os.kill(int(pidfile.read_text()), 9)
             except ProcessLookupError:
                 pass
+
+
+
+def test_bundle_path_that_is_not_utf8_is_refused_cleanly(runtime, bundle, tmp_path):
+    """The state file and a hook's stdin are JSON, which holds only UTF-8. runc
+    writes such a bundle path mangled (U+FFFD) and then fails to mount its
+    rootfs; crun fails to write its JSON. brig aborted on an exception and left
+    its state dir: now it refuses the bundle in one line and makes nothing."""
+    seen = tmp_path / "prestart.json"
+    bundle.config(args=["true"], fn=lambda c: c.update(
+        hooks={"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {seen}"]}]}))
+    bad = bundle.path.parent / os.fsdecode(os.fsencode(bundle.path.name) + b"-\xff")
+    os.rename(bundle.path, bad)
+    try:
+        for cmd in ("run", "create"):
+            res = runtime.run(cmd, "--bundle", bad, bundle.id)
+            assert res.returncode == 1, res
+            if not IS_RUNC:
+                assert res.error.endswith(f"bundle {str(bad)[:-1]}\ufffd: the path is not valid UTF-8"), res
+            assert runtime.state(bundle.id, check=False) is None
+            assert not os.path.lexists(os.path.join(runtime.root, bundle.id))
+        assert not seen.exists()
+    finally:
+        os.rename(bad, bundle.path)

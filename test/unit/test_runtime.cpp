@@ -144,6 +144,11 @@ TEST_CASE("the state record round-trips through JSON", "[state]") {
   CHECK(again->config == r.config);
   CHECK(again->creator_start == 8);
   CHECK(again->pid_ino == 9);
+  // A path that is not UTF-8 (a cgroup mount point, say) is written with
+  // U+FFFD for its bad byte, not thrown at the save.
+  r.bundle = "/b\xff";
+  text = runtime::state_text(r);
+  CHECK(nlohmann::json::parse(text)["bundle"] == "/b\xef\xbf\xbd");
   auto bad = runtime::record_from_json(nlohmann::json{{"id", "x"}});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg.rfind("corrupt state", 0) == 0);
@@ -251,6 +256,53 @@ TEST_CASE("text: split, words and lines without iostreams", "[text]") {
   auto hs = cgroup::parse_mountinfo("32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory");
   REQUIRE(hs.size() == 1);
   CHECK(hs[0].controllers == std::vector<std::string>{"memory"});
+}
+
+TEST_CASE("text: valid_utf8 accepts what a JSON dump can hold; lossy_utf8 marks the rest", "[text]") {
+  auto dumps = [](const std::string& s) {
+    try {
+      (void)nlohmann::json(s).dump();
+      return true;
+    } catch (const nlohmann::json::type_error&) {
+      return false;
+    }
+  };
+  // Every string of one and two bytes, and three and four byte strings built
+  // around the edges of each lead byte's ranges.
+  std::vector<std::string> all;
+  for (int a = 0; a < 256; ++a) {
+    all.emplace_back(1, static_cast<char>(a));
+    for (int b = 0; b < 256; ++b) all.push_back({static_cast<char>(a), static_cast<char>(b)});
+  }
+  const int edges[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf,
+                       0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+  for (int a : edges)
+    for (int b : edges)
+      for (int c : edges) {
+        all.push_back({static_cast<char>(a), static_cast<char>(b), static_cast<char>(c)});
+        for (int d : edges)
+          all.push_back({static_cast<char>(a), static_cast<char>(b), static_cast<char>(c), static_cast<char>(d)});
+      }
+  size_t valid = 0;
+  for (const auto& s : all) {
+    if (text::valid_utf8(s) != dumps(s)) {
+      std::string hex;
+      for (unsigned char ch : s) hex += fmt::format("{:02x}", ch);
+      FAIL("valid_utf8 and nlohmann disagree on " << hex);
+    }
+    valid += text::valid_utf8(s);
+    std::string l = text::lossy_utf8(s);
+    CHECK(text::valid_utf8(l));
+    if (text::valid_utf8(s)) CHECK(l == s);
+  }
+  CHECK(valid > 1000);
+  // One U+FFFD a byte that starts no sequence, as Go writes it.
+  CHECK(text::lossy_utf8("a\xe2\x82z\xff") == "a\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd");
+  CHECK(text::lossy_utf8("\xe2\x82\xac") == "\xe2\x82\xac");
+  CHECK_FALSE(text::valid_utf8("\xed\xa0\x80"));      // a surrogate
+  CHECK_FALSE(text::valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  CHECK_FALSE(text::valid_utf8("\xc0\x80"));          // overlong
+  CHECK(text::valid_utf8("\xf4\x8f\xbf\xbf"));
 }
 
 TEST_CASE("cgroup path: absent, relative and absolute cgroupsPath", "[cgroup]") {
