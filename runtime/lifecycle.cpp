@@ -59,6 +59,7 @@ std::string hook_state(const Store& store, const Record& rec, const char* status
 struct Loaded {
   spec::Config cfg;
   std::string bundle, rootfs;
+  std::string text;  // config.json as read: the state file holds it as is
 };
 
 Result<Loaded> load_bundle(const std::string& bundle_arg) {
@@ -80,6 +81,7 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   auto cfg = spec::parse_config(*text);
   if (!cfg) return fail(std::move(cfg.error()));
   l.cfg = std::move(*cfg);
+  l.text = std::move(*text);
   if (!l.cfg.process) return fail_msg("process: must be set to create a container");
   TRY_VOID(check_lsm(*l.cfg.process));
   // Never a silent skip: a limit asked for and not enforced is an error.
@@ -214,8 +216,11 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   // Moved, not copied (a whole config): from here on the document is the
   // record's, and l.cfg.raw is empty (the executor gets rec.config).
   rec.config = std::move(l.cfg.raw);
-  // Dumped once for every save below: the config is most of the record.
-  const std::string config_text = rec.config.dump();
+  // The config's text for every save below (it is most of the record): the
+  // file as read, which parsed into that document, rather than a dump of it.
+  // JSON allows a UTF-8 byte order mark only at the start of a text.
+  std::string_view config_text = l.text;
+  if (config_text.starts_with("\xef\xbb\xbf")) config_text.remove_prefix(3);
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   rec.cgroup_hierarchies = cg->hierarchies();
