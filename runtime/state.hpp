@@ -52,8 +52,8 @@ struct Record {
 };
 
 nlohmann::json to_json(const Record& r);
-// The text of state.json: to_json(r).dump() in meaning (the config comes
-// last), made without a copy of the config in a temporary document.
+// The text of state.json: to_json(r).dump() in meaning, and byte for byte
+// but that the config comes last; written directly, without a document.
 // `config_text`: r.config already dumped, for a caller that saves the same
 // config more than once; empty, it is dumped here.
 std::string state_text(const Record& r, std::string_view config_text = {});

@@ -99,4 +99,46 @@ inline std::string lossy_utf8(std::string_view s) {
   return out;
 }
 
+// Appends `s` to `out` as a JSON string, escaped as nlohmann's dump() does
+// (\" \\ \b \f \n \r \t, other control characters as \u00xx, the rest as
+// is) with a byte that starts no well-formed UTF-8 sequence written as U+FFFD.
+inline void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  size_t run = 0;  // the start of the bytes not yet appended
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = c < 0x80 ? 1 : utf8_length_at(s, i);
+    if (n > 1) {  // a well-formed multi-byte sequence: kept
+      i += n;
+      continue;
+    }
+    out.append(s.substr(run, i - run));
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 0xf];
+        } else {
+          out += "\xef\xbf\xbd";  // not UTF-8
+        }
+    }
+    run = ++i;
+  }
+  out.append(s.substr(run));
+  out += '"';
+}
+
 }  // namespace brig::text

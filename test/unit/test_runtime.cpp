@@ -258,6 +258,64 @@ TEST_CASE("text: split, words and lines without iostreams", "[text]") {
   CHECK(hs[0].controllers == std::vector<std::string>{"memory"});
 }
 
+TEST_CASE("state_text is the record's document, dumped, byte for byte but the config last", "[state]") {
+  // The expected text: to_json(r) without its config, dumped as nlohmann
+  // does, the config appended as the last key.
+  auto expected = [](const runtime::Record& r) {
+    auto j = runtime::to_json(r);
+    j.erase("config");
+    std::string e = j.dump();
+    e.pop_back();
+    return e + ",\"config\":" + r.config.dump() + "}";
+  };
+  // Strings from every ASCII byte, quotes, backslashes, controls, DEL and
+  // well-formed multi-byte UTF-8 (ill-formed is below: nlohmann throws).
+  const std::vector<std::string> pieces = {"a", "\"", "\\", "/", "\x01", "\x1f", "\b", "\f", "\n", "\r", "\t",
+                                           "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80", " ", "}", "%s{}"};
+  uint64_t seed = 12345;
+  auto next = [&seed] { return seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 33; };
+  auto some = [&] {
+    std::string out;
+    for (size_t n = next() % 6; n > 0; --n) out += pieces[next() % pieces.size()];
+    return out;
+  };
+  for (int c = 0; c < 128; ++c) {  // every ASCII byte, alone, in a path
+    runtime::Record r;
+    r.bundle = std::string("/b") + static_cast<char>(c);
+    REQUIRE(runtime::state_text(r) == expected(r));
+  }
+  for (int round = 0; round < 2000; ++round) {
+    runtime::Record r;
+    r.id = some();
+    r.pid = static_cast<pid_t>(next()) - (1 << 30);
+    r.pid_start = next() << 31 | next();
+    r.pid_ino = round % 3 ? next() : 0;
+    r.phase = some();
+    r.bundle = some();
+    r.rootfs = some();
+    r.created = some();
+    for (size_t n = next() % 4; n > 0; --n) r.annotations[some()] = some();
+    r.cgroup_path = some();
+    for (size_t n = next() % 3; n > 0; --n) {
+      cgroup::Hierarchy h{some(), "/", {}, next() % 2 == 0};
+      for (size_t m = next() % 3; m > 0; --m) h.controllers.push_back(some());
+      r.cgroup_hierarchies.push_back(h);
+    }
+    r.own_pidns = next() % 2;
+    r.no_cgroup = next() % 2;
+    r.creator = round % 2 ? static_cast<pid_t>(next()) : 0;
+    r.creator_start = next();
+    if (round % 5 == 0) {
+      r.rdt_tasks = some();
+      for (size_t n = next() % 3; n > 0; --n) r.rdt_remove.push_back(some());
+    }
+    r.config = {{"ociVersion", some()}, {"n", static_cast<int64_t>(next())}};
+    std::string text = runtime::state_text(r);
+    REQUIRE(text == expected(r));
+    CHECK(runtime::state_text(r, r.config.dump()) == text);
+  }
+}
+
 TEST_CASE("text: valid_utf8 accepts what a JSON dump can hold; lossy_utf8 marks the rest", "[text]") {
   auto dumps = [](const std::string& s) {
     try {
@@ -303,6 +361,13 @@ TEST_CASE("text: valid_utf8 accepts what a JSON dump can hold; lossy_utf8 marks 
   CHECK_FALSE(text::valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
   CHECK_FALSE(text::valid_utf8("\xc0\x80"));          // overlong
   CHECK(text::valid_utf8("\xf4\x8f\xbf\xbf"));
+  // A JSON string of any bytes parses, with U+FFFD for each ill-formed byte.
+  for (const auto& s : all) {
+    std::string q;
+    text::append_json_string(q, s);
+    auto back = nlohmann::json::parse(q).get<std::string>();
+    CHECK(back == text::lossy_utf8(s));
+  }
 }
 
 TEST_CASE("cgroup path: absent, relative and absolute cgroupsPath", "[cgroup]") {
