@@ -217,10 +217,13 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   // record's, and l.cfg.raw is empty (the executor gets rec.config).
   rec.config = std::move(l.cfg.raw);
   // The config's text for every save below (it is most of the record): the
-  // file as read, which parsed into that document, rather than a dump of it.
-  // JSON allows a UTF-8 byte order mark only at the start of a text.
-  std::string_view config_text = l.text;
-  if (config_text.starts_with("\xef\xbb\xbf")) config_text.remove_prefix(3);
+  // file as read, which parsed into that document, rather than a dump of it
+  // (83k instructions): its whitespace taken out, which every later command
+  // would parse again, and a UTF-8 byte order mark, which JSON allows only at
+  // the start of a text.
+  std::string_view file_text = l.text;
+  if (file_text.starts_with("\xef\xbb\xbf")) file_text.remove_prefix(3);
+  const std::string config_text = text::json_minify(file_text);
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   rec.cgroup_hierarchies = cg->hierarchies();

@@ -99,6 +99,30 @@ inline std::string lossy_utf8(std::string_view s) {
   return out;
 }
 
+// A JSON text without the whitespace between its tokens (a text that is
+// valid JSON: strings are copied as they are, escapes included). A document
+// written indented reads back as fast as a compact one.
+inline std::string json_minify(std::string_view json) {
+  std::string out(json.size(), '\0');
+  char* w = out.data();
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    // Outside strings, the only bytes up to ' ' valid JSON has are its four
+    // whitespace characters.
+    if (static_cast<unsigned char>(c) <= ' ') continue;
+    *w++ = c;
+    if (c != '"') continue;
+    for (++i; i < json.size(); ++i) {  // the string, to its closing quote
+      c = json[i];
+      *w++ = c;
+      if (c == '"') break;
+      if (c == '\\' && i + 1 < json.size()) *w++ = json[++i];
+    }
+  }
+  out.resize(static_cast<size_t>(w - out.data()));
+  return out;
+}
+
 // Appends `s` to `out` as a JSON string, escaped as nlohmann's dump() does
 // (\" \\ \b \f \n \r \t, other control characters as \u00xx, the rest as
 // is) with a byte that starts no well-formed UTF-8 sequence written as U+FFFD.

@@ -408,10 +408,10 @@ def test_checkpoint_and_restore_say_they_are_not_supported(runtime, args):
 
 @brig_only
 def test_state_file_holds_the_config_as_read_without_a_bom(runtime, bundle):
-    """state.json keeps config.json's own text (not a re-serialised copy):
-    indented, non-ASCII and U+2028 kept, a UTF-8 byte order mark (which brig
-    accepts at the start of config.json) dropped, and it reads back as the
-    same document in later commands."""
+    """state.json keeps config.json's own text (not a re-serialised copy),
+    without its whitespace and without a UTF-8 byte order mark (which brig
+    accepts at the start of config.json); non-ASCII and U+2028 are kept, and
+    it reads back as the same document in later commands."""
     cfg = bundle.load()
     cfg["process"]["args"] = ["sleep", "100"]
     cfg["annotations"] = {"k": "v \u00e9 \u2028 <>& \"q\" \\"}
@@ -419,6 +419,7 @@ def test_state_file_holds_the_config_as_read_without_a_bom(runtime, bundle):
     create(runtime, bundle)
     raw = open(os.path.join(runtime.root, bundle.id, "state.json"), "rb").read()
     assert not raw.startswith(b"\xef\xbb\xbf") and b"\xef\xbb\xbf" not in raw
+    assert b"\n" not in raw and b": " not in raw  # its whitespace taken out
     assert json.loads(raw)["config"] == cfg
     assert runtime.state(bundle.id)["annotations"] == cfg["annotations"]
     runtime.run("exec", bundle.id, "true", check=True)

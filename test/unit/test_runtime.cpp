@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <functional>
 
 #include "cgroup/manager.hpp"
 #include "namespaces/namespaces.hpp"
@@ -313,6 +314,41 @@ TEST_CASE("state_text is the record's document, dumped, byte for byte but the co
     std::string text = runtime::state_text(r);
     REQUIRE(text == expected(r));
     CHECK(runtime::state_text(r, r.config.dump()) == text);
+  }
+}
+
+TEST_CASE("json_minify of an indented dump is the compact dump", "[text]") {
+  uint64_t seed = 99;
+  auto next = [&seed] { return seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 33; };
+  const std::vector<std::string> pieces = {"a", " ", "\"", "\\", "\n", "\t", "\r", "\x01", "\xc3\xa9", "{", "]", ":", ","};
+  auto str = [&] {
+    std::string out;
+    for (size_t n = next() % 5; n > 0; --n) out += pieces[next() % pieces.size()];
+    return out;
+  };
+  std::function<nlohmann::json(int)> doc = [&](int depth) -> nlohmann::json {
+    switch (depth > 3 ? next() % 4 : next() % 6) {
+      case 0: return str();
+      case 1: return static_cast<int64_t>(next()) - (1LL << 31);
+      case 2: return next() % 2 == 0;
+      case 3: return nullptr;
+      case 4: {
+        auto a = nlohmann::json::array();
+        for (size_t n = next() % 4; n > 0; --n) a.push_back(doc(depth + 1));
+        return a;
+      }
+      default: {
+        auto o = nlohmann::json::object();
+        for (size_t n = next() % 4; n > 0; --n) o[str()] = doc(depth + 1);
+        return o;
+      }
+    }
+  };
+  for (int round = 0; round < 2000; ++round) {
+    auto j = doc(0);
+    std::string compact = j.dump();
+    CHECK(text::json_minify(j.dump(2)) == compact);
+    CHECK(text::json_minify(" \r\n" + j.dump(1, '\t') + "\n ") == compact);
   }
 }
 
