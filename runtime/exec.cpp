@@ -143,7 +143,11 @@ Result<std::string> child_setup(const ExecChild& c) {
     (void)send(c.sync_fd, Msg::error, exe.error().msg);
     ::_exit(1);
   }
-  std::vector<std::string> env = process_env(*c.proc);
+  auto env = process_env(*c.proc);
+  if (!env) {
+    (void)send(c.sync_fd, Msg::error, env.error().msg);
+    ::_exit(1);
+  }
   log::phase("exec child: ready");
   // The death signal would outlive execve: a detached process must not die with us.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
@@ -153,7 +157,7 @@ Result<std::string> child_setup(const ExecChild& c) {
     (void)send(c.sync_fd, Msg::error, sc.error().msg);
     ::_exit(1);
   }
-  exec_process(*exe, c.proc->args, env, c.preserve_fds, c.sync_fd);
+  exec_process(*exe, c.proc->args, *env, c.preserve_fds, c.sync_fd);
 }
 
 int child_entry(void* ec) { child_main(*static_cast<const ExecChild*>(ec)); }

@@ -406,7 +406,13 @@ void init_main(const InitContext& c) {
     (void)send(c.sync_fd, Msg::error, r.error().msg);
     ::_exit(1);
   }
-  std::vector<std::string> env = process_env(*c.cfg->process);
+  auto process_env_or = process_env(*c.cfg->process);
+  if (!process_env_or) {
+    if (c.shared_memory) hand_over(c, nullptr, Msg::error, process_env_or.error().msg);
+    (void)send(c.sync_fd, Msg::error, process_env_or.error().msg);
+    ::_exit(1);
+  }
+  std::vector<std::string> env = std::move(*process_env_or);
 
   // From here on the parent may exit: do not die with it.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);

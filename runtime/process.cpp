@@ -65,10 +65,23 @@ bool is_executable_file(const std::string& p, int* err) {
   return true;
 }
 
-// HOME of the container user from the container's /etc/passwd, "/" otherwise.
-std::string home_of(uint32_t uid) {
-  auto passwd = sys::read_file("/etc/passwd");
-  if (!passwd) return "/";
+// HOME of the container user from the container's /etc/passwd; "/" without
+// one or without the user. The file is the container's: a device, a FIFO or
+// one without end is refused (runc fails on it too, "unable to find user"),
+// not read until memory runs out or waited on for ever.
+Result<std::string> home_of(uint32_t uid) {
+  constexpr size_t kMax = 16 << 20;
+  auto f = sys::open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  if (!f) {
+    int e = f.error().err;
+    if (e == ENOENT || e == ENOTDIR) return std::string("/");
+    return fail(std::move(f.error()).context(fmt::format("unable to find user {}", uid)));
+  }
+  struct stat st;
+  if (::fstat(f->get(), &st) < 0) return fail_errno("unable to find user {}: stat /etc/passwd", uid);
+  if (!S_ISREG(st.st_mode)) return fail_msg("unable to find user {}: /etc/passwd: not a regular file", uid);
+  auto passwd = sys::read_all(*f, kMax);
+  if (!passwd) return fail(std::move(passwd.error()).context(fmt::format("unable to find user {}: /etc/passwd", uid)));
   std::string id = std::to_string(uid);
   for (std::string_view line : text::lines(*passwd)) {
     auto f = text::split(line, ':');
@@ -178,9 +191,12 @@ int listen_fds() {
   return v > 0 ? v : 0;
 }
 
-std::vector<std::string> process_env(const spec::Process& proc) {
+Result<std::vector<std::string>> process_env(const spec::Process& proc) {
   std::vector<std::string> env = proc.env;
-  if (!env_has(env, "HOME")) env.push_back("HOME=" + home_of(proc.user.uid));
+  if (!env_has(env, "HOME")) {
+    TRY(std::string home, home_of(proc.user.uid));
+    env.push_back("HOME=" + home);
+  }
   return env;
 }
 

@@ -19,7 +19,7 @@ Result<std::string> prepare_process(const spec::Process& proc, bool userns, cons
 // LISTEN_PID names this process (as systemd sets them), else 0.
 int listen_fds();
 // process.env, plus HOME from the container's /etc/passwd when unset.
-std::vector<std::string> process_env(const spec::Process& proc);
+Result<std::vector<std::string>> process_env(const spec::Process& proc);
 // Closes every fd past stdio and the preserved ones (but `report_fd`, a
 // CLOEXEC sync socket whose EOF tells the parent the exec happened), then
 // execve. On failure the error goes to `report_fd` (or stderr); _exit 127.

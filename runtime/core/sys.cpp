@@ -55,7 +55,7 @@ Result<Fd> openat2(BorrowedFd dir, const std::string& path, uint64_t flags, uint
   return Fd(static_cast<int>(fd));
 }
 
-Result<std::string> read_all(BorrowedFd fd) {
+Result<std::string> read_all(BorrowedFd fd, size_t limit) {
   std::string out;
   char buf[8192];
   for (;;) {
@@ -65,6 +65,8 @@ Result<std::string> read_all(BorrowedFd fd) {
       return fail_errno("read");
     }
     if (n == 0) break;
+    if (static_cast<size_t>(n) > limit - out.size())
+      return fail_err(EFBIG, fmt::format("read: more than {} bytes", limit));
     out.append(buf, static_cast<size_t>(n));
   }
   return out;

@@ -22,7 +22,9 @@ Result<Fd> openat(BorrowedFd dir, const std::string& path, int flags, mode_t mod
 Result<Fd> openat2(BorrowedFd dir, const std::string& path, uint64_t flags, uint64_t resolve,
                    mode_t mode = 0);
 
-Result<std::string> read_all(BorrowedFd fd);
+// Everything to EOF; more than `limit` bytes is an error (EFBIG), for a file
+// whose size someone else controls.
+Result<std::string> read_all(BorrowedFd fd, size_t limit = SIZE_MAX);
 Result<std::string> read_file(const std::string& path);
 Result<void> write_all(BorrowedFd fd, std::string_view data);
 // write_all to a pipe or fifo whose reader may be gone: that fails with EPIPE

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import brig_only, proc_alive, wait_for
+from conftest import IS_RUNC, brig_only, proc_alive, wait_for
 
 
 def run_fg(runtime, bundle, *args, input=None, check=True, **kw):
@@ -234,6 +234,39 @@ def test_env(runtime, bundle):
     assert "PATH=/bin" in lines, res
     # runc adds HOME from /etc/passwd when the config has none
     assert "HOME=/root" in lines, res
+
+
+def test_home_from_a_passwd_that_is_a_device_or_fifo_fails_cleanly(runtime, bundle):
+    """HOME comes from the container's /etc/passwd, a file the container
+    owns. Pointed at /dev/zero, brig read it until init died of bad_alloc (and
+    a FIFO would have kept it waiting); runc fails with "unable to find user".
+    Now create and exec refuse it in one line, without reading it."""
+    bundle.config(args=["sleep", "100"], env=["PATH=/bin"], readonly=False)
+    passwd = bundle.rootfs / "etc" / "passwd"
+    kept = passwd.read_text()
+    passwd.unlink()
+    passwd.symlink_to("/dev/zero")
+    res = runtime.run("create", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    if not IS_RUNC:
+        assert res.error.endswith("unable to find user 0: /etc/passwd: not a regular file"), res
+    assert runtime.state(bundle.id, check=False) is None
+    # A container that swaps its own /etc/passwd for one makes exec fail the same way.
+    passwd.unlink()
+    passwd.write_text(kept)
+    runtime.run("run", "--detach", "--bundle", bundle, bundle.id, check=True)
+    runtime.run("exec", bundle.id, "sh", "-c", "/bin/busybox rm /etc/passwd && /bin/busybox ln -s /dev/zero /etc/passwd", check=True)
+    res = runtime.run("exec", bundle.id, "true", timeout=20)
+    assert res.returncode != 0, res
+    if not IS_RUNC:
+        assert "unable to find user 0: /etc/passwd: not a regular file" in res.error, res
+        runtime.run("exec", "--env", "HOME=/", bundle.id, "sh", "-c",
+                    "/bin/busybox rm /etc/passwd && /bin/busybox mkfifo /etc/passwd", check=True)
+        res = runtime.run("exec", bundle.id, "true", timeout=20)
+        assert "unable to find user 0: /etc/passwd: not a regular file" in res.error, res
+        # With HOME set brig looks nothing up (runc reads /etc/passwd anyway).
+        runtime.run("exec", "--env", "HOME=/h", bundle.id, "true", check=True)
+    runtime.run("delete", "--force", bundle.id, check=True)
 
 
 def test_cwd(runtime, bundle):

@@ -40,6 +40,27 @@ TEST_CASE("signals parse by name, SIG name, number, RT offsets", "[signals]") {
   }
 }
 
+TEST_CASE("read_all stops at its limit with EFBIG", "[sys]") {
+  for (size_t size : {0, 5, 8191, 8192, 8193, 20000}) {
+    int fd = ::memfd_create("t", MFD_CLOEXEC);
+    REQUIRE(fd >= 0);
+    Fd f(fd);
+    std::string data(size, 'x');
+    REQUIRE(sys::write_all(f, data));
+    for (size_t limit : {size_t{0}, size > 0 ? size - 1 : 0, size, size + 1, SIZE_MAX}) {
+      ::lseek(fd, 0, SEEK_SET);
+      auto r = sys::read_all(f, limit);
+      if (size <= limit) {
+        REQUIRE(r);
+        CHECK(*r == data);
+      } else {
+        REQUIRE_FALSE(r);
+        CHECK(r.error().err == EFBIG);
+      }
+    }
+  }
+}
+
 TEST_CASE("clean_path is lexically_normal, on every short path", "[sys]") {
   // Every path of up to 10 characters from {a, ., /}: names, ".", "..",
   // "...", ".a", "a.", runs of slashes, leading and trailing ones.
