@@ -57,6 +57,8 @@ Result<std::string> v2_swap_max(int64_t swap, int64_t limit);
 // A `unified` key: CONTROLLER.PARAMETER, a plain file name, not a file that
 // moves processes or shapes the tree.
 Result<void> check_unified_key(const std::string& key);
+// Whether a unified key has the form CONTROLLER.PARAMETER (^[a-z][a-z0-9_]*\.[a-z0-9_.]+$).
+bool unified_key_form(std::string_view key);
 
 // The device rules a container's cgroup gets: linux.resources.devices in
 // config order, then runc's default allow list, then rwm for every

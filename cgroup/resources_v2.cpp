@@ -1,7 +1,6 @@
 // linux.resources -> cgroup v2 files (one unified directory), converting v1
 // values the way runc does.
 #include <charconv>
-#include <regex>
 #include <set>
 
 #include "cgroup/resources.hpp"
@@ -35,11 +34,23 @@ Result<std::string> v2_swap_max(int64_t swap, int64_t limit) {
   return std::to_string(swap - limit);
 }
 
+// ^[a-z][a-z0-9_]*\.[a-z0-9_.]+$, by hand: a std::regex recursed once per
+// character, and a key of some 100k characters overflowed the stack.
+bool unified_key_form(std::string_view k) {
+  auto word = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; };
+  if (k.empty() || k[0] < 'a' || k[0] > 'z') return false;
+  size_t i = 1;
+  while (i < k.size() && word(k[i])) ++i;
+  if (i + 1 >= k.size() || k[i] != '.') return false;  // a '.' and at least one character after it
+  for (++i; i < k.size(); ++i)
+    if (!word(k[i]) && k[i] != '.') return false;
+  return true;
+}
+
 Result<void> check_unified_key(const std::string& key) {
   if (key.find('/') != std::string::npos)
     return fail_msg("unified resource \"{}\" must be a file name (no slashes)", key);
-  static const std::regex form("^[a-z][a-z0-9_]*\\.[a-z0-9_.]+$");
-  if (!std::regex_match(key, form))
+  if (!unified_key_form(key))
     return fail_msg("unified resource \"{}\" must be in the form CONTROLLER.PARAMETER", key);
   static const std::set<std::string> reserved = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control",
                                                  "cgroup.kill", "cgroup.type"};

@@ -3,11 +3,11 @@
 
 #include <charconv>
 #include <cstdio>
-#include <regex>
 
 #include "cgroup/resctrl.hpp"
 #include "cmd/cli.hpp"
 #include "cmd/globals.hpp"
+#include "cmd/units.hpp"
 #include "runtime/container.hpp"
 #include "runtime/core/sys.hpp"
 
@@ -15,20 +15,6 @@ namespace brig::cmd {
 namespace {
 
 int finish(const Result<void>& r) { return r ? 0 : cli::fail_command(r.error().msg); }
-
-// docker's units.RAMInBytes: "512", "64m", "1.5G", "100MiB" (binary multiples).
-Result<int64_t> ram_in_bytes(const std::string& s) {
-  static const std::regex re(R"(^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return fail_msg("invalid size: '{}'", s);
-  double v = std::strtod(m[1].str().c_str(), nullptr);
-  if (m[2].matched) {
-    const std::string units = "kmgtp";
-    auto i = units.find(static_cast<char>(std::tolower(m[2].str()[0])));
-    for (size_t k = 0; k <= i; ++k) v *= 1024.0;  // exact: no libm needed for pow
-  }
-  return static_cast<int64_t>(v);
-}
 
 template <class T>
 Result<T> parse_num(const std::string& s, const char* fn) {
@@ -191,26 +177,6 @@ cli::Register resume_cmd("resume", [] {
     .action = [](cli::Context& c) { return finish(runtime::resume(globals(), c.p.args[0])); },
   };
 });
-
-// Go's time.ParseDuration, for what people pass: "5s", "500ms", "1m30s", "1.5s".
-Result<int64_t> parse_duration_ms(const std::string& s) {
-  static const std::regex part(R"((\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))");
-  if (s == "0") return 0;
-  double total = 0;
-  size_t pos = 0;
-  auto bad = [&] { return fail_msg("time: invalid duration \"{}\"", s); };
-  if (s.empty()) return bad();
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), part); it != std::sregex_iterator(); ++it) {
-    if (static_cast<size_t>(it->position()) != pos) return bad();
-    pos += static_cast<size_t>(it->length());
-    double v = std::strtod((*it)[1].str().c_str(), nullptr);
-    std::string u = (*it)[2];
-    double ms = u == "h" ? 3.6e6 : u == "m" ? 6e4 : u == "s" ? 1e3 : u == "ms" ? 1 : u == "ns" ? 1e-6 : 1e-3;
-    total += v * ms;
-  }
-  if (pos != s.size()) return bad();
-  return static_cast<int64_t>(total);
-}
 
 cli::Register events_cmd("events", [] {
   return cli::Command{

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "cgroup/devices_bpf.hpp"
@@ -182,6 +183,19 @@ TEST_CASE("v2 conversions as runc", "[cgroup]") {
   CHECK(cgroup::v2_swap_max(300, 0).error().msg == "unable to set swap limit without memory limit");
   CHECK(cgroup::v2_swap_max(50, 100).error().msg == "memory+swap limit should be >= memory limit");
   CHECK(cgroup::check_unified_key("memory.high"));
+  // The form, by hand, is the schema's regex on every key of up to 6
+  // characters from a telling alphabet; a key of 200k characters is no crash.
+  const std::regex form("^[a-z][a-z0-9_]*\\.[a-z0-9_.]+$");
+  const std::string alphabet = "az0_.A/";
+  std::vector<std::string> keys = {""};
+  for (size_t b = 0; b < keys.size(); ++b) {
+    if (keys[b].size() < 6)
+      for (char c : alphabet) keys.push_back(keys[b] + c);
+    CHECK(cgroup::unified_key_form(keys[b]) == std::regex_match(keys[b], form));
+  }
+  CHECK(keys.size() > 100000);
+  CHECK(cgroup::unified_key_form("memory." + std::string(200000, 'a')));
+  CHECK_FALSE(cgroup::check_unified_key(std::string(200000, 'a')));
   CHECK(cgroup::check_unified_key("../x").error().msg == "unified resource \"../x\" must be a file name (no slashes)");
   CHECK_FALSE(cgroup::check_unified_key("memoryhigh"));
   CHECK_FALSE(cgroup::check_unified_key("cgroup.procs"));

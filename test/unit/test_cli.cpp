@@ -2,6 +2,9 @@
 
 #include "cmd/cli.hpp"
 #include "cmd/globals.hpp"
+#include "cmd/units.hpp"
+
+#include <regex>
 
 using brig::cli::Flag;
 using brig::cli::parse;
@@ -134,4 +137,58 @@ TEST_CASE("--preserve-fds above the open files limit is refused", "[cli]") {
   auto q = parse(flags, v({"--preserve-fds", "0", "id"}), true);
   REQUIRE(q);
   CHECK(brig::cmd::preserve_fds(*q).value_or(-1) == 0);
+}
+
+TEST_CASE("sizes and durations parse by hand as docker's and Go's syntax, long ones too", "[cli]") {
+  using brig::cmd::parse_duration_ms;
+  using brig::cmd::ram_in_bytes;
+  CHECK(*ram_in_bytes("512") == 512);
+  CHECK(*ram_in_bytes("64m") == 64 << 20);
+  CHECK(*ram_in_bytes("1.5G") == 3LL << 29);
+  CHECK(*ram_in_bytes("100MiB") == 100LL << 20);
+  CHECK(*ram_in_bytes("2 kb") == 2048);
+  CHECK(*ram_in_bytes("1.2.3") == 1);  // docker's regex allows it; the number is 1.2
+  CHECK(ram_in_bytes("abc").error().msg == "invalid size: 'abc'");
+  CHECK_FALSE(ram_in_bytes("99999999999999999999999"));  // past int64: no undefined cast
+  CHECK_FALSE(ram_in_bytes("8E"));
+  CHECK(*ram_in_bytes("7p") == 7LL << 50);
+  CHECK_FALSE(ram_in_bytes("8192p"));
+  CHECK_FALSE(ram_in_bytes(std::string(100000, '1')));  // was a stack overflow in std::regex
+  CHECK(*parse_duration_ms("5s") == 5000);
+  CHECK(*parse_duration_ms("500ms") == 500);
+  CHECK(*parse_duration_ms("1m30s") == 90000);
+  CHECK(*parse_duration_ms("1.5s") == 1500);
+  CHECK(*parse_duration_ms(".5h") == 1800000);
+  CHECK(*parse_duration_ms("0") == 0);
+  CHECK(*parse_duration_ms("2000000us") == 2000);
+  CHECK(*parse_duration_ms("3000000\xc2\xb5s") == 3000);
+  CHECK(parse_duration_ms("5").error().msg == "time: invalid duration \"5\"");
+  CHECK_FALSE(parse_duration_ms(""));
+  CHECK_FALSE(parse_duration_ms("1e3s"));
+  CHECK_FALSE(parse_duration_ms(std::string(60000, '1') + "ns"));  // past int64, no overflow
+  // The old regexes as oracles, on every string of up to 5 characters from
+  // alphabets that reach each branch (the duration one matched part by part).
+  const std::regex ram(R"(^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$)");
+  const std::regex part(R"((\d+(?:\.\d*)?|\.\d+)(ns|us|ms|s|m|h))");
+  auto old_duration_ok = [&](const std::string& s) {
+    if (s == "0") return true;
+    if (s.empty()) return false;
+    size_t pos = 0;
+    for (auto it = std::sregex_iterator(s.begin(), s.end(), part); it != std::sregex_iterator(); ++it) {
+      if (static_cast<size_t>(it->position()) != pos) return false;
+      pos += static_cast<size_t>(it->length());
+    }
+    return pos == s.size();
+  };
+  for (const std::string alphabet : {"10. kKmiIbBpx", "1.0nusmh"}) {  // no value here reaches 2^63
+    std::vector<std::string> all = {""};
+    for (size_t b = 0; b < all.size(); ++b) {
+      if (all[b].size() < 5)
+        for (char c : alphabet) all.push_back(all[b] + c);
+      const std::string& s = all[b];
+      INFO(s);
+      CHECK(static_cast<bool>(ram_in_bytes(s)) == std::regex_match(s, ram));
+      CHECK(static_cast<bool>(parse_duration_ms(s)) == old_duration_ok(s));
+    }
+  }
 }

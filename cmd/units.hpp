@@ -1,0 +1,22 @@
+// The size and duration syntaxes of runc's flags (docker's units.RAMInBytes,
+// Go's time.ParseDuration), parsed by hand: a std::regex recursed once per
+// character and overflowed the stack on a long value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/core/error.hpp"
+
+namespace brig::cmd {
+
+// "512", "64m", "1.5G", "100MiB", "2 kb": bytes (binary multiples). As
+// docker's regex ^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$ reads them, "1.2.3"
+// counts as 1.2. A value of 2^63 bytes or more is an invalid size.
+Result<int64_t> ram_in_bytes(const std::string& s);
+
+// "5s", "500ms", "1m30s", "1.5s", ".5h", "0": milliseconds (truncated). One or
+// more number+unit pairs (ns, us, µs, ms, s, m, h) with nothing between them.
+Result<int64_t> parse_duration_ms(const std::string& s);
+
+}  // namespace brig::cmd
