@@ -135,7 +135,8 @@ Result<void> events(const Globals& g, const std::string& id, int interval_ms, bo
     e["type"] = "stats";
     e["id"] = id;
     e["data"] = cgroup::stats(*cg, rec.pid);
-    print_line(e.dump());
+    // Interface names come from the container's /proc/PID/net/dev: any bytes.
+    print_line(e.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
   };
   if (stats_only) {
     stats_line();

@@ -198,6 +198,10 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   }
 
   Store store(g.root);
+  // A network's records (and its lease file) name the container by its state
+  // dir, in JSON: that path must be UTF-8 before anything is made.
+  if (!net.empty() && !text::valid_utf8(net_owner(store, o.id)))
+    return fail_msg("network: the state directory {} is not valid UTF-8", text::lossy_utf8(net_owner(store, o.id)));
   TRY(Store::Lock lock, store.create(o.id));
   std::unique_ptr<cgroup::Manager> cg;
   Rollback rb;  // after what its steps refer to, so it unwinds first

@@ -119,7 +119,10 @@ Result<int> converse(const std::string& state_dir, const nlohmann::json& rq, boo
                      int size_src, std::string size, bool poll_size, std::string_view input = {},
                      std::string* err = nullptr, const std::function<void()>& started = {}) {
   TRY(Fd c, sys::connect_unix(state_dir + "/" + kShimSocket));
-  TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, rq.dump()))), "vm: ask the shim");
+  // Arguments, env and cwd are any bytes; JSON holds UTF-8, and bytes that are
+  // not become U+FFFD, as runc's own JSON of a process writes them.
+  std::string text = rq.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  TRY_CTX_VOID(sys::write_all(c, encode(Frame::exec, tag(0, text))), "vm: ask the shim");
   auto check_size = [&]() -> Result<void> {
     if (size_src < 0) return {};
     std::string now = window_size(size_src);

@@ -262,6 +262,28 @@ def test_shares_out_of_range(runtime, bundle):
     assert "the maximum allowed cpu-shares is 262144" in r.error
 
 
+def test_events_stats_with_an_interface_name_that_is_not_utf8(runtime, bundle):
+    """Interface names come from the container's own /proc/PID/net/dev, and
+    a container with CAP_NET_ADMIN names its devices with any bytes: brig's
+    JSON writer threw on one and `events` aborted. Now the bad bytes print as
+    U+FFFD (runc prints no interfaces at all)."""
+    def caps(c):
+        for k in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][k].append("CAP_NET_ADMIN")
+    with_resources(bundle, {}, args=["sh", "-c", "/bin/busybox ip link set lo down && "
+                                     "/bin/busybox ip link set lo name \"$(printf '\\377\\376')\" && sleep 60"],
+                   extra=caps)
+    run_d(runtime, bundle)
+    assert wait_for(lambda: b"\xff\xfe" in Path(f"/proc/{runtime.state(bundle.id)['pid']}/net/dev").read_bytes(), 5)
+    res = runtime.run("events", "--stats", bundle.id, check=True)
+    ev = json.loads(res.stdout)
+    assert ev["type"] == "stats" and ev["id"] == bundle.id, ev
+    if not IS_RUNC:
+        names = [i["name"] for i in ev["data"]["network_interfaces"]]
+        assert "\ufffd\ufffd" in names, names
+    runtime.run("delete", "--force", bundle.id, check=True)
+
+
 def test_memory_hog_oom_killed_and_reported(runtime, bundle):
     (bundle.rootfs / "bin" / "dd").symlink_to("busybox")
     # The hog starts only once `events` runs (its first stats line): a kill

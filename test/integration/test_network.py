@@ -599,3 +599,21 @@ def test_network_fault_at_every_step(nrt, net, make_bundle, tmp_path, step, acti
             (not devs or dev + "p" not in net.links())
     assert wait_for(clean, 10), (net.leftovers(), _traces(nrt, b.id, tmp_path))
     net.assert_clean(nrt)
+
+
+def test_state_dir_not_utf8_is_refused_before_anything_is_made(nrt, net, make_bundle, tmp_path):
+    """A network's records and lease name the container by its state dir, in
+    JSON, which holds only UTF-8: with such a --root, brig aborted on the JSON
+    writer's exception after init was cloned, leaving its state and cgroups."""
+    b = net_bundle(make_bundle, args=["true"])
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/state-\xff")
+    kept, nrt.root = nrt.root, bad
+    try:
+        r = nrt.run("create", "--bundle", b, b.id)
+    finally:
+        nrt.root = kept
+    assert r.returncode == 1, r
+    shown = bad.replace("\udcff", "\ufffd")
+    assert r.error.endswith(f"network: the state directory {shown}/{b.id} is not valid UTF-8"), r
+    assert not os.path.lexists(os.path.join(bad, b.id))
+    net.assert_clean(nrt)

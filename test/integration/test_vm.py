@@ -748,6 +748,10 @@ def test_update_and_events_act_inside_the_guest(runtime, make_bundle, vm_env):
     res = runtime.run("exec", b.id, "cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max", timeout=60,
                       check=True)
     assert res.stdout.split() == [str(64 << 20), "42"], res
+    # an argument that is not UTF-8 reaches the guest as U+FFFD, as runc's
+    # JSON of a process writes it (the request's JSON writer threw on it)
+    res = runtime.run("exec", b.id, "echo", os.fsdecode(b"a\xffb"), timeout=60, check=True)
+    assert res.stdout == "a\ufffdb\n", res
     # the resources file, merged into the state's config as for namespaces
     res = runtime.run("update", "--resources", "-", b.id, input=json.dumps({"pids": {"limit": 77}}), timeout=60,
                       check=True)
