@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 #include "cmd/cli.hpp"
 #include "cmd/globals.hpp"
@@ -23,9 +24,26 @@ std::string version_text() {
   return fmt::format("brig version {}\ncommit: {}\nspec: 1.3.0\n", BRIG_VERSION, BRIG_COMMIT);
 }
 
+// An exception nothing caught is a bug: say what it was in one log line (in
+// the log format the caller asked for, where containerd's shim reads it),
+// then abort as before.
+[[noreturn]] void internal_error() {
+  std::string what = "std::terminate called without an exception";
+  try {
+    if (auto e = std::current_exception()) std::rethrow_exception(e);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an exception of unknown type";
+  }
+  log::fatal_line("internal error: " + what);
+  std::abort();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::set_terminate(internal_error);
   log::start_clock();
   // A closed stdio slot must not be taken by the first fd brig opens.
   sys::reserve_fds(0, 3);

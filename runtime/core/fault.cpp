@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 namespace brig::fault {
@@ -73,6 +74,7 @@ Result<void> hit(std::string_view step) {
     ::pause();
   }
   if (action == "fail") return fail_msg("fault injected at {}", step);
+  if (action == "throw") throw std::runtime_error(fmt::format("fault injected at {}", step));
   if (action == "sleep") {  // for tests of what may and may not overtake this step
     struct timespec ts {0, 300'000'000};
     ::nanosleep(&ts, nullptr);

@@ -6,6 +6,7 @@
 //   BRIG_FAULT=<step>:kill   brig SIGKILLs itself when it reaches <step>
 //   BRIG_FAULT=<step>:fail   the step returns the error "fault injected at <step>"
 //   BRIG_FAULT=<step>:sleep  brig sleeps 0.3 s there (to test what may overtake the step)
+//   BRIG_FAULT=<step>:throw  the step throws, as a bug would (nothing catches it)
 //   BRIG_FAULT=list          `brig` prints every step name, one a line, and exits 0
 //
 // Each step is one line in the code, `BRIG_FAULT("create.after-cgroup");`, in a

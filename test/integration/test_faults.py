@@ -219,3 +219,22 @@ def test_killed_creator_is_not_creating_while_its_child_holds_the_lock(runtime, 
     finally:
         os.close(fd)
     assert runtime.run("delete", "--force", bundle.id).returncode == 0
+
+
+def test_an_exception_nothing_catches_is_one_log_line_then_abort(runtime, bundle, tmp_path):
+    """A bug that throws past every handler still says what it was, in one
+    line of the log format asked for (containerd's shim reads the JSON one),
+    before brig aborts; delete --force then removes what it left."""
+    step = "create.after-cgroup"
+    res = runtime.run("create", "--bundle", bundle, bundle.id, env={"BRIG_FAULT": f"{step}:throw"})
+    assert res.returncode == -signal.SIGABRT, res
+    assert res.error == f"internal error: fault injected at {step}", res
+    assert runtime.run("delete", "--force", bundle.id, timeout=60).returncode == 0
+    log = tmp_path / "log.json"
+    res = runtime.run("create", "--bundle", bundle, bundle.id, env={"BRIG_FAULT": f"{step}:throw"},
+                      global_args=("--log", log, "--log-format", "json"))
+    assert res.returncode == -signal.SIGABRT, res
+    lines = [json.loads(l) for l in log.read_text().splitlines()]
+    assert lines[-1]["level"] == "error" and lines[-1]["msg"] == f"internal error: fault injected at {step}", lines
+    assert runtime.run("delete", "--force", bundle.id, timeout=60).returncode == 0
+    assert wait_for(lambda: not _traces(runtime, bundle.id, tmp_path), 10), _traces(runtime, bundle.id, tmp_path)
