@@ -26,6 +26,7 @@
 #include "rootfs/paths.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process.hpp"
+#include "runtime/core/fault.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/core/raw.hpp"
 #include "netns/attach.hpp"
@@ -173,6 +174,8 @@ Result<void> setup(const InitContext& c, std::string& exe) {
       return fail_errno("setdomainname {}", *cfg.domainname);
   }
 
+  // In init, so the parent is waiting on it (a test holds init here to end it).
+  BRIG_FAULT("create.init-set-up");
   // seccomp loads as late as it may (runtime/seccomp.hpp, Stage).
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_caps, c.sync_fd));
   TRY(exe, prepare_process(proc, c.ns->has("user"), &cfg));

@@ -66,26 +66,26 @@ bool is_executable_file(const std::string& p, int* err) {
 }
 
 // HOME of the container user from the container's /etc/passwd; "/" without
-// one or without the user. The file is the container's: a device, a FIFO or
-// one without end is refused (runc fails on it too, "unable to find user"),
-// not read until memory runs out or waited on for ever.
+// one, one that cannot be opened or read, or without the user (as runc,
+// which uses its defaults then). The file is the container's: it is opened
+// without blocking (a FIFO reads as empty, not waited on for ever) and read
+// to at most 16 MiB; one without end (/dev/zero) is an error, as it is for
+// runc ("unable to find user 0: bufio.Scanner: token too long"), not read
+// until memory runs out.
 Result<std::string> home_of(uint32_t uid) {
   constexpr size_t kMax = 16 << 20;
   auto f = sys::open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOCTTY);
-  if (!f) {
-    int e = f.error().err;
-    if (e == ENOENT || e == ENOTDIR) return std::string("/");
-    return fail(std::move(f.error()).context(fmt::format("unable to find user {}", uid)));
-  }
-  struct stat st;
-  if (::fstat(f->get(), &st) < 0) return fail_errno("unable to find user {}: stat /etc/passwd", uid);
-  if (!S_ISREG(st.st_mode)) return fail_msg("unable to find user {}: /etc/passwd: not a regular file", uid);
+  if (!f) return std::string("/");
   auto passwd = sys::read_all(*f, kMax);
-  if (!passwd) return fail(std::move(passwd.error()).context(fmt::format("unable to find user {}: /etc/passwd", uid)));
+  if (!passwd) {
+    if (passwd.error().err == EFBIG)
+      return fail(std::move(passwd.error()).context(fmt::format("unable to find user {}: /etc/passwd", uid)));
+    return std::string("/");
+  }
   std::string id = std::to_string(uid);
   for (std::string_view line : text::lines(*passwd)) {
-    auto f = text::split(line, ':');
-    if (f.size() >= 6 && f[2] == id) return std::string(f[5]);
+    auto fields = text::split(line, ':');
+    if (fields.size() >= 6 && fields[2] == id) return std::string(fields[5]);
   }
   return "/";
 }

@@ -21,6 +21,7 @@ const std::vector<std::string_view>& steps() {
       "create.after-clone",        // init exists, not yet in its cgroup
       "create.after-idmaps",       // uid/gid maps written (user namespace only)
       "create.after-cgroup-join",  // init in the container's cgroup
+      "create.init-set-up",        // in init: mounts, pivot, hostname done; user and caps next
       "create.before-lo-up",       // about to bring lo up in init's new network namespace
       "create.after-hooks",        // prestart/createRuntime hooks ran (when configured)
       "create.after-ready",        // init is ready and blocks on the fifo

@@ -66,7 +66,7 @@ Result<std::string> read_all(BorrowedFd fd, size_t limit) {
     }
     if (n == 0) break;
     if (static_cast<size_t>(n) > limit - out.size())
-      return fail_err(EFBIG, fmt::format("read: more than {} bytes", limit));
+      return fail_err(EFBIG, "read");  // "read: file too large"
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
