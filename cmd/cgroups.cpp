@@ -196,7 +196,7 @@ cli::Register events_cmd("events", [] {
           auto ms = parse_duration_ms(iv);
           if (!ms) return usage_error(c, fmt::format("invalid value \"{}\" for flag -interval: parse error", iv));
           if (*ms <= 0) return cli::fail_command("duration interval must be greater than 0");
-          return finish(runtime::events(globals(), c.p.args[0], static_cast<int>(*ms), c.p.flag("stats")));
+          return finish(runtime::events(globals(), c.p.args[0], *ms, c.p.flag("stats")));
         },
   };
 });

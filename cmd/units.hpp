@@ -10,13 +10,15 @@
 
 namespace brig::cmd {
 
-// "512", "64m", "1.5G", "100MiB", "2 kb": bytes (binary multiples). As
-// docker's regex ^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$ reads them, "1.2.3"
-// counts as 1.2. A value of 2^63 bytes or more is an invalid size.
+// "512", "64m", "1.5G", "100MiB", "2 kb": bytes (binary multiples), what
+// docker's RAMInBytes takes: its regex ^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$
+// whose number then parses as a float ("1.2.3" does not). A value of 2^63
+// bytes or more is an invalid size.
 Result<int64_t> ram_in_bytes(const std::string& s);
 
-// "5s", "500ms", "1m30s", "1.5s", ".5h", "0": milliseconds (truncated). One or
-// more number+unit pairs (ns, us, µs, ms, s, m, h) with nothing between them.
+// Go's time.ParseDuration: "5s", "500ms", "1m30s", "1.5s", ".5h", "-2m", "0";
+// one or more number+unit pairs (ns, us, µs or μs, ms, s, m, h), a sign first,
+// 2^63 ns or more an error. In milliseconds (truncated toward zero).
 Result<int64_t> parse_duration_ms(const std::string& s);
 
 }  // namespace brig::cmd

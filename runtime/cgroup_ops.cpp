@@ -101,7 +101,7 @@ Result<void> resume(const Globals& g, const std::string& id) {
   return cg->freeze(false);
 }
 
-Result<void> events(const Globals& g, const std::string& id, int interval_ms, bool stats_only) {
+Result<void> events(const Globals& g, const std::string& id, int64_t interval_ms, bool stats_only) {
   Store store(g.root);
   TRY(Record rec, store.load_unlocked(id));
   auto not_running = [&] { return fail_msg("container with id {} is not running", id); };

@@ -75,7 +75,7 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
 Result<void> pause(const Globals& g, const std::string& id);
 Result<void> resume(const Globals& g, const std::string& id);
 // Prints runc's event JSON lines; `stats_only` prints one stats event.
-Result<void> events(const Globals& g, const std::string& id, int interval_ms, bool stats_only);
+Result<void> events(const Globals& g, const std::string& id, int64_t interval_ms, bool stats_only);
 // `ps_args` empty: -ef. json: the pids as a JSON array.
 Result<void> ps(const Globals& g, const std::string& id, bool json, const std::vector<std::string>& ps_args);
 

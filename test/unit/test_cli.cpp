@@ -147,7 +147,7 @@ TEST_CASE("sizes and durations parse by hand as docker's and Go's syntax, long o
   CHECK(*ram_in_bytes("1.5G") == 3LL << 29);
   CHECK(*ram_in_bytes("100MiB") == 100LL << 20);
   CHECK(*ram_in_bytes("2 kb") == 2048);
-  CHECK(*ram_in_bytes("1.2.3") == 1);  // docker's regex allows it; the number is 1.2
+  CHECK_FALSE(ram_in_bytes("1.2.3"));  // docker's regex allows it, its float parse does not
   CHECK(ram_in_bytes("abc").error().msg == "invalid size: 'abc'");
   CHECK_FALSE(ram_in_bytes("99999999999999999999999"));  // past int64: no undefined cast
   CHECK_FALSE(ram_in_bytes("8E"));
@@ -166,9 +166,24 @@ TEST_CASE("sizes and durations parse by hand as docker's and Go's syntax, long o
   CHECK_FALSE(parse_duration_ms(""));
   CHECK_FALSE(parse_duration_ms("1e3s"));
   CHECK_FALSE(parse_duration_ms(std::string(60000, '1') + "ns"));  // past int64, no overflow
+  // Go's arithmetic: integer nanoseconds, the fraction scaled into the unit.
+  CHECK(*parse_duration_ms("1.001s") == 1001);
+  CHECK(*parse_duration_ms("1.005s") == 1005);
+  CHECK(*parse_duration_ms("+5s") == 5000);
+  CHECK(*parse_duration_ms("-1m") == -60000);
+  CHECK(*parse_duration_ms("-0") == 0);
+  CHECK(*parse_duration_ms("4000000\xce\xbcs") == 4000);  // Greek mu, U+03BC
+  CHECK(*parse_duration_ms("2562047h") == 2562047LL * 3600000);
+  CHECK_FALSE(parse_duration_ms("2562048h"));  // 2^63 ns is the limit
+  CHECK_FALSE(parse_duration_ms("3000000h"));
+  CHECK(*parse_duration_ms("1.s") == 1000);
+  CHECK_FALSE(parse_duration_ms(".s"));
+  CHECK_FALSE(parse_duration_ms("1"));
+  CHECK_FALSE(parse_duration_ms("1x"));
+  CHECK(*parse_duration_ms("600h") == 600LL * 3600000);  // past INT_MAX ms: events takes it whole
   // The old regexes as oracles, on every string of up to 5 characters from
   // alphabets that reach each branch (the duration one matched part by part).
-  const std::regex ram(R"(^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$)");
+  const std::regex ram(R"(^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$)");  // one '.': what the float parse takes
   const std::regex part(R"((\d+(?:\.\d*)?|\.\d+)(ns|us|ms|s|m|h))");
   auto old_duration_ok = [&](const std::string& s) {
     if (s == "0") return true;
