@@ -54,8 +54,9 @@ struct Record {
 nlohmann::json to_json(const Record& r);
 // The text of state.json: to_json(r).dump() in meaning, and byte for byte
 // but that the config comes last; written directly, without a document.
-// `config_text`: r.config already dumped, for a caller that saves the same
-// config more than once; empty, it is dumped here.
+// `config_text`: r.config as JSON text already (create passes config.json's
+// own text, whitespace taken out), for a caller that saves the same config
+// more than once; empty, it is dumped here.
 std::string state_text(const Record& r, std::string_view config_text = {});
 // The container's cgroup: in the hierarchies create kept (or found again),
 // or none for a rootless container that has no cgroup.

@@ -215,6 +215,10 @@ auto guarded(F&& f) -> Result<decltype(f())> {
 // Parse text, or "invalid JSON: <reason>".
 template <class J = json>
 inline Result<J> parse_text(std::string_view text) {
+  // nlohmann's lexer takes a NUL byte for the end of the input, and would
+  // let whatever follows it through unread (into the state file, say).
+  if (auto z = text.find('\0'); z != std::string_view::npos)
+    return fail(Error::plain(fmt::format("invalid JSON: a NUL byte at offset {}", z)));
   try {
     return J::parse(text.begin(), text.end());
   } catch (const nlohmann::json::exception& e) {

@@ -27,8 +27,9 @@ struct State {
 nlohmann::ordered_json to_json(const State&);
 // `runc state`: 2-space indent, no trailing newline, Go's escaping (<>& as \u003c...).
 std::string state_json_pretty(const State&);
-// One line, same keys (an element of `runc list --format json`, and a hook's
-// stdin, as runc marshals both).
+// One line, same keys (an element of `runc list --format json`), with Go's
+// escaping; also a hook's stdin, which from runc has only the OCI fields
+// (no rootfs, created, owner).
 std::string state_json_compact(const State&);
 
 // Validates per state-schema.json (ociVersion, id, status, bundle required).

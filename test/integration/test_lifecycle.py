@@ -410,16 +410,19 @@ def test_checkpoint_and_restore_say_they_are_not_supported(runtime, args):
 def test_state_file_holds_the_config_as_read_without_a_bom(runtime, bundle):
     """state.json keeps config.json's own text (not a re-serialised copy),
     without its whitespace and without a UTF-8 byte order mark (which brig
-    accepts at the start of config.json); non-ASCII and U+2028 are kept, and
-    it reads back as the same document in later commands."""
+    accepts at the start of config.json); its key order and escapes are kept,
+    and it reads back as the same document in later commands."""
     cfg = bundle.load()
     cfg["process"]["args"] = ["sleep", "100"]
     cfg["annotations"] = {"k": "v \u00e9 \u2028 <>& \"q\" \\"}
-    bundle.config_path.write_bytes(b"\xef\xbb\xbf" + json.dumps(cfg, indent=3, ensure_ascii=False).encode())
+    bundle.config_path.write_bytes(b"\xef\xbb\xbf" + json.dumps(cfg, indent=3).encode())  # \u00e9 escaped
     create(runtime, bundle)
     raw = open(os.path.join(runtime.root, bundle.id, "state.json"), "rb").read()
     assert not raw.startswith(b"\xef\xbb\xbf") and b"\xef\xbb\xbf" not in raw
     assert b"\n" not in raw and b": " not in raw  # its whitespace taken out
+    # the file's own text, not a dump of its document: its key order (a dump
+    # sorts "annotations" first) and its escapes (a dump writes é as is)
+    assert b'"config":{"ociVersion"' in raw and b"\\u00e9" in raw, raw
     assert json.loads(raw)["config"] == cfg
     assert runtime.state(bundle.id)["annotations"] == cfg["annotations"]
     runtime.run("exec", bundle.id, "true", check=True)

@@ -251,6 +251,11 @@ TEST_CASE("config: invalid JSON and wrong top-level types", "[spec][config]") {
   CHECK_THAT(r.error().msg, Catch::StartsWith("invalid JSON: parse error at line 2, column"));
   CHECK(r.error().msg.find('\n') == std::string::npos);
   CHECK_THAT(parse_config(std::string_view("")).error().msg, Catch::StartsWith("invalid JSON: "));
+  // A NUL ends nlohmann's input: what follows it would have gone unread (and
+  // into the state file as the config's text). runc refuses it too.
+  std::string nul = R"({"ociVersion":"1.3.0","root":{"path":"rootfs"}})";
+  nul += std::string("\0garbage", 8);
+  CHECK(parse_config(nul).error().msg == "invalid JSON: a NUL byte at offset 47");
   CHECK(err(json::array()) == "document: must be an object");
   CHECK(err(json::parse(R"({"root":{"path":"r"}})")) == "ociVersion: must be set");
   CHECK(err_with(R"({"ociVersion": 1})") == "ociVersion: must be a string");
