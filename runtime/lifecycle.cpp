@@ -59,7 +59,7 @@ std::string hook_state(const Store& store, const Record& rec, const char* status
 struct Loaded {
   spec::Config cfg;
   std::string bundle, rootfs;
-  std::string text;  // config.json as read: the state file holds it as is
+  std::string text;  // config.json as read: the state file holds it (whitespace taken out)
 };
 
 Result<Loaded> load_bundle(const std::string& bundle_arg) {
@@ -200,8 +200,8 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   Store store(g.root);
   // A network's records (and its lease file) name the container by its state
   // dir, in JSON: that path must be UTF-8 before anything is made.
-  if (!net.empty() && !text::valid_utf8(net_owner(store, o.id)))
-    return fail_msg("network: the state directory {} is not valid UTF-8", text::lossy_utf8(net_owner(store, o.id)));
+  if (std::string owner = net_owner(store, o.id); !net.empty() && !text::valid_utf8(owner))
+    return fail_msg("network: the state directory {} is not valid UTF-8", text::lossy_utf8(owner));
   TRY(Store::Lock lock, store.create(o.id));
   std::unique_ptr<cgroup::Manager> cg;
   Rollback rb;  // after what its steps refer to, so it unwinds first
