@@ -38,6 +38,12 @@ Result<spec::Resources> parse_resources(const nlohmann::json& j) {
   return cfg.linux && cfg.linux->resources ? *cfg.linux->resources : spec::Resources{};
 }
 
+// Whether the container runs in a microVM, from its saved config.
+bool in_vm(const Record& rec) {
+  auto doc = spec::jdoc::parse(rec.config);
+  return doc && vm::wanted(doc->root());
+}
+
 }  // namespace
 
 Result<void> update(const Globals& g, const std::string& id, const nlohmann::json& resources,
@@ -51,9 +57,9 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
   // A microVM's host cgroup holds QEMU and virtiofsd, not the container: the
   // guest's brig updates the container's cgroup inside (the VM keeps the
   // size it booted with).
-  bool in_vm = vm::wanted(rec.config);
-  if (in_vm && !rdt.empty()) return fail_msg("update: Intel RDT is not supported by the microVM backend");
-  if (in_vm) {
+  bool vm = in_vm(rec);
+  if (vm && !rdt.empty()) return fail_msg("update: Intel RDT is not supported by the microVM backend");
+  if (vm) {
     std::string err;
     TRY(int code, vm::brig_in_guest(store.dir(id), {"update", "--resources", "-", id}, resources.dump(), &err));
     if (code != 0) return fail_msg("update: in the guest: {}", vm::guest_failure(err, code));
@@ -64,21 +70,23 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
     for (const char* k : {"l3CacheSchema", "memBwSchema"})
       if (rdt.contains(k)) lines.push_back(rdt[k].get<std::string>());
     TRY_VOID(cgroup::resctrl::update_schemata(rec.rdt_tasks, lines));
-    auto& lin = rec.config["linux"];
-    lin["intelRdt"].merge_patch(rdt);
   }
-  if (!in_vm) {
+  if (!vm) {
     TRY(auto cg, cgroup_of(rec));
     // Only the fields given are written (0 = unchanged, as runc's update).
     TRY_VOID(cg->apply(upd));
   }
-  // The state keeps the merged resources, for later updates and `state`.
-  if (!rec.config.is_object()) rec.config = nlohmann::json::object();
-  auto& lin = rec.config["linux"];
+  // The state keeps the merged resources (and RDT schemata), for later
+  // updates and `state`.
+  auto config = nlohmann::json::parse(rec.config, nullptr, false);
+  if (!config.is_object()) config = nlohmann::json::object();
+  auto& lin = config["linux"];
   if (!lin.is_object()) lin = nlohmann::json::object();
+  if (!rdt.empty()) lin["intelRdt"].merge_patch(rdt);
   auto& res = lin["resources"];
   if (!res.is_object()) res = nlohmann::json::object();
   res.merge_patch(resources);
+  rec.config = config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return store.save(rec);
 }
 
@@ -108,7 +116,7 @@ Result<void> events(const Globals& g, const std::string& id, int64_t interval_ms
   if (status_of(store, rec) == "stopped") return not_running();
   // A microVM: the container's cgroup (its stats, its OOM kills) is the
   // guest's; the guest's brig reports, its lines ours.
-  if (vm::wanted(rec.config)) {
+  if (in_vm(rec)) {
     std::vector<std::string> args = {"events"};
     if (stats_only) args.push_back("--stats");
     else args.push_back(fmt::format("--interval={}ms", interval_ms));
@@ -172,7 +180,7 @@ Result<void> ps(const Globals& g, const std::string& id, bool json, const std::v
   TRY(Record rec, store.load_unlocked(id));
   // A microVM's host cgroup holds QEMU and its helpers: the guest's brig
   // lists the container's processes (guest pids).
-  if (vm::wanted(rec.config)) {
+  if (in_vm(rec)) {
     if (status_of(store, rec) == "stopped") return fail_msg("container not running");
     std::vector<std::string> args = {"ps"};
     if (json) args.insert(args.end(), {"--format", "json"});

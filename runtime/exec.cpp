@@ -176,8 +176,7 @@ Result<int> exec(const Globals& g, const ExecOptions& o) {
   auto cgs = cgroup_of(rec);
   std::string st = status_of(store, rec, cgs ? cgs->get() : nullptr);
   if (st == "stopped" || st == "creating") return fail_msg("cannot exec in a stopped container");
-  // rec.config is not read again: the parse keeps the document itself.
-  TRY(spec::Config cfg, spec::parse_config_json(std::move(rec.config)));
+  TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (st == "paused" && !o.ignore_paused)
     return fail_msg("cannot exec in a paused container (use --ignore-paused to override)");
   // From here on the config's process is this one: the seccomp filter's stage

@@ -20,9 +20,8 @@ namespace brig::runtime {
 
 struct SpawnRequest {
   const spec::Config& cfg;
-  // config.json's document, as the state keeps it (create moves cfg.raw
-  // into the record rather than copying it).
-  const nlohmann::json& document;
+  // config.json's text, as the state keeps it.
+  std::string_view document;
   std::string id, bundle, rootfs;
   const CreateOptions& opts;
   std::string fifo_path;   // init waits on it for `start`

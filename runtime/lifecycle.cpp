@@ -29,6 +29,7 @@
 #include "runtime/tty.hpp"
 #include "runtime/vm/vm.hpp"
 #include "spec/config.hpp"
+#include "spec/jdoc.hpp"
 
 namespace brig::runtime {
 namespace {
@@ -59,7 +60,6 @@ std::string hook_state(const Store& store, const Record& rec, const char* status
 struct Loaded {
   spec::Config cfg;
   std::string bundle, rootfs;
-  std::string text;  // config.json as read: the state file holds it (whitespace taken out)
 };
 
 Result<Loaded> load_bundle(const std::string& bundle_arg) {
@@ -81,7 +81,6 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   auto cfg = spec::parse_config(*text);
   if (!cfg) return fail(std::move(cfg.error()));
   l.cfg = std::move(*cfg);
-  l.text = std::move(*text);
   if (!l.cfg.process) return fail_msg("process: must be set to create a container");
   TRY_VOID(check_lsm(*l.cfg.process));
   // Never a silent skip: a limit asked for and not enforced is an error.
@@ -123,9 +122,9 @@ bool wait_gone(BorrowedFd pidfd, int ms) {
 
 // Whether the saved config has hooks of a kind: the whole config is parsed
 // (and validated again) only then, not on every start and delete.
-bool has_hooks(const nlohmann::json& config, const char* kind) {
-  auto h = config.find("hooks");
-  return h != config.end() && h->is_object() && h->contains(kind);
+bool has_hooks(const spec::jdoc::Node& config, const char* kind) {
+  const spec::jdoc::Node* h = config.find("hooks");
+  return h && h->member(kind);
 }
 
 // The container's network record and lease owner: its state dir, absolute.
@@ -217,21 +216,17 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.rootfs = l.rootfs;
   rec.created = sys::now_rfc3339_nano();
   rec.annotations = l.cfg.annotations;
-  // Moved, not copied (a whole config): from here on the document is the
-  // record's, and l.cfg.raw is empty (the executor gets rec.config).
-  rec.config = std::move(l.cfg.raw);
-  // The config's text for every save below (it is most of the record): the
-  // file as read, which parsed into that document, rather than a dump of it
-  // (83k instructions): its whitespace taken out, which every later command
-  // would parse again, and a UTF-8 byte order mark, which JSON allows only at
-  // the start of a text.
-  std::string_view file_text = l.text;
+  // The config in the record (most of it, saved below more than once): the
+  // file as read rather than a dump of a document, its whitespace taken out,
+  // which every later command would parse again, and a UTF-8 byte order
+  // mark, which JSON allows only at the start of a text.
+  std::string_view file_text = l.cfg.raw;
   if (file_text.starts_with("\xef\xbb\xbf")) file_text.remove_prefix(3);
-  const std::string config_text = text::json_minify(file_text);
+  rec.config = text::json_minify(file_text);
   rec.cgroup_path = cgroup::resolve_path(l.cfg.linux ? l.cfg.linux->cgroupsPath : std::nullopt, o.id);
   TRY(cg, cgroup::open_fs(rec.cgroup_path));
   rec.cgroup_hierarchies = cg->hierarchies();
-  TRY_VOID(store.save(rec, config_text));
+  TRY_VOID(store.save(rec));
   BRIG_FAULT("create.after-record");
 
   std::string fifo = store.fifo(o.id);
@@ -251,7 +246,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     cg = cgroup::none(rec.cgroup_path);
     rec.no_cgroup = true;
     rec.cgroup_hierarchies.clear();
-    TRY_VOID(store.save(rec, config_text));
+    TRY_VOID(store.save(rec));
   }
   rb.push([&] { (void)cg->destroy(); });
   BRIG_FAULT("create.after-cgroup");
@@ -268,7 +263,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
     TRY(rdt, cgroup::resctrl::prepare(rp, rb));
     rec.rdt_tasks = rdt.tasks;
     rec.rdt_remove = rdt.remove;
-    TRY_VOID(store.save(rec, config_text));  // so that delete --force finds the groups
+    TRY_VOID(store.save(rec));  // so that delete --force finds the groups
     BRIG_FAULT("create.after-resctrl");
   }
   log::phase("create: cgroups made and resources written");
@@ -325,7 +320,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.phase = "created";
   rec.creator = 0;
   BRIG_FAULT("create.after-created");
-  TRY_VOID(store.save(rec, config_text));
+  TRY_VOID(store.save(rec));
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
   log::phase("create: state saved");
@@ -342,7 +337,8 @@ Result<void> do_start(const Store& store, const Record& rec, const cgroup::Manag
   // A microVM's start is done when the guest says so: ask its shim first,
   // so that the answer cannot pass us by.
   Fd shim;
-  if (vm::wanted(rec.config)) {
+  TRY(spec::jdoc::Doc config, spec::jdoc::parse(rec.config));
+  if (vm::wanted(config.root())) {
     TRY(shim, vm::connect_shim(store.dir(rec.id)));
   }
   BRIG_FAULT("start.before-fifo");
@@ -374,7 +370,7 @@ Result<void> do_start(const Store& store, const Record& rec, const cgroup::Manag
   if (shim)
     if (auto a = vm::await_start(shim); !a) return stop(std::move(a.error()));
   log::phase("start: fifo written");
-  if (!has_hooks(rec.config, "poststart")) return {};
+  if (!has_hooks(config.root(), "poststart")) return {};
   TRY(spec::Config cfg, spec::parse_config(rec.config));
   if (cfg.hooks && !cfg.hooks->poststart.empty()) {
     // A failing poststart hook fails start and stops the container (runtime.md).
@@ -417,7 +413,7 @@ Result<void> destroy(const Store& store, const Record& rec, std::unique_ptr<cgro
   log::phase("delete: container killed, cgroups removed");
   TRY_VOID(netns::teardown(net_owner(store, rec.id)));
   // poststop: after the container is gone; a failure only warns (runtime.md).
-  if (has_hooks(rec.config, "poststop")) {
+  if (auto config = spec::jdoc::parse(rec.config); config && has_hooks(config->root(), "poststop")) {
     auto cfg = spec::parse_config(rec.config);
     if (cfg && cfg->hooks && !cfg->hooks->poststop.empty()) {
       auto h = run_hooks(cfg->hooks->poststop, "poststop", hook_state(store, rec, "stopped"));

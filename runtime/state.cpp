@@ -14,6 +14,7 @@
 #include "cgroup/manager.hpp"
 #include "runtime/core/sys.hpp"
 #include "runtime/core/text.hpp"
+#include "spec/jdoc.hpp"
 
 namespace brig::runtime {
 
@@ -61,11 +62,11 @@ nlohmann::json fields_json(const Record& r) {
 
 nlohmann::json to_json(const Record& r) {
   nlohmann::json j = fields_json(r);
-  j["config"] = r.config;
+  j["config"] = r.config.empty() ? nlohmann::json() : nlohmann::json::parse(r.config);
   return j;
 }
 
-std::string state_text(const Record& r, std::string_view config_text) {
+std::string state_text(const Record& r) {
   // Written directly: building a document of the fields and dumping it took
   // ~90k instructions a save, two saves a create. The keys come in the order
   // nlohmann's std::map keeps (to_json's), the config last. Strings go
@@ -73,7 +74,7 @@ std::string state_text(const Record& r, std::string_view config_text) {
   // mount point, say) gets U+FFFD for its bad bytes, as Go's encoder writes
   // it, rather than an exception that would leave the container half made.
   std::string s;
-  s.reserve(768 + (config_text.empty() ? 4096 : config_text.size()));
+  s.reserve(768 + r.config.size());
   auto key = [&s](std::string_view k) {  // every key here is plain ASCII
     s += ",\"";
     s += k;
@@ -155,10 +156,7 @@ std::string state_text(const Record& r, std::string_view config_text) {
   key("rootfs");
   str(r.rootfs);
   key("config");
-  if (config_text.empty())
-    s += r.config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  else
-    s += config_text;
+  s += r.config.empty() ? std::string_view("null") : std::string_view(r.config);
   s += '}';
   return s;
 }
@@ -169,67 +167,121 @@ Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r) {
 }
 
 namespace {
-// An integer field in range. nlohmann's get<int>() of a float such as 4.4e24
-// is a float-to-int conversion out of range (undefined behaviour; found by
-// fuzz_state in a corrupt state.json): the type and range are checked first.
+using spec::jdoc::Node;
+
+struct Corrupt : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const Node& field(const Node& o, const char* key) {
+  if (!o.is_object()) throw Corrupt(fmt::format("{}'s parent is not an object", key));
+  const Node* v = o.find(key);
+  if (!v) throw Corrupt(fmt::format("{} is missing", key));
+  return *v;
+}
+const Node* optional_field(const Node& o, const char* key) { return o.find(key); }
+
+std::string string_of(const Node& v, const char* key) {
+  if (!v.is_string()) throw Corrupt(fmt::format("{} is not a string", key));
+  return std::string(v.str());
+}
+bool bool_of(const Node& v, const char* key) {
+  if (!v.is_boolean()) throw Corrupt(fmt::format("{} is not a boolean", key));
+  return v.boolean();
+}
+std::vector<std::string> strings_of(const Node& v, const char* key) {
+  if (!v.is_array()) throw Corrupt(fmt::format("{} is not an array", key));
+  std::vector<std::string> out;
+  out.reserve(v.size());
+  for (const Node& e : v.elements()) out.push_back(string_of(e, key));
+  return out;
+}
+
+// An integer field in range (a float such as 4.4e24 is not one: fuzz_state
+// found that in a corrupt state.json).
 template <class T>
-T integer_at(const nlohmann::json& j, const char* key) {
-  const auto& v = j.at(key);
-  if (!v.is_number_integer()) throw std::invalid_argument(fmt::format("{} is not an integer", key));
+T integer_of(const Node& v, const char* key) {
+  if (!v.is_number_integer()) throw Corrupt(fmt::format("{} is not an integer", key));
   if (v.is_number_unsigned()) {
-    auto u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw std::out_of_range(fmt::format("{} out of range", key));
-    return static_cast<T>(u);
+    if (v.u64() > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw Corrupt(fmt::format("{} out of range", key));
+    return static_cast<T>(v.u64());
   }
-  auto i = v.get<int64_t>();
+  auto i = v.i64();
   if (i < static_cast<int64_t>(std::numeric_limits<T>::min()) || (i > 0 && static_cast<uint64_t>(i) > static_cast<uint64_t>(std::numeric_limits<T>::max())))
-    throw std::out_of_range(fmt::format("{} out of range", key));
+    throw Corrupt(fmt::format("{} out of range", key));
   return static_cast<T>(i);
+}
+template <class T>
+T integer_at(const Node& o, const char* key) {
+  return integer_of<T>(field(o, key), key);
+}
+
+Record record_of(const Node& j) {
+  Record r;
+  r.id = string_of(field(j, "id"), "id");
+  r.pid = integer_at<pid_t>(j, "pid");
+  r.pid_start = integer_at<uint64_t>(j, "pidStart");
+  r.phase = string_of(field(j, "phase"), "phase");
+  r.bundle = string_of(field(j, "bundle"), "bundle");
+  r.rootfs = string_of(field(j, "rootfs"), "rootfs");
+  r.created = string_of(field(j, "created"), "created");
+  if (const Node* a = optional_field(j, "annotations")) {
+    if (!a->is_object()) throw Corrupt("annotations is not an object");
+    a->for_each_member([&](const Node::Member& m) { r.annotations[std::string(m.key)] = string_of(m.value, "annotations"); });
+  }
+  r.cgroup_path = string_of(field(j, "cgroupPath"), "cgroupPath");
+  r.own_pidns = bool_of(field(j, "ownPidns"), "ownPidns");
+  // Its text as it stands in the file: the config is read only by the
+  // commands that need it (exec, hooks, update).
+  const Node* config = j.member("config");
+  if (!config) throw Corrupt("config is missing");
+  r.config = std::string(config->text());
+  if (const Node* v = optional_field(j, "pidIno")) r.pid_ino = integer_of<uint64_t>(*v, "pidIno");
+  if (const Node* v = optional_field(j, "noCgroup")) r.no_cgroup = bool_of(*v, "noCgroup");
+  if (const Node* c = optional_field(j, "creator")) {
+    r.creator = integer_at<pid_t>(*c, "pid");
+    r.creator_start = integer_at<uint64_t>(*c, "pidStart");
+  }
+  if (const Node* t = optional_field(j, "intelRdt")) {
+    r.rdt_tasks = string_of(field(*t, "tasks"), "intelRdt.tasks");
+    r.rdt_remove = strings_of(field(*t, "remove"), "intelRdt.remove");
+  }
+  if (const Node* hs = optional_field(j, "cgroupHierarchies")) {
+    if (!hs->is_array()) throw Corrupt("cgroupHierarchies is not an array");
+    for (const Node& h : hs->elements()) {
+      // Kept only for hierarchies mounted at their root (open_fs).
+      cgroup::Hierarchy x{string_of(field(h, "mountpoint"), "cgroupHierarchies.mountpoint"), std::string(1, '/'),
+                          strings_of(field(h, "controllers"), "cgroupHierarchies.controllers"),
+                          bool_of(field(h, "v2"), "cgroupHierarchies.v2")};
+      // Paths later commands make, remove and write under: only a clean
+      // absolute one below /, and a cgroup2 mount has no v1 controllers.
+      if (x.mountpoint.size() < 2 || x.mountpoint[0] != '/' || sys::abs_path(x.mountpoint) != x.mountpoint)
+        throw Corrupt("cgroupHierarchies: mountpoint not a clean absolute path");
+      if (x.v2 ? !x.controllers.empty() : x.controllers.empty())
+        throw Corrupt("cgroupHierarchies: controllers do not match the hierarchy's version");
+      r.cgroup_hierarchies.push_back(std::move(x));
+    }
+  }
+  return r;
+}
+
+Result<Record> record_from_doc(const spec::jdoc::Doc& doc) {
+  try {
+    return record_of(doc.root());
+  } catch (const Corrupt& e) {
+    return fail_msg("corrupt state: {}", e.what());
+  }
 }
 }  // namespace
 
-Result<Record> record_from_json(nlohmann::json j) {
-  try {
-    Record r;
-    r.id = j.at("id").get<std::string>();
-    r.pid = integer_at<pid_t>(j, "pid");
-    r.pid_start = integer_at<uint64_t>(j, "pidStart");
-    r.phase = j.at("phase").get<std::string>();
-    r.bundle = j.at("bundle").get<std::string>();
-    r.rootfs = j.at("rootfs").get<std::string>();
-    r.created = j.at("created").get<std::string>();
-    r.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
-    r.cgroup_path = j.at("cgroupPath").get<std::string>();
-    r.own_pidns = j.at("ownPidns").get<bool>();
-    r.config = std::move(j.at("config"));
-    if (j.contains("pidIno")) r.pid_ino = integer_at<uint64_t>(j, "pidIno");
-    if (auto it = j.find("noCgroup"); it != j.end()) r.no_cgroup = it->get<bool>();
-    if (auto it = j.find("creator"); it != j.end()) {
-      r.creator = integer_at<pid_t>(*it, "pid");
-      r.creator_start = integer_at<uint64_t>(*it, "pidStart");
-    }
-    if (auto it = j.find("intelRdt"); it != j.end()) {
-      r.rdt_tasks = it->at("tasks").get<std::string>();
-      r.rdt_remove = it->at("remove").get<std::vector<std::string>>();
-    }
-    if (auto it = j.find("cgroupHierarchies"); it != j.end()) {
-      for (const auto& h : it->get_ref<const nlohmann::json::array_t&>()) {
-        // Kept only for hierarchies mounted at their root (open_fs).
-        cgroup::Hierarchy x{h.at("mountpoint").get<std::string>(), std::string(1, '/'),
-                            h.at("controllers").get<std::vector<std::string>>(), h.at("v2").get<bool>()};
-        // Paths later commands make, remove and write under: only a clean
-        // absolute one below /, and a cgroup2 mount has no v1 controllers.
-        if (x.mountpoint.size() < 2 || x.mountpoint[0] != '/' || sys::abs_path(x.mountpoint) != x.mountpoint)
-          throw std::invalid_argument("cgroupHierarchies: mountpoint not a clean absolute path");
-        if (x.v2 ? !x.controllers.empty() : x.controllers.empty())
-          throw std::invalid_argument("cgroupHierarchies: controllers do not match the hierarchy's version");
-        r.cgroup_hierarchies.push_back(std::move(x));
-      }
-    }
-    return r;
-  } catch (const std::exception& e) {
-    return fail_msg("corrupt state: {}", e.what());
-  }
+Result<Record> record_from_text(std::string_view text) {
+  auto doc = spec::jdoc::parse(text);
+  if (!doc) return fail_msg("corrupt state: {}", doc.error().msg);
+  return record_from_doc(*doc);
+}
+
+Result<Record> record_from_json(const nlohmann::json& j) {
+  return record_from_text(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 Result<void> validate_id(const std::string& id) {
@@ -291,15 +343,15 @@ Result<Record> Store::load_unlocked(const std::string& id) const {
     if (text.error().err == ENOENT) return fail_msg("container does not exist");
     return fail(std::move(text.error()));
   }
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded()) return fail_msg("{}/state.json: corrupt state", dir(id));
-  return record_from_json(std::move(j));
+  auto doc = spec::jdoc::parse(*text);
+  if (!doc) return fail_msg("{}/state.json: corrupt state", dir(id));
+  return record_from_doc(*doc);
 }
 
 Result<Record> Store::load(const Lock&, const std::string& id) const { return load_unlocked(id); }
 
-Result<void> Store::save(const Record& r, std::string_view config_text) const {
-  return sys::write_file_atomic(dir(r.id) + "/state.json", state_text(r, config_text));
+Result<void> Store::save(const Record& r) const {
+  return sys::write_file_atomic(dir(r.id) + "/state.json", state_text(r));
 }
 
 Result<void> Store::remove(const std::string& id) const {

@@ -48,22 +48,23 @@ struct Record {
   uint64_t creator_start = 0;
   std::string rdt_tasks;    // resctrl tasks file processes go to (linux.intelRdt)
   std::vector<std::string> rdt_remove;  // resctrl groups delete removes
-  nlohmann::json config;    // config.json as it was at create time
+  // config.json as it was at create time: its JSON text, whitespace taken
+  // out (a command that needs it parses it; most need only the fields above).
+  std::string config;
 };
 
 nlohmann::json to_json(const Record& r);
 // The text of state.json: to_json(r).dump() in meaning, and byte for byte
-// but that the config comes last; written directly, without a document.
-// `config_text`: r.config as JSON text already (create passes config.json's
-// own text, whitespace taken out), for a caller that saves the same config
-// more than once; empty, it is dumped here.
-std::string state_text(const Record& r, std::string_view config_text = {});
+// but that the config comes last (as r.config has it); written directly,
+// without a document.
+std::string state_text(const Record& r);
 // The container's cgroup: in the hierarchies create kept (or found again),
 // or none for a rootless container that has no cgroup.
 Result<std::unique_ptr<cgroup::Manager>> cgroup_of(const Record& r);
-// Takes the document by value: a caller done with it moves it in, and the
-// config is moved out of it rather than copied.
-Result<Record> record_from_json(nlohmann::json j);
+// state.json's text -> a Record, or "corrupt state: ...".
+Result<Record> record_from_text(std::string_view text);
+// The same for a document (to_json's, say).
+Result<Record> record_from_json(const nlohmann::json& j);
 
 // Validates a container ID as runc does (^[\w+-\.]+$, not "." or "..").
 Result<void> validate_id(const std::string& id);
@@ -85,8 +86,8 @@ class Store {
   Result<Lock> open(const std::string& id) const;
   Result<Record> load(const Lock& l, const std::string& id) const;
   Result<Record> load_unlocked(const std::string& id) const;
-  // Writes r as state.json (atomically); `config_text` as for state_text().
-  Result<void> save(const Record& r, std::string_view config_text = {}) const;
+  // Writes r as state.json (atomically).
+  Result<void> save(const Record& r) const;
   // Removes ROOT/ID and everything in it.
   Result<void> remove(const std::string& id) const;
   // IDs of every container (directories with a state.json).

@@ -357,8 +357,9 @@ static void check_freebsd(const json& j) {
   if (const json* devs = o.find("devices")) {
     jr::Path dp = o.at("devices");
     if (!devs->is_array()) jr::fail_at(dp, "must be an array");
-    for (size_t i = 0; i < devs->size(); ++i) {
-      Obj d((*devs)[i], dp.at(i));
+    size_t i = 0;
+    for (const json& dev : devs->elements()) {
+      Obj d(dev, dp.at(i++));
       std::string path;
       uint32_t mode = 0;
       d.opt("path", path);
@@ -406,59 +407,46 @@ static void read(const json& j, P p, Config& x) {
                           std::pair{"zos", &x.zos}, std::pair{"freebsd", &x.freebsd}}) {
     if (const json* v = o.find(key)) {
       if (!v->is_object()) jr::fail_at(key, "must be an object");
-      *dst = *v;
+      if (key == std::string_view("freebsd")) check_freebsd(*v);
+      *dst = nlohmann::json::parse(v->text());
     }
   }
-  if (!x.freebsd.is_null()) check_freebsd(x.freebsd);
 }
 
 // ---- API
 
 namespace {
 // The typed config read from `doc`, not yet validated; `raw` is left empty.
-Result<Config> read_config(const nlohmann::json& doc) {
+Result<Config> read_config(const jdoc::Doc& doc) {
   return jr::guarded([&] {
     Config c;
-    read(doc, "", c);
+    read(doc.root(), "", c);
     return c;
   });
 }
 }  // namespace
 
-Result<Config> parse_config_json(const nlohmann::json& doc) {
-  TRY(Config cfg, read_config(doc));
-  cfg.raw = doc;
-  TRY_VOID(validate(cfg));
-  return cfg;
-}
-
-// The document is kept as `raw` without a copy of it: copying a whole
-// config, and freeing the copy, was a sixth of parse_config's instructions.
-Result<Config> parse_config_json(nlohmann::json&& doc) {
-  TRY(Config cfg, read_config(doc));
-  cfg.raw = std::move(doc);
-  TRY_VOID(validate(cfg));
-  return cfg;
-}
-
 Result<Config> parse_config(std::string_view json_text) {
-  TRY(json doc, jr::parse_text(json_text));
-  return parse_config_json(std::move(doc));
+  TRY(jdoc::Doc doc, jdoc::parse(json_text));
+  TRY(Config cfg, read_config(doc));
+  cfg.raw = json_text;
+  TRY_VOID(validate(cfg));
+  return cfg;
 }
 
-Result<Process> parse_process_json(const nlohmann::json& doc) {
+Result<Config> parse_config_json(const nlohmann::json& doc) { return parse_config(doc.dump()); }
+
+Result<Process> parse_process(std::string_view json_text) {
+  TRY(jdoc::Doc doc, jdoc::parse(json_text));
   TRY(Process proc, jr::guarded([&] {
         Process pr;
-        read(doc, "process", pr);
+        read(doc.root(), "process", pr);
         return pr;
       }));
   TRY_VOID(validate(proc, "process"));
   return proc;
 }
 
-Result<Process> parse_process(std::string_view json_text) {
-  TRY(json doc, jr::parse_text(json_text));
-  return parse_process_json(doc);
-}
+Result<Process> parse_process_json(const nlohmann::json& doc) { return parse_process(doc.dump()); }
 
 }  // namespace brig::spec

@@ -341,16 +341,15 @@ struct Config {
   std::optional<Linux> linux;
   std::optional<Vm> vm;
   nlohmann::json solaris, windows, zos, freebsd;  // kept raw (null when absent)
-  nlohmann::json raw;                             // the whole original document
+  std::string raw;                                // the JSON text it was read from
 };
 
 // ---- API -----------------------------------------------------------------
 
 // Parse + validate. Errors are one line: "<json.path>: <reason>".
 Result<Config> parse_config(std::string_view json_text);
+// The same for a document (its dump is read, and kept as `raw`).
 Result<Config> parse_config_json(const nlohmann::json& doc);
-// The same, keeping `doc` itself as `raw` (moved, not copied).
-Result<Config> parse_config_json(nlohmann::json&& doc);
 // A template so that strings never convert to json: only a json document lands here.
 template <class J>
   requires std::same_as<J, nlohmann::json>

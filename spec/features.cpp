@@ -114,7 +114,7 @@ static void check_in(P path, const std::optional<std::vector<std::string>>& vs, 
       jr::fail_at(path.at(i), fmt::format("unknown value \"{}\"", (*vs)[i]));
 }
 
-Result<Features> parse_features_json(const nlohmann::json& doc) {
+static Result<Features> read_features(const jr::json& doc) {
   return jr::guarded([&] {
     Features f;
     Obj o(doc, "");
@@ -148,9 +148,11 @@ Result<Features> parse_features_json(const nlohmann::json& doc) {
 }
 
 Result<Features> parse_features(std::string_view json_text) {
-  TRY(auto doc, jr::parse_text(json_text));
-  return parse_features_json(doc);
+  TRY(jdoc::Doc doc, jdoc::parse(json_text));
+  return read_features(doc.root());
 }
+
+Result<Features> parse_features_json(const nlohmann::json& doc) { return parse_features(doc.dump()); }
 
 // ---- writing
 

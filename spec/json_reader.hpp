@@ -17,10 +17,11 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/error.hpp"
+#include "spec/jdoc.hpp"
 
 namespace brig::spec::jr {
 
-using json = nlohmann::json;
+using json = jdoc::Node;
 
 struct ReadError {
   std::string msg;
@@ -31,7 +32,7 @@ inline std::string member(std::string_view base, std::string_view key) {
   bool plain = !key.empty();
   for (char c : key)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) plain = false;
-  if (!plain) return fmt::format("{}[{}]", base, json(std::string(key)).dump());
+  if (!plain) return fmt::format("{}[{}]", base, nlohmann::json(std::string(key)).dump());
   return base.empty() ? std::string(key) : fmt::format("{}.{}", base, key);
 }
 inline std::string index(std::string_view base, size_t i) { return fmt::format("{}[{}]", base, i); }
@@ -96,13 +97,13 @@ class Path {
 
 inline void read(const json& j, const Path& p, std::string& out) {
   if (!j.is_string()) fail_at(p, "must be a string");
-  out = j.get_ref<const std::string&>();
+  out = j.str();
   // A C string ends at the first NUL: "/tmp\0/x" would reach a syscall as "/tmp".
   if (out.find('\0') != std::string::npos) fail_at(p, "must not contain a NUL byte");
 }
 inline void read(const json& j, const Path& p, bool& out) {
   if (!j.is_boolean()) fail_at(p, "must be a boolean");
-  out = j.get<bool>();
+  out = j.boolean();
 }
 
 template <class T>
@@ -120,11 +121,11 @@ template <class T>
 inline void read(const json& j, const Path& p, T& out) {
   bool ok = false;
   if (j.is_number_unsigned()) {
-    uint64_t v = j.get<uint64_t>();
+    uint64_t v = j.u64();
     ok = v <= static_cast<uint64_t>(std::numeric_limits<T>::max());
     if (ok) out = static_cast<T>(v);
   } else if (j.is_number_integer()) {
-    int64_t v = j.get<int64_t>();
+    int64_t v = j.i64();
     if constexpr (std::is_signed_v<T>)
       ok = v >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
            v <= static_cast<int64_t>(std::numeric_limits<T>::max());
@@ -149,15 +150,23 @@ void read(const json& j, const Path& p, std::vector<T>& out) {
   if (!j.is_array()) fail_at(p, "must be an array");
   out.clear();
   out.resize(j.size());
-  for (size_t i = 0; i < j.size(); ++i) read(j[i], p.at(i), out[i]);
+  size_t i = 0;
+  for (const json& e : j.elements()) {
+    read(e, p.at(i), out[i]);
+    ++i;
+  }
 }
 template <class T>
 void read(const json& j, const Path& p, std::map<std::string, T>& out) {
   if (!j.is_object()) fail_at(p, "must be an object");
   out.clear();
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (it.key().find('\0') != std::string::npos) fail_at(p, "keys must not contain a NUL byte");
-    read(it.value(), p.key(it.key()), out[it.key()]);
+  // As nlohmann's document did: of duplicate keys the last one counts, and
+  // members are read in key order (the first error is the same).
+  std::map<std::string_view, const json*> last;
+  j.for_each_member([&](const json::Member& m) { last[m.key] = &m.value; });
+  for (auto [key, v] : last) {
+    if (key.find('\0') != std::string_view::npos) fail_at(p, "keys must not contain a NUL byte");
+    read(*v, p.key(key), out[std::string(key)]);
   }
 }
 template <class T>
@@ -175,11 +184,7 @@ struct Obj {
   Obj(const json& doc, const Path& p) : j(doc), path(p) {
     if (!j.is_object()) fail_at(path.empty() ? Path("document") : path, "must be an object");
   }
-  const json* find(std::string_view key) const {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return nullptr;
-    return &*it;
-  }
+  const json* find(std::string_view key) const { return j.find(key); }
   bool has(std::string_view key) const { return find(key) != nullptr; }
   Path at(std::string_view key) const { return path.key(key); }
 
@@ -213,21 +218,6 @@ auto guarded(F&& f) -> Result<decltype(f())> {
 }
 
 // Parse text, or "invalid JSON: <reason>".
-template <class J = json>
-inline Result<J> parse_text(std::string_view text) {
-  // nlohmann's lexer takes a NUL byte for the end of the input, and would
-  // let whatever follows it through unread (into the state file, say).
-  if (auto z = text.find('\0'); z != std::string_view::npos)
-    return fail(Error::plain(fmt::format("invalid JSON: a NUL byte at offset {}", z)));
-  try {
-    return J::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception& e) {
-    // parse_error, and out_of_range for a number no double holds ("1e400").
-    std::string w = e.what();
-    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> drop the tag.
-    if (auto pos = w.find("] "); pos != std::string::npos) w = w.substr(pos + 2);
-    return fail(Error::plain(fmt::format("invalid JSON: {}", w)));
-  }
-}
+inline Result<jdoc::Doc> parse_text(std::string_view text) { return jdoc::parse(text); }
 
 }  // namespace brig::spec::jr

@@ -39,7 +39,7 @@ nlohmann::ordered_json to_json(const State& s) {
 std::string state_json_pretty(const State& s) { return go_json_dump(to_json(s), 2); }
 std::string state_json_compact(const State& s) { return go_json_dump(to_json(s)); }
 
-Result<State> parse_state_json(const nlohmann::json& doc) {
+static Result<State> read_state(const jr::json& doc) {
   return jr::guarded([&] {
     State s;
     jr::Obj o(doc, "");
@@ -60,8 +60,10 @@ Result<State> parse_state_json(const nlohmann::json& doc) {
 }
 
 Result<State> parse_state(std::string_view json_text) {
-  TRY(auto doc, jr::parse_text(json_text));
-  return parse_state_json(doc);
+  TRY(jdoc::Doc doc, jdoc::parse(json_text));
+  return read_state(doc.root());
 }
+
+Result<State> parse_state_json(const nlohmann::json& doc) { return parse_state(doc.dump()); }
 
 }  // namespace brig::spec

@@ -59,13 +59,11 @@ bool wanted(const spec::Config& cfg) {
   return it != cfg.annotations.end() && it->second == "vm";
 }
 
-bool wanted(const nlohmann::json& raw) {
-  if (!raw.is_object()) return false;
-  if (auto v = raw.find("vm"); v != raw.end() && !v->is_null()) return true;
-  auto a = raw.find("annotations");
-  if (a == raw.end() || !a->is_object()) return false;
-  auto it = a->find(kAnnotation);
-  return it != a->end() && it->is_string() && *it == "vm";
+bool wanted(const spec::jdoc::Node& raw) {
+  if (raw.find("vm")) return true;
+  const spec::jdoc::Node* a = raw.find("annotations");
+  const spec::jdoc::Node* v = a ? a->member(kAnnotation) : nullptr;
+  return v && v->is_string() && v->str() == "vm";
 }
 
 constexpr uint64_t kGuestOverheadMib = 96;

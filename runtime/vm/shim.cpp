@@ -754,7 +754,7 @@ class VmExecutor final : public Executor {
             if (auto r = netns::passthrough::stop_recorded(owner); !r) log::warn(r.error().msg);
           });
         }
-    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(rq.document, net.attach() || pod, vols), net.network,
+    Shim shim{dir, rq.id, rq.rootfs, rq.fifo_path, p, guest_config(nlohmann::json::parse(rq.document), net.attach() || pod, vols), net.network,
               owner, net.ports, vols};
     if (pod && pod->tap) {
       shim.pod_tap = pod->tap.get();

@@ -18,6 +18,7 @@
 #include "runtime/core/error.hpp"
 #include "runtime/core/fd.hpp"
 #include "spec/config.hpp"
+#include "spec/jdoc.hpp"
 
 namespace brig::runtime::vm {
 
@@ -116,7 +117,7 @@ inline constexpr const char* kAnnotation = "io.brig.runtime";  // = "vm"
 
 bool wanted(const spec::Config& cfg);
 // The same on a saved config, without parsing it all.
-bool wanted(const nlohmann::json& raw);
+bool wanted(const spec::jdoc::Node& raw);
 
 struct Host {
   bool hw_virt = false;  // vmx/svm in /proc/cpuinfo and /dev/kvm opens

@@ -23,7 +23,7 @@ add_seeds() {
   done
 }
 case $name in
-  config|mount_plan|seccomp_plan)
+  config|jdoc|mount_plan|seccomp_plan)
     add_seeds "$src/test/data/oci-samples/config"
     add_seeds "$src/../shared/oci-runtime-spec/schema/test/config" ;;
   process)

@@ -36,16 +36,13 @@ TEST_CASE("config: minimal document and defaults", "[spec][config]") {
   CHECK(r->mounts.empty());
   CHECK(r->annotations.empty());
   CHECK(r->solaris.is_null());
-  CHECK(r->raw["root"]["path"] == "rootfs");
-  // A document handed over (moved) is kept as raw just as a copied one is,
-  // and is checked the same.
+  CHECK(nlohmann::json::parse(r->raw)["root"]["path"] == "rootfs");
+  // A document is read through its dump, which is kept as raw, and is
+  // checked the same as a text.
   auto doc = nlohmann::json::parse(R"({"ociVersion":"1.0.0","root":{"path":"rootfs"},"x":{"y":[1]}})");
   auto copied = parse_config(doc);
-  auto moved = parse_config_json(nlohmann::json(doc));
   REQUIRE(copied);
-  REQUIRE(moved);
-  CHECK(copied->raw == doc);
-  CHECK(moved->raw == doc);
+  CHECK(nlohmann::json::parse(copied->raw) == doc);
   auto bad = parse_config_json(nlohmann::json::parse(R"({"ociVersion":"1.0.0","root":{"path":7}})"));
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg == "root.path: must be a string");
@@ -223,7 +220,7 @@ TEST_CASE("config: hooks, mounts, annotations, vm", "[spec][config]") {
   CHECK(*r->vm->hwConfig->vcpus == 2);
   CHECK(r->vm->hwConfig->iomems[0].nrMFNs == 2);
   // unknown fields are ignored, but kept in raw
-  CHECK(r->raw["someFutureField"]["x"] == 1);
+  CHECK(nlohmann::json::parse(r->raw)["someFutureField"]["x"] == 1);
   json out = to_json(*r);
   CHECK_FALSE(out.contains("someFutureField"));
   CHECK(out["annotations"]["com.example"] == "");

@@ -181,11 +181,18 @@ TEST_CASE("vm exec frames carry their exec number") {
 }
 
 TEST_CASE("vm backend: asked for in a saved config") {
-  CHECK(wanted(json{{"vm", {{"kernel", {{"path", "/k"}}}}}}));
-  CHECK(wanted(json{{"annotations", {{"io.brig.runtime", "vm"}}}}));
-  CHECK_FALSE(wanted(json{{"annotations", {{"io.brig.runtime", 3}}}}));
-  CHECK_FALSE(wanted(json{{"vm", nullptr}}));
-  CHECK_FALSE(wanted(json::array()));
+  auto saved = [](const json& j) {
+    auto d = brig::spec::jdoc::parse(j.dump());
+    REQUIRE(d);
+    return wanted(d->root());
+  };
+  CHECK(saved(json{{"vm", {{"kernel", {{"path", "/k"}}}}}}));
+  CHECK(saved(json{{"annotations", {{"io.brig.runtime", "vm"}}}}));
+  CHECK_FALSE(saved(json{{"annotations", {{"io.brig.runtime", 3}}}}));
+  CHECK_FALSE(saved(json{{"annotations", {{"io.brig.runtime", "vmm"}}}}));
+  CHECK_FALSE(saved(json{{"annotations", {"vm"}}}));
+  CHECK_FALSE(saved(json{{"vm", nullptr}}));
+  CHECK_FALSE(saved(json::array()));
 }
 
 TEST_CASE("vm: commas in paths never start a new QEMU or virtiofsd option") {
@@ -260,7 +267,7 @@ TEST_CASE("vm: bind mounts name host paths, shared with the guest under their in
   CHECK((*v)[2].rreadonly);
   CHECK_FALSE((*v)[2].readonly);
 
-  json g = guest_config(c.raw, false, *v);
+  json g = guest_config(json::parse(c.raw), false, *v);
   CHECK(g["mounts"][0]["source"] == "proc");
   CHECK(g["mounts"][1]["source"] == "/volumes/1");
   CHECK(g["mounts"][2]["source"] == "/volumes/2");
