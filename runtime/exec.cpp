@@ -107,7 +107,7 @@ struct ExecChild {
   bool user_joined = false;  // cloned inside the container's user namespace
 };
 
-Result<std::string> child_setup(const ExecChild& c) {
+Result<std::string> child_setup(const ExecChild& c, std::vector<std::string>& env) {
   TRY_VOID(await_go(c.sync_fd, c.wait_go));
   if (c.cgroup_join->active()) TRY_VOID(cgroup::join_self(*c.cgroup_join));
   TRY_VOID(ns::enter(*c.joins, CLONE_NEWPID | CLONE_NEWTIME | (c.user_joined ? CLONE_NEWUSER : 0)));
@@ -118,7 +118,7 @@ Result<std::string> child_setup(const ExecChild& c) {
   }
   // The container's seccomp filter, loaded at the same stages as in init.
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_caps, c.sync_fd));
-  TRY(std::string exe, prepare_process(*c.proc, c.userns, c.cfg));
+  TRY(std::string exe, prepare_process(*c.proc, c.userns, env, c.cfg));
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_ready, c.sync_fd));
   return exe;
 }
@@ -138,14 +138,10 @@ Result<std::string> child_setup(const ExecChild& c) {
   for (auto& j : *c.joins) keep.push_back(j.fd.get());
   for (auto& f : c.cgroup_join->tasks) keep.push_back(f.get());
   sys::close_fds_except(3 + c.preserve_fds, keep);
-  auto exe = child_setup(c);
+  std::vector<std::string> env;
+  auto exe = child_setup(c, env);
   if (!exe) {
     (void)send(c.sync_fd, Msg::error, exe.error().msg);
-    ::_exit(1);
-  }
-  auto env = process_env(*c.proc);
-  if (!env) {
-    (void)send(c.sync_fd, Msg::error, env.error().msg);
     ::_exit(1);
   }
   log::phase("exec child: ready");
@@ -157,7 +153,7 @@ Result<std::string> child_setup(const ExecChild& c) {
     (void)send(c.sync_fd, Msg::error, sc.error().msg);
     ::_exit(1);
   }
-  exec_process(*exe, c.proc->args, *env, c.preserve_fds, c.sync_fd);
+  exec_process(*exe, c.proc->args, env, c.preserve_fds, c.sync_fd);
 }
 
 int child_entry(void* ec) { child_main(*static_cast<const ExecChild*>(ec)); }

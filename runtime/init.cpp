@@ -91,7 +91,7 @@ Result<void> run_create_hooks(const InitContext& c) {
                    c.cfg->process ? &c.cfg->process->env : &none);
 }
 
-Result<void> setup(const InitContext& c, std::string& exe) {
+Result<void> setup(const InitContext& c, std::string& exe, std::vector<std::string>& env) {
   const spec::Config& cfg = *c.cfg;
   const spec::Process& proc = *cfg.process;
 
@@ -178,7 +178,7 @@ Result<void> setup(const InitContext& c, std::string& exe) {
   BRIG_FAULT("create.init-set-up");
   // seccomp loads as late as it may (runtime/seccomp.hpp, Stage).
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_caps, c.sync_fd));
-  TRY(exe, prepare_process(proc, c.ns->has("user"), &cfg));
+  TRY(exe, prepare_process(proc, c.ns->has("user"), env, &cfg));
   TRY_VOID(seccomp::install_at(c.seccomp, seccomp::Stage::before_ready, c.sync_fd));
   log::phase("init: process attributes, caps, user");
   return {};
@@ -403,19 +403,13 @@ void init_main(const InitContext& c) {
   // Generous: HOME comes from the container's /etc/passwd, and untouched
   // pages of the mapping cost nothing.
   if (c.shared_memory) arena.emplace(room_to_set_aside(c, c.cfg->process->env, PATH_MAX) + (64 << 10));
-  auto r = setup(c, exe);
+  std::vector<std::string> env;
+  auto r = setup(c, exe, env);
   if (!r) {
     if (c.shared_memory) hand_over(c, nullptr, Msg::error, r.error().msg);
     (void)send(c.sync_fd, Msg::error, r.error().msg);
     ::_exit(1);
   }
-  auto process_env_or = process_env(*c.cfg->process);
-  if (!process_env_or) {
-    if (c.shared_memory) hand_over(c, nullptr, Msg::error, process_env_or.error().msg);
-    (void)send(c.sync_fd, Msg::error, process_env_or.error().msg);
-    ::_exit(1);
-  }
-  std::vector<std::string> env = std::move(*process_env_or);
 
   // From here on the parent may exit: do not die with it.
   ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);

@@ -153,7 +153,8 @@ Result<std::string> find_executable(const std::string& name, const std::vector<s
   return fail_msg("exec: \"{}\": executable file not found in $PATH", name);
 }
 
-Result<std::string> prepare_process(const spec::Process& proc, bool userns, const spec::Config* cfg) {
+Result<std::string> prepare_process(const spec::Process& proc, bool userns, std::vector<std::string>& env,
+                                    const spec::Config* cfg) {
   if (proc.execCPUAffinity && proc.execCPUAffinity->initial)
     TRY_VOID(set_cpu_affinity(*proc.execCPUAffinity->initial, "process.execCPUAffinity.initial"));
   TRY_VOID(set_rlimits(proc));
@@ -167,6 +168,9 @@ Result<std::string> prepare_process(const spec::Process& proc, bool userns, cons
     TRY(Fd root, sys::open("/", O_PATH | O_DIRECTORY));
     TRY_CTX_VOID(rootfs::mkdir_all_in_root(root, proc.cwd), "create cwd {}", proc.cwd);
   }
+  // HOME is looked up as root, as runc does: a container user who may not
+  // read /etc/passwd still gets the entry's home.
+  TRY(env, process_env(proc));
 
   // Without a capabilities section the process keeps none, as with runc.
   TRY(CapSets caps, resolve_caps(proc.capabilities.value_or(spec::Capabilities{}), kernel_last_cap()));

@@ -12,9 +12,12 @@
 namespace brig::runtime {
 
 // After the container's root is in place: applies everything up to the
-// exec and returns the executable's path. `userns`: in a user namespace.
-// `cfg`: the container's config (linux.personality), when there is one.
-Result<std::string> prepare_process(const spec::Process& proc, bool userns, const spec::Config* cfg = nullptr);
+// exec and returns the executable's path; `env` gets the process's
+// environment (process_env, read before the switch to the container's
+// user, as runc does). `userns`: in a user namespace. `cfg`: the
+// container's config (linux.personality), when there is one.
+Result<std::string> prepare_process(const spec::Process& proc, bool userns, std::vector<std::string>& env,
+                                    const spec::Config* cfg = nullptr);
 // Socket activation: the number of fds passed to us with LISTEN_FDS, when
 // LISTEN_PID names this process (as systemd sets them), else 0.
 int listen_fds();

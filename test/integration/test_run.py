@@ -301,6 +301,24 @@ def test_user_home_env(runtime, bundle):
     assert run_fg(runtime, bundle).stdout == "/tmp\n"
 
 
+def test_user_home_from_a_passwd_only_root_may_read(runtime, bundle):
+    """HOME is looked up as root, before the switch to the container's user,
+    as runc does: /etc/passwd readable by root alone still gives the user's
+    entry, in run and in exec. (brig read it as the user until 2026-12-06,
+    and gave HOME=/.)"""
+    show = "echo $HOME; cat /etc/passwd >/dev/null 2>&1 || echo unreadable"
+    bundle.config(args=["sh", "-c", show], user={"uid": 1000, "gid": 1000})
+    os.chmod(bundle.rootfs / "etc" / "passwd", 0o600)
+    assert run_fg(runtime, bundle).stdout == "/tmp\nunreadable\n"
+    bundle.config(args=["sleep", "100"])
+    runtime.run("run", "--detach", "--bundle", bundle, bundle.id, check=True)
+    try:
+        res = runtime.run("exec", bundle.id, "sh", "-c", show, timeout=20, check=True)
+        assert res.stdout == "/tmp\nunreadable\n", res
+    finally:
+        runtime.run("delete", "--force", bundle.id, check=True)
+
+
 def test_keep(runtime, bundle):
     bundle.config(args=["true"])
     res = run_fg(runtime, bundle, "--keep")
