@@ -61,7 +61,8 @@ Result<void> update(const Globals& g, const std::string& id, const nlohmann::jso
   if (vm && !rdt.empty()) return fail_msg("update: Intel RDT is not supported by the microVM backend");
   if (vm) {
     std::string err;
-    TRY(int code, vm::brig_in_guest(store.dir(id), {"update", "--resources", "-", id}, resources.dump(), &err));
+    TRY(int code, vm::brig_in_guest(store.dir(id), {"update", "--resources", "-", id},
+                                              resources.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), &err));
     if (code != 0) return fail_msg("update: in the guest: {}", vm::guest_failure(err, code));
   }
   if (!rdt.empty()) {

@@ -227,7 +227,10 @@ Record record_of(const Node& j) {
   r.created = string_of(field(j, "created"), "created");
   if (const Node* a = optional_field(j, "annotations")) {
     if (!a->is_object()) throw Corrupt("annotations is not an object");
-    a->for_each_member([&](const Node::Member& m) { r.annotations[std::string(m.key)] = string_of(m.value, "annotations"); });
+    // Of duplicate keys the last counts, as it did in nlohmann's document.
+    std::map<std::string_view, const Node*> last;
+    a->for_each_member([&](const Node::Member& m) { last[m.key] = &m.value; });
+    for (auto [key, v] : last) r.annotations.emplace(key, string_of(*v, "annotations"));
   }
   r.cgroup_path = string_of(field(j, "cgroupPath"), "cgroupPath");
   r.own_pidns = bool_of(field(j, "ownPidns"), "ownPidns");

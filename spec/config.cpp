@@ -434,7 +434,7 @@ Result<Config> parse_config(std::string_view json_text) {
   return cfg;
 }
 
-Result<Config> parse_config_json(const nlohmann::json& doc) { return parse_config(doc.dump()); }
+Result<Config> parse_config_json(const nlohmann::json& doc) { return parse_config(jdoc::dump_of(doc)); }
 
 Result<Process> parse_process(std::string_view json_text) {
   TRY(jdoc::Doc doc, jdoc::parse(json_text));
@@ -447,6 +447,6 @@ Result<Process> parse_process(std::string_view json_text) {
   return proc;
 }
 
-Result<Process> parse_process_json(const nlohmann::json& doc) { return parse_process(doc.dump()); }
+Result<Process> parse_process_json(const nlohmann::json& doc) { return parse_process(jdoc::dump_of(doc)); }
 
 }  // namespace brig::spec

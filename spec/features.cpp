@@ -152,7 +152,7 @@ Result<Features> parse_features(std::string_view json_text) {
   return read_features(doc.root());
 }
 
-Result<Features> parse_features_json(const nlohmann::json& doc) { return parse_features(doc.dump()); }
+Result<Features> parse_features_json(const nlohmann::json& doc) { return parse_features(jdoc::dump_of(doc)); }
 
 // ---- writing
 

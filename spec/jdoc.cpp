@@ -174,6 +174,8 @@ class Parser {
       }
     }
     if (n.type_ == Type::number_float) {
+      // strtod reads '.' as the decimal point in the "C" locale, which brig
+      // never changes (nlohmann swaps in the locale's point instead).
       char* stop = nullptr;
       double d = std::strtod(start, &stop);
       if (stop != p_ || !std::isfinite(d)) return false;  // nlohmann: "number overflow"
@@ -350,6 +352,10 @@ std::string why_not_json(std::string_view text) {
   return "not accepted by brig's reader";
 }
 }  // namespace
+
+std::string dump_of(const nlohmann::json& doc) {
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 Result<Doc> parse(std::string_view text) {
   // nlohmann's lexer takes a NUL byte for the end of the input, so its

@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "runtime/core/error.hpp"
 
 namespace brig::spec::jdoc {
@@ -124,5 +126,9 @@ class Doc {
 // Parses `text`, or fails with nlohmann's words for why it is not JSON
 // ("invalid JSON: parse error at line 1, column 2: ...").
 Result<Doc> parse(std::string_view text);
+
+// A document made in code, as text to parse: bytes that are not UTF-8 (a
+// flag's value, say) become U+FFFD rather than an exception.
+std::string dump_of(const nlohmann::json& doc);
 
 }  // namespace brig::spec::jdoc

@@ -64,6 +64,6 @@ Result<State> parse_state(std::string_view json_text) {
   return read_state(doc.root());
 }
 
-Result<State> parse_state_json(const nlohmann::json& doc) { return parse_state(doc.dump()); }
+Result<State> parse_state_json(const nlohmann::json& doc) { return parse_state(jdoc::dump_of(doc)); }
 
 }  // namespace brig::spec

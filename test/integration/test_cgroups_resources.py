@@ -418,6 +418,24 @@ def test_update_errors(runtime, bundle):
 
 
 @v1_only  # v2 takes any memory.max and lets the OOM killer reclaim
+def test_update_with_a_value_that_is_not_utf8_fails_in_one_line(runtime, bundle):
+    """A flag's bytes that are not UTF-8 go into the resources document that
+    is read as JSON text: its dump threw, and brig aborted (exit 134, a core).
+    Now the value reaches the cgroup write (as U+FFFD) and fails there, as
+    runc's does, and the container keeps its cpuset."""
+    with_resources(bundle, {})
+    run_d(runtime, bundle)
+    before = cgfile(bundle, "cpuset", "cpuset.cpus") if not CGROUP_V2 else None
+    r = runtime.run("update", "--cpuset-cpus", os.fsdecode(b"\xff"), bundle.id, check=False)
+    assert r.returncode == 1, r
+    # One line (runc warns first that it could not set the old values back).
+    last = r.stderr.strip().splitlines()[-1] if IS_RUNC else r.error
+    assert last.endswith('cpuset.cpus: invalid argument"') or last.endswith("cpuset.cpus: invalid argument"), r
+    if before is not None:
+        assert cgfile(bundle, "cpuset", "cpuset.cpus") == before
+    runtime.run("update", "--pids-limit", "7", bundle.id, check=True)
+
+
 def test_update_memory_below_usage(runtime, bundle):
     with_resources(bundle, {})
     run_d(runtime, bundle)

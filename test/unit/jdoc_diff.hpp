@@ -42,7 +42,15 @@ inline std::string jdoc_differs(std::string_view text) {
   while (!todo.empty()) {
     auto [a, b] = todo.back();
     todo.pop_back();
-    if (a->text().empty()) return "empty source text";
+    // Each value's source text is the value alone, no whitespace around it.
+    std::string_view src = a->text();
+    if (src.empty()) return "empty source text";
+    auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    if (ws(src.front()) || ws(src.back())) return "source text with whitespace around it";
+    if ((a->is_object() && (src.front() != '{' || src.back() != '}')) ||
+        (a->is_array() && (src.front() != '[' || src.back() != ']')) ||
+        (a->is_number() && src.front() != '-' && (src.front() < '0' || src.front() > '9')))
+      return "source text of another value";
     switch (a->type()) {
       case Type::null:
         if (!b->is_null()) return "null";

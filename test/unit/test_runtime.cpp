@@ -170,6 +170,13 @@ TEST_CASE("the state record round-trips through JSON", "[state]") {
   r.bundle = "/b\xff";
   text = runtime::state_text(r);
   CHECK(nlohmann::json::parse(text)["bundle"] == "/b\xef\xbf\xbd");
+  // Of duplicate annotations the last counts, as in nlohmann's document.
+  auto dup = runtime::record_from_text(
+      R"({"annotations":{"a":1,"a":"x"},"bundle":"/b","cgroupPath":"/c","config":{},"created":"t","id":"i",)"
+      R"("ownPidns":true,"phase":"created","pid":1,"pidStart":2,"rootfs":"/r"})");
+  REQUIRE(dup);
+  CHECK(dup->annotations == std::map<std::string, std::string>{{"a", "x"}});
+  CHECK(dup->config == "{}");
   auto bad = runtime::record_from_json(nlohmann::json{{"id", "x"}});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg.rfind("corrupt state", 0) == 0);

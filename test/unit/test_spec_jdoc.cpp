@@ -143,3 +143,13 @@ TEST_CASE("config: duplicate keys, the last one counts as before", "[spec][confi
   REQUIRE_FALSE(bad);
   CHECK(bad.error().msg == "annotations.b: must be a string");
 }
+
+TEST_CASE("jdoc: a document made in code with bytes that are not UTF-8 is read, not thrown", "[spec][jdoc]") {
+  nlohmann::json doc = {{"ociVersion", "1.0.0"},
+                        {"root", {{"path", "rootfs"}}},
+                        {"linux", {{"resources", {{"cpu", {{"cpus", "\xff"}}}}}}}};
+  auto c = brig::spec::parse_config(doc);
+  REQUIRE(c);
+  CHECK(c->linux->resources->cpu->cpus == "\xef\xbf\xbd");
+  CHECK(jdoc::dump_of(nlohmann::json("a\xff" "b")) == "\"a\xef\xbf\xbd" "b\"");
+}
