@@ -1,7 +1,8 @@
 // Internal to spec/: a small typed JSON reader that knows the JSON path of what
 // it reads, so every type error names the field ("linux.devices[2].major: must
-// be a 64-bit integer"). It throws ReadError internally; the public functions
-// catch it and return Result. JSON null counts as absent (as in Go's decoder).
+// be a 64-bit integer"). It reads a spec::jdoc document (jdoc::parse). It
+// throws ReadError internally; the public functions catch it and return
+// Result. JSON null counts as absent (as in Go's decoder).
 #pragma once
 
 #include <cctype>
@@ -216,8 +217,5 @@ auto guarded(F&& f) -> Result<decltype(f())> {
     return fail(Error::plain(e.what()));
   }
 }
-
-// Parse text, or "invalid JSON: <reason>".
-inline Result<jdoc::Doc> parse_text(std::string_view text) { return jdoc::parse(text); }
 
 }  // namespace brig::spec::jr
