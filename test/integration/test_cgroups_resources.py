@@ -417,7 +417,6 @@ def test_update_errors(runtime, bundle):
     assert r.error == "Intel RDT/CAT: l3 cache schema is not enabled", r
 
 
-@v1_only  # v2 takes any memory.max and lets the OOM killer reclaim
 def test_update_with_a_value_that_is_not_utf8_fails_in_one_line(runtime, bundle):
     """A flag's bytes that are not UTF-8 go into the resources document that
     is read as JSON text: its dump threw, and brig aborted (exit 134, a core).
@@ -430,12 +429,15 @@ def test_update_with_a_value_that_is_not_utf8_fails_in_one_line(runtime, bundle)
     assert r.returncode == 1, r
     # One line (runc warns first that it could not set the old values back).
     last = r.stderr.strip().splitlines()[-1] if IS_RUNC else r.error
-    assert last.endswith('cpuset.cpus: invalid argument"') or last.endswith("cpuset.cpus: invalid argument"), r
+    assert "internal error" not in last, r
+    if not CGROUP_V2:  # v2: the cpuset controller may not be enabled for the container
+        assert last.endswith('cpuset.cpus: invalid argument"') or last.endswith("cpuset.cpus: invalid argument"), r
     if before is not None:
         assert cgfile(bundle, "cpuset", "cpuset.cpus") == before
     runtime.run("update", "--pids-limit", "7", bundle.id, check=True)
 
 
+@v1_only  # v2 takes any memory.max and lets the OOM killer reclaim
 def test_update_memory_below_usage(runtime, bundle):
     with_resources(bundle, {})
     run_d(runtime, bundle)
