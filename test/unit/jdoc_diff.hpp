@@ -38,10 +38,11 @@ inline std::string jdoc_differs(std::string_view text) {
   if (!mine) return "refused what nlohmann accepts: " + mine.error().msg;
   if (mine->root().text().data() == nullptr) return "no source text";
 
-  std::vector<std::pair<const Node*, const nlohmann::json*>> todo{{&mine->root(), &theirs}};
-  while (!todo.empty()) {
-    auto [a, b] = todo.back();
-    todo.pop_back();
+  // The pairs of values still to compare (an explicit stack: no recursion).
+  std::vector<std::pair<const Node*, const nlohmann::json*>> pending{{&mine->root(), &theirs}};
+  while (!pending.empty()) {
+    auto [a, b] = pending.back();
+    pending.pop_back();
     // Each value's source text is the value alone, no whitespace around it.
     std::string_view src = a->text();
     if (src.empty()) return "empty source text";
@@ -77,7 +78,7 @@ inline std::string jdoc_differs(std::string_view text) {
       case Type::array: {
         if (!b->is_array() || b->size() != a->size()) return "array size";
         size_t i = 0;
-        for (const Node& e : a->elements()) todo.emplace_back(&e, &(*b)[i++]);
+        for (const Node& e : a->elements()) pending.emplace_back(&e, &(*b)[i++]);
         if (i != a->size()) return "array elements";
         break;
       }
@@ -95,7 +96,7 @@ inline std::string jdoc_differs(std::string_view text) {
           auto it = b->find(std::string(k));
           if (it == b->end()) return "object key";
           if (a->find(k) != (v->is_null() ? nullptr : v)) return "find";
-          todo.emplace_back(v, &*it);
+          pending.emplace_back(v, &*it);
         }
         break;
       }
