@@ -4,6 +4,8 @@ stdio wiring and signal forwarding of a foreground `run`."""
 import signal
 import time
 
+from conftest import runc_bug
+
 
 def status_fields(text):
     out = {}
@@ -43,6 +45,37 @@ def test_capabilities_for_non_root_user(runtime, bundle):
     assert st["NoNewPrivs"] == "1"
     assert st["Uid"].split() == ["1000"] * 4, st["Uid"]
     assert st["Gid"].split() == ["1000"] * 4, st["Gid"]
+
+
+def _status_under(runtime, bundle, ignored=(), blocked=()):
+    """The container's /proc/self/status, `run` from a caller that ignores
+    and blocks the given signals (both pass through fork and execve)."""
+    bundle.config(args=["cat", "/proc/self/status"])
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in ignored}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(blocked))
+    try:
+        res = runtime.run("run", "--bundle", bundle, bundle.id)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        for s, h in old.items():
+            signal.signal(s, h)
+    assert res.returncode == 0, res
+    return status_fields(res.stdout), res
+
+
+def test_signals_the_caller_ignores_start_at_their_default(runtime, bundle):
+    # nohup's SIGHUP, a shell's SIGINT: the container's process must not
+    # inherit them (brig resets just the ones /proc/self/status lists).
+    st, res = _status_under(runtime, bundle,
+                            ignored=(signal.SIGHUP, signal.SIGUSR2, signal.SIGRTMIN + 3))
+    zero = "0" * 16
+    assert (st["SigIgn"], st["SigCgt"]) == (zero, zero), res.stdout
+
+
+@runc_bug("runc 1.1.5 passes the caller's blocked signals to the container's process")
+def test_signals_the_caller_blocks_start_unblocked(runtime, bundle):
+    st, res = _status_under(runtime, bundle, blocked=(signal.SIGUSR1, signal.SIGWINCH))
+    assert st["SigBlk"] == "0" * 16, res.stdout
 
 
 def test_rlimit_nofile(runtime, bundle):
