@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "rootfs/idmap.hpp"
@@ -195,8 +196,55 @@ Result<void> copy_tree(int from, int to, const std::string& where) {
   return {};
 }
 
+// mount(2) on the checked target, through /proc/self/fd, where one call says
+// what fsopen + fsconfig per option + fsmount + move_mount say: no recursive
+// attributes, propagation, tmpcopyup or label, and options a comma-joined
+// string can carry. Five to eight calls fewer a mount (~2 us each on this
+// VM, contrib/bench/README.md). False where it does not apply or the kernel
+// refuses: the caller then takes the fd path, whose error names the option
+// the filesystem refused (the fs context's log), and which leaves nothing
+// of this attempt behind: a failed mount(2) mounts nothing.
+bool mounted_in_one_call(const Op& op, int target) {
+  const MountFlags& f = op.flags;
+  if (f.tmpcopyup || f.rattr_set || f.rattr_clr || f.propagation || !op.label.empty()) return false;
+  struct Bit {
+    uint64_t attr;
+    unsigned long ms;
+  };
+  static constexpr Bit bits[] = {{MOUNT_ATTR_RDONLY, MS_RDONLY},       {MOUNT_ATTR_NOSUID, MS_NOSUID},
+                                 {MOUNT_ATTR_NODEV, MS_NODEV},         {MOUNT_ATTR_NOEXEC, MS_NOEXEC},
+                                 {MOUNT_ATTR_NOATIME, MS_NOATIME},     {MOUNT_ATTR_STRICTATIME, MS_STRICTATIME},
+                                 {MOUNT_ATTR_NODIRATIME, MS_NODIRATIME}, {MOUNT_ATTR_NOSYMFOLLOW, MS_NOSYMFOLLOW}};
+  uint64_t left = f.attr_set;
+  unsigned long ms = 0;
+  for (const Bit& b : bits)
+    if (left & b.attr) {
+      ms |= b.ms;
+      left &= ~b.attr;
+    }
+  if (left) return false;
+  for (const auto& o : f.sb_flags) {
+    if (o == "sync") ms |= MS_SYNCHRONOUS;
+    else if (o == "dirsync") ms |= MS_DIRSYNC;
+    else if (o == "mand") ms |= MS_MANDLOCK;
+    else if (o == "lazytime") ms |= MS_LAZYTIME;
+  }
+  std::string data;
+  for (const auto& [k, v] : f.data) {
+    if (k.find(',') != std::string::npos || v.find(',') != std::string::npos) return false;
+    if (!data.empty()) data += ',';
+    data += k;
+    if (!v.empty()) data += '=' + v;
+  }
+  char at[32];
+  std::snprintf(at, sizeof at, "/proc/self/fd/%d", target);
+  return ::mount(op.source.empty() ? nullptr : op.source.c_str(), at, op.fstype.c_str(), ms,
+                 data.empty() ? nullptr : data.c_str()) == 0;
+}
+
 Result<void> mount_fs(const Op& op, Root& root) {
   TRY(Fd target, mount_target(op, root, false));
+  if (mounted_in_one_call(op, target.get())) return {};
   int fsfd = ::fsopen(op.fstype.c_str(), FSOPEN_CLOEXEC);
   if (fsfd < 0) return fail_errno("fsopen {}", op.fstype);
   Fd fs(fsfd);

@@ -1,6 +1,8 @@
 // Applies a rootfs::Plan inside the container's new mount namespace. Every
 // target is an fd resolved inside the root; mounts are attached by fd
-// (fsopen/fsmount, open_tree, move_mount, mount_setattr).
+// (fsopen/fsmount, open_tree, move_mount, mount_setattr), or, for a plain
+// filesystem whose options mount(2) can say, by one mount(2) on the target's
+// /proc/self/fd path (the host's /proc: the ops run before the pivot).
 #pragma once
 
 #include <string>
