@@ -114,9 +114,13 @@ struct Root {
 // on an ordinary directory reached without a symlink.
 Result<Fd> mount_target(const Op& op, Root& root, bool file) {
   root.dir = Fd();
-  TRY(Fd t, ensure_target(root.fd, op.target, file));
-  if (root.is(t.get())) return fail_msg("destination {} resolves to the container's root", op.target);
+  bool made = false;
+  TRY(Fd t, ensure_target(root.fd, op.target, file, &made));
+  // A target this call made is neither the root nor on procfs (see
+  // ensure_target): two calls fewer for each missing one.
+  if (!made && root.is(t.get())) return fail_msg("destination {} resolves to the container's root", op.target);
   bool special = op.kind == Op::Kind::fs && (op.fstype == "proc" || op.fstype == "sysfs");
+  if (made && !special) return t;
   if (special) {
     // The same target, reached again without a symlink, as a directory.
     auto direct = open_in_root_nofollow(root.fd, op.target, O_PATH | O_DIRECTORY);

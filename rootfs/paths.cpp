@@ -34,8 +34,11 @@ Result<Fd> open_in_root_nofollow(BorrowedFd root, const std::string& path, int f
 namespace {
 
 // mkdir_all_in_root, told whether `path` itself was just seen missing (ENOENT
-// from the caller's own openat2): then its first lookup is skipped.
-Result<Fd> make_dirs(BorrowedFd root, const std::string& path, mode_t mode, bool known_missing) {
+// from the caller's own openat2): then its first lookup is skipped. `made`,
+// if given, says whether the last name is a directory this call created in
+// its resolved parent and the fd is that new directory (see ensure_target).
+Result<Fd> make_dirs(BorrowedFd root, const std::string& path, mode_t mode, bool known_missing,
+                     bool* made = nullptr) {
   // The common cases, all there or only the last name missing: resolve the
   // path or its parent once instead of walking every level (same
   // resolution, same mkdirat as the walk below).
@@ -43,9 +46,15 @@ Result<Fd> make_dirs(BorrowedFd root, const std::string& path, mode_t mode, bool
     if (auto fd = sys::openat2(root, rel(path), O_PATH | O_DIRECTORY, kResolve)) return fd;
   if (auto [parent, name] = split_parent(path); !name.empty() && name != "." && name != "..") {
     if (auto dir = sys::openat2(root, rel(parent), O_PATH | O_DIRECTORY, kResolve)) {
-      if (::mkdirat(dir->get(), name.c_str(), mode) < 0 && errno != EEXIST)
-        return fail_errno("mkdir /{}", rel(path));
-      if (auto made = sys::openat2(root, rel(path), O_PATH | O_DIRECTORY, kResolve)) return made;
+      if (::mkdirat(dir->get(), name.c_str(), mode) == 0) {
+        // Ours: opened where it was made, one name, never a symlink.
+        int fd = ::openat(dir->get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return fail_errno("open /{}", rel(path));
+        if (made) *made = true;
+        return Fd(fd);
+      }
+      if (errno != EEXIST) return fail_errno("mkdir /{}", rel(path));
+      if (auto there = sys::openat2(root, rel(path), O_PATH | O_DIRECTORY, kResolve)) return there;
     }
   }
   TRY(Fd cur, sys::openat2(root, ".", O_PATH | O_DIRECTORY, kResolve));
@@ -80,17 +89,23 @@ Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mo
   return make_dirs(root, path, mode, false);
 }
 
-Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file) {
+Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file, bool* made) {
+  if (made) *made = false;
   auto fd = open_in_root(root, path, O_PATH);
   if (fd) return fd;
   if (fd.error().err != ENOENT) return fd;
-  if (!file) return make_dirs(root, path, 0755, true);
+  if (!file) return make_dirs(root, path, 0755, true, made);
   auto [parent, name] = split_parent(path);
   TRY(Fd dir, mkdir_all_in_root(root, parent));
   int f = ::openat(dir.get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (f < 0 && errno != EEXIST) return fail_errno("create {}", path);
-  if (f >= 0) ::close(f);
-  return open_in_root(root, path, O_PATH);
+  if (f < 0) return open_in_root(root, path, O_PATH);
+  ::close(f);
+  // Ours, as above.
+  int p = ::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (p < 0) return fail_errno("open {}", path);
+  if (made) *made = true;
+  return Fd(p);
 }
 
 }  // namespace brig::rootfs

@@ -18,8 +18,11 @@ Result<Fd> open_in_root_nofollow(BorrowedFd root, const std::string& path, int f
 // fd of the last one.
 Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mode = 0755);
 // Makes the target of a mount if missing: a directory, or an empty file when
-// `file` is true. Returns an O_PATH fd of it.
-Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file);
+// `file` is true. Returns an O_PATH fd of it. `made`, if given, is set when
+// this call created the last name in its resolved parent and the fd is that
+// new entry (opened there without following a symlink): then it is neither
+// the root nor on procfs, which does not let anything be created in it.
+Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file, bool* made = nullptr);
 
 // Splits "/a/b/c" into "/a/b" and "c".
 std::pair<std::string, std::string> split_parent(const std::string& path);
