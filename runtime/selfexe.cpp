@@ -192,11 +192,9 @@ Result<void> remap_in_place(const Fd& view) {
         ::sigprocmask(SIG_SETMASK, &old, nullptr);
         return fail_errno("map the read-only view over {:#x}", m.lo);
       }
-      // The code and constants run from here on would fault back in a
-      // 64 KiB window at a time; one call maps them all from the page cache
-      // (~0.1 ms less CPU a `run` on this VM, contrib/bench/README.md).
-      // Only a hint: kernels before 5.14 refuse it with EINVAL.
-      (void)::syscall(SYS_madvise, m.lo, len, MADV_POPULATE_READ);
+      // Left to fault back in as it runs: populating all of it at once
+      // (MADV_POPULATE_READ) made 1.4 MiB more resident, above crun's peak
+      // RSS, and was no faster (contrib/bench/README.md).
       continue;
     }
     // MAP_POPULATE: every page is copied on write by the kernel in this one
