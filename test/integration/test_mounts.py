@@ -2,6 +2,7 @@
 
 import os
 
+from conftest import IS_RUNC, _find_cgroup_dirs
 from test_run import _mountinfo
 
 
@@ -30,6 +31,38 @@ def test_default_mount_types(runtime, bundle):
         m = mi.get(f"/sys/fs/cgroup/{ctrl}")
         assert m and m["fstype"] == "cgroup" and "ro" in m["opts"], (ctrl, m)
         assert m["root"] != "/", m
+
+
+def test_default_mount_options(runtime, bundle):
+    # Every flag and filesystem option of runc's default mounts reaches the
+    # kernel, whichever call brig mounts them with (mount(2) on the checked
+    # target, or fsopen/fsconfig where mount(2) cannot say it).
+    mi = _mountinfo(run_out(runtime, bundle, "cat /proc/self/mountinfo"))
+    want = {
+        "/dev": ({"rw", "nosuid"}, {"mode=755", "size=65536k"}),
+        "/dev/pts": ({"rw", "nosuid", "noexec"}, {"mode=620", "ptmxmode=666", "gid=5"}),
+        "/dev/shm": ({"rw", "nosuid", "nodev", "noexec"}, {"size=65536k"}),  # mode 1777 is the default, not shown
+        "/dev/mqueue": ({"rw", "nosuid", "nodev", "noexec"}, set()),
+        "/sys": ({"ro", "nosuid", "nodev", "noexec"}, set()),
+        "/proc": ({"rw"}, set()),
+    }
+    for mp, (opts, sopts) in want.items():
+        assert opts <= set(mi[mp]["opts"]), (mp, mi[mp])
+        assert sopts <= set(mi[mp]["sopts"]), (mp, mi[mp])
+    assert "ro" not in mi["/proc"]["opts"] and "noexec" not in mi["/dev"]["opts"], mi
+
+
+def test_filesystem_option_refused_is_named(runtime, bundle):
+    bundle.config(fn=lambda c: c["mounts"].append(
+        {"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["size=abc"]}))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode != 0, res
+    msg = res.error
+    assert "/mnt" in msg, msg
+    if not IS_RUNC:  # runc says "invalid argument" alone
+        assert "option size=abc (tmpfs: Bad value for 'size')" in msg, msg
+    assert not os.path.lexists(os.path.join(runtime.root, bundle.id)), "state dir left"
+    assert not _find_cgroup_dirs({bundle.id}), "cgroup dir left"
 
 
 def test_readonly_root(runtime, bundle):
