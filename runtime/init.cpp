@@ -62,32 +62,21 @@ Result<void> wait_for_start(int fifo) {
 // /proc/self/status; bit s-1 for signal s), or nullopt where that cannot be
 // read. Read before the rootfs is set up, so from the host's /proc.
 std::optional<uint64_t> signals_not_default() {
-  int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  char buf[4096];
-  size_t len = 0;
-  for (ssize_t n; len < sizeof buf && (n = ::read(fd, buf + len, sizeof buf - len)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    len += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  std::string_view text(buf, len);
+  auto status = sys::read_file("/proc/self/status");
+  if (!status) return std::nullopt;
+  std::string_view text(*status);
   uint64_t out = 0;
-  int found = 0;
   for (std::string_view key : {"\nSigIgn:\t", "\nSigCgt:\t"}) {
     size_t at = text.find(key);
     if (at == std::string_view::npos) return std::nullopt;
     const char* p = text.data() + at + key.size();
+    const char* end = text.data() + text.size();
     uint64_t mask = 0;
-    auto [end, ec] = std::from_chars(p, text.data() + text.size(), mask, 16);
-    if (ec != std::errc() || end == p || end == text.data() + text.size() || *end != '\n') return std::nullopt;
+    auto [q, ec] = std::from_chars(p, end, mask, 16);
+    if (ec != std::errc() || q == p || q == end || *q != '\n') return std::nullopt;
     out |= mask;
-    ++found;
   }
-  return found == 2 ? std::optional<uint64_t>(out) : std::nullopt;
+  return out;
 }
 
 // Every signal unblocked and at its default disposition, as the process
