@@ -147,7 +147,7 @@ Result<void> remap_in_place(const Fd& view) {
   auto [relro_lo, relro_hi] = relro_range();
 
   // mm fields for PR_SET_MM_MAP, unchanged: the call sets them all.
-  TRY(std::string stat, sys::read_file("/proc/self/stat"));
+  TRY(std::string stat, sys::read_own_stat());
   size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return fail_msg("parse /proc/self/stat");
   std::vector<unsigned long> field(3, 0);  // field[i]: the i-th (1-based) field of stat

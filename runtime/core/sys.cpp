@@ -79,6 +79,22 @@ Result<std::string> read_file(const std::string& path) {
   return r;
 }
 
+Result<std::string> read_attribute(const std::string& path) {
+  TRY(Fd fd, open(path, O_RDONLY));
+  char buf[8192];
+  ssize_t n;
+  do {
+    n = ::read(fd.get(), buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_errno("read {}", path);
+  std::string out(buf, static_cast<size_t>(n));
+  if (static_cast<size_t>(n) < sizeof buf) return out;
+  auto rest = read_all(fd);  // longer than one buffer: read on to the end
+  if (!rest) return fail(std::move(rest.error()).context(path));
+  out.append(*rest);
+  return out;
+}
+
 Result<void> write_all(BorrowedFd fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd.get(), data.data(), data.size());
@@ -258,23 +274,34 @@ struct StatFields {
   char state = 0;
   uint64_t start_time = 0;
 };
-std::optional<StatFields> stat_fields(pid_t pid) {
-  auto s = read_file(fmt::format("/proc/{}/stat", pid));
-  if (!s) return std::nullopt;
-  auto p = s->rfind(')');  // field 2, the name, may hold spaces and parentheses
-  if (p == std::string::npos || p + 2 >= s->size()) return std::nullopt;
+std::optional<StatFields> parse_stat(std::string_view s) {
+  auto p = s.rfind(')');  // field 2, the name, may hold spaces and parentheses
+  if (p == std::string_view::npos || p + 2 >= s.size()) return std::nullopt;
   StatFields f;
-  f.state = (*s)[p + 2];
+  f.state = s[p + 2];
   size_t i = p + 2;
   for (int field = 3; field < 22; ++field) {
-    i = s->find(' ', i);
-    if (i == std::string::npos) return std::nullopt;
+    i = s.find(' ', i);
+    if (i == std::string_view::npos) return std::nullopt;
     ++i;
   }
-  auto [end, ec] = std::from_chars(s->data() + i, s->data() + s->size(), f.start_time);
-  if (ec != std::errc() || end == s->data() + i) return std::nullopt;
+  auto [end, ec] = std::from_chars(s.data() + i, s.data() + s.size(), f.start_time);
+  if (ec != std::errc() || end == s.data() + i) return std::nullopt;
   return f;
 }
+
+std::optional<StatFields> stat_fields(pid_t pid) {
+  auto s = read_attribute(fmt::format("/proc/{}/stat", pid));
+  if (!s) return std::nullopt;
+  return parse_stat(*s);
+}
+
+// This process's pid and start time, from the last read_own_stat.
+struct OwnStart {
+  pid_t pid = 0;
+  uint64_t start_time = 0;
+};
+OwnStart own_start;
 }  // namespace
 
 bool Ran::ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
@@ -399,6 +426,19 @@ int64_t monotonic_ms() {
   struct timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+Result<std::string> read_own_stat() {
+  TRY(std::string s, read_attribute("/proc/self/stat"));
+  pid_t pid = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), pid);
+  if (auto f = parse_stat(s); f && ec == std::errc() && end != s.data()) own_start = {pid, f->start_time};
+  return s;
+}
+
+std::optional<uint64_t> own_start_time(pid_t self) {
+  if (self > 0 && own_start.pid == self) return own_start.start_time;
+  return process_start_time(self);
 }
 
 std::optional<uint64_t> process_start_time(pid_t pid) {

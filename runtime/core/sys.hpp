@@ -26,6 +26,12 @@ Result<Fd> openat2(BorrowedFd dir, const std::string& path, uint64_t flags, uint
 // whose size someone else controls.
 Result<std::string> read_all(BorrowedFd fd, size_t limit = SIZE_MAX);
 Result<std::string> read_file(const std::string& path);
+// A kernel file of one value (a cgroup knob, a sysctl, /proc/PID/stat or
+// status; never cgroup.procs, tasks, mountinfo or maps, whose reads stop at
+// a record boundary): the kernel hands over its whole text in the first
+// read when the buffer is larger, so a read that does not fill the buffer
+// is the end, and the second read that would only say so is not made.
+Result<std::string> read_attribute(const std::string& path);
 Result<void> write_all(BorrowedFd fd, std::string_view data);
 // write_all to a pipe or fifo whose reader may be gone: that fails with EPIPE
 // and never kills brig with SIGPIPE (the signal is blocked for the write and
@@ -66,6 +72,12 @@ Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig);
 // that was already reaped). Two processes started in the same tick (10 ms)
 // share it: see pidfs_ino.
 std::optional<uint64_t> process_start_time(pid_t pid);
+// /proc/self/stat, whose start time is then remembered (with the pid in it)
+// for own_start_time.
+Result<std::string> read_own_stat();
+// process_start_time of this process, `self` being its getpid(): what the
+// last read_own_stat in this process saw, or read now.
+std::optional<uint64_t> own_start_time(pid_t self);
 // The inode number of a pidfd on a kernel with pidfs (6.9+): unique to one
 // process for the boot, so it tells apart what the start time cannot. 0
 // without pidfs (a pidfd is then an anonymous inode every pidfd shares).

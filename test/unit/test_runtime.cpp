@@ -594,6 +594,64 @@ TEST_CASE("process_is: the same process by start time, not a zombie, not a reuse
   ::close(ready[1]);
 }
 
+TEST_CASE("own_start_time: what read_own_stat saw, for this process only", "[state]") {
+  auto me = brig::sys::process_start_time(::getpid());
+  REQUIRE(me);
+  CHECK(brig::sys::own_start_time(::getpid()) == me);  // nothing remembered yet, or the same
+  auto text = brig::sys::read_own_stat();
+  REQUIRE(text);
+  CHECK(text->starts_with(std::to_string(::getpid()) + " ("));
+  CHECK(text->ends_with("\n"));
+  CHECK(brig::sys::own_start_time(::getpid()) == me);
+  // A forked child shares the remembered value but not the pid: it reads its own.
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    auto mine = brig::sys::own_start_time(::getpid());
+    uint64_t v = mine ? *mine : 0;
+    (void)!::write(out[1], &v, sizeof v);
+    ::_exit(0);
+  }
+  REQUIRE(child > 0);
+  uint64_t got = 0;
+  REQUIRE(::read(out[0], &got, sizeof got) == static_cast<ssize_t>(sizeof got));
+  auto real = brig::sys::process_start_time(child);  // a zombie until reaped
+  ::waitpid(child, nullptr, 0);
+  CHECK((real && got == *real));
+  CHECK_FALSE(brig::sys::own_start_time(child));  // reaped: gone, never the parent's value
+  ::close(out[0]);
+  ::close(out[1]);
+}
+
+TEST_CASE("read_attribute: one read for a small kernel file, all of a longer file", "[state]") {
+  auto a = brig::sys::read_attribute("/proc/sys/kernel/cap_last_cap");
+  auto f = brig::sys::read_file("/proc/sys/kernel/cap_last_cap");
+  REQUIRE(a);
+  REQUIRE(f);
+  CHECK(*a == *f);
+  auto st = brig::sys::read_attribute("/proc/self/status");
+  REQUIRE(st);
+  CHECK(st->starts_with("Name:\t"));
+  CHECK(st->find("\nSigCgt:\t") != std::string::npos);
+  CHECK(st->ends_with("\n"));
+  // Longer than the one buffer: read on to the end.
+  char tmpl[] = "/tmp/brig-unit-attr-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  std::string big(20000, 'x');
+  for (size_t i = 0; i < big.size(); i += 97) big[i] = static_cast<char>('a' + (i / 97) % 26);
+  REQUIRE(::write(fd, big.data(), big.size()) == static_cast<ssize_t>(big.size()));
+  ::close(fd);
+  auto got = brig::sys::read_attribute(tmpl);
+  ::unlink(tmpl);
+  REQUIRE(got);
+  CHECK(*got == big);
+  auto missing = brig::sys::read_attribute("/proc/self/no-such-file");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().err == ENOENT);
+}
+
 TEST_CASE("process_is with a pidfs inode: two processes of one clock tick told apart", "[state]") {
   auto self = brig::sys::pidfd_open(::getpid());
   REQUIRE(self);
