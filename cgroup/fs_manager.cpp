@@ -265,7 +265,7 @@ class FsManager final : public Manager {
     if (!unified()) {
       auto d = dir_of("freezer");
       if (!d) return Freezer::thawed;
-      auto s = sys::read_file(*d + "/freezer.state");
+      auto s = sys::read_attribute(*d + "/freezer.state");
       if (!s) return Freezer::thawed;
       if (s->rfind("FROZEN", 0) == 0) return Freezer::frozen;
       if (s->rfind("FREEZING", 0) == 0) return Freezer::freezing;
@@ -273,8 +273,8 @@ class FsManager final : public Manager {
     }
     auto d = dir_of("");
     if (!d) return Freezer::thawed;
-    auto want = sys::read_file(*d + "/cgroup.freeze");
-    auto ev = sys::read_file(*d + "/cgroup.events");
+    auto want = sys::read_attribute(*d + "/cgroup.freeze");
+    auto ev = sys::read_attribute(*d + "/cgroup.events");
     bool is = ev && ev->find("frozen 1") != std::string::npos;
     if (is) return Freezer::frozen;
     return want && want->rfind("1", 0) == 0 ? Freezer::freezing : Freezer::thawed;
@@ -294,7 +294,7 @@ class FsManager final : public Manager {
           if (frozen && i > 0) (void)sys::write_file(f, "THAWED");
           TRY_CTX_VOID(sys::write_file(f, want), "{} cgroup {}", frozen ? "freeze" : "thaw", *d);
         }
-        auto s = sys::read_file(f);
+        auto s = sys::read_attribute(f);
         if (!s) return fail(std::move(s.error()));
         if (s->rfind(want, 0) == 0) return {};
         sleep_ms(1);
@@ -306,7 +306,7 @@ class FsManager final : public Manager {
     TRY_CTX_VOID(sys::write_file(d + "/cgroup.freeze", frozen ? "1" : "0"), "{} cgroup {}",
                  frozen ? "freeze" : "thaw", d);
     for (int i = 0; i < 2000; ++i) {
-      auto ev = sys::read_file(d + "/cgroup.events");
+      auto ev = sys::read_attribute(d + "/cgroup.events");
       if (!ev) return fail(std::move(ev.error()));
       if ((ev->find("frozen 1") != std::string::npos) == frozen) return {};
       sleep_ms(1);
@@ -319,15 +319,13 @@ class FsManager final : public Manager {
     if (freezer_state() == Freezer::thawed) return {};
     if (!unified()) {
       auto d = dir_of("freezer");
-      auto self = sys::read_file(*d + "/freezer.self_freezing");
-      auto parent = sys::read_file(*d + "/freezer.parent_freezing");
+      auto parent = sys::read_attribute(*d + "/freezer.parent_freezing");
       if (parent && parent->rfind("1", 0) == 0)
         return fail_msg("cgroup {} is frozen by a parent cgroup: a container cannot start in it", *d);
-      (void)self;
       return freeze(false);
     }
     auto d = dir_of("");
-    auto want = sys::read_file(*d + "/cgroup.freeze");
+    auto want = sys::read_attribute(*d + "/cgroup.freeze");
     if (want && want->rfind("0", 0) == 0)
       return fail_msg("cgroup {} is frozen by a parent cgroup: a container cannot start in it", *d);
     return freeze(false);
@@ -471,14 +469,20 @@ class FsManager final : public Manager {
     return !h.v2 && std::find(h.controllers.begin(), h.controllers.end(), "cpuset") != h.controllers.end();
   }
   // A new v1 cpuset cgroup starts with empty cpus/mems, which refuses tasks:
-  // copy them from the parent.
+  // copy them from the parent. Each file is read and then written through
+  // one fd (a parent with cgroup.clone_children has filled them already).
   static Result<void> init_cpuset(const std::string& dir) {
     std::string parent = dir.substr(0, dir.rfind('/'));
     for (const char* f : {"cpuset.cpus", "cpuset.mems"}) {
-      auto cur = sys::read_file(dir + "/" + f);
-      if (cur && cur->find_first_not_of(" \n") != std::string::npos) continue;
-      TRY(auto v, sys::read_file(parent + "/" + f));
-      TRY_CTX_VOID(sys::write_file(dir + "/" + f, v), "init {}/{}", dir, f);
+      std::string path = dir + "/" + f;
+      auto own = sys::open(path, O_RDWR);
+      if (!own) return fail(std::move(own.error()).context(fmt::format("init {}", path)));
+      char cur[64];
+      ssize_t n = ::read(own->get(), cur, sizeof cur);
+      if (n > 0 && std::string_view(cur, static_cast<size_t>(n)).find_first_not_of(" \n") != std::string_view::npos)
+        continue;
+      TRY(auto v, sys::read_attribute(parent + "/" + f));
+      if (::write(own->get(), v.data(), v.size()) < 0) return fail_errno("init {}: write {}", path, path);
     }
     return {};
   }

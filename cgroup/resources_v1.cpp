@@ -38,17 +38,26 @@ std::string norm_access(const std::optional<std::string>& a) {
 Result<void> plan_devices(detail::Plan& pl, const std::vector<spec::DeviceCgroup>& rules) {
   const std::string field = fld("devices");
   TRY_VOID(pl.need("devices", field));
+  // One write per rule; a rule the same as the write before it in the same
+  // file (runc's default config denies all again after the default deny)
+  // would change nothing, and is not written twice.
+  auto add = [&pl](const char* file, std::string rule, std::string f) -> Result<void> {
+    if (!pl.out.empty() && pl.out.back().controller == "devices" && pl.out.back().file == file &&
+        pl.out.back().value == rule)
+      return {};
+    return pl.add_known("devices", file, std::move(rule), std::move(f));
+  };
   // Default deny first, then the rules in config order (runc's result).
-  TRY_VOID(pl.add("devices", "devices.deny", "a", field));
+  TRY_VOID(add("devices.deny", "a", field));
   for (size_t i = 0; i < rules.size(); ++i) {
     const auto& d = rules[i];
     std::string f = fmt::format("{}.devices[{}]", detail::kRes, i);
-    std::string file = d.allow ? "devices.allow" : "devices.deny";
+    const char* file = d.allow ? "devices.allow" : "devices.deny";
     std::string type = d.type.value_or("a");
     std::string access = norm_access(d.access);
     bool any_num = (d.major && *d.major >= 0) || (d.minor && *d.minor >= 0);
     if (type == "a" && !any_num && access == "rwm") {
-      TRY_VOID(pl.add("devices", file, "a", f));  // the whole default flips
+      TRY_VOID(add(file, "a", f));  // the whole default flips
       continue;
     }
     // The kernel reads "a" as "everything, rwm"; a narrower "a" rule is the
@@ -58,7 +67,7 @@ Result<void> plan_devices(detail::Plan& pl, const std::vector<spec::DeviceCgroup
       spec::DeviceCgroup one = d;
       one.type = t;
       one.access = access;
-      TRY_VOID(pl.add("devices", file, device_rule_v1(one), f));
+      TRY_VOID(add(file, device_rule_v1(one), f));
     }
   }
   return {};

@@ -147,9 +147,17 @@ TEST_CASE("v1: devices: default deny, then the rules in order", "[cgroup]") {
       {"allow":true,"type":"c","major":1,"minor":3,"access":"mwr"},{"allow":true,"type":"a","major":7,"access":"r"},
       {"allow":false,"type":"b","access":"w"},{"allow":true}]})"),
                            h);
-  CHECK(files(*p) == std::vector<std::string>{"devices.deny=a", "devices.deny=a", "devices.allow=c 1:3 rwm",
+  // The config's "deny all" repeats the default deny: written once.
+  CHECK(files(*p) == std::vector<std::string>{"devices.deny=a", "devices.allow=c 1:3 rwm",
                                               "devices.allow=c 7:* r", "devices.allow=b 7:* r",
                                               "devices.deny=b *:* w", "devices.allow=a"});
+  // Only a repeat of the write just before is dropped: deny, allow, deny
+  // again is three writes.
+  auto q = cgroup::plan_v1(res(R"({"devices":[{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},
+      {"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},{"allow":false},{"allow":true},{"allow":false}]})"),
+                           h);
+  CHECK(files(*q) == std::vector<std::string>{"devices.deny=a", "devices.allow=c 1:3 rwm", "devices.deny=a",
+                                              "devices.allow=a", "devices.deny=a"});
   CHECK(cgroup::device_rule_v1({true, std::string("c"), 136, std::nullopt, std::string("")}) == "c 136:* rwm");
 }
 
