@@ -90,8 +90,9 @@ bool proc_file_allowed(const std::string& t) {
 struct Root {
   BorrowedFd fd;
   struct stat st {};
-  std::string dir_path;
-  Fd dir;
+  // The directory the last device, symlink or made mount target went in
+  // (see mount_target for how long it is kept).
+  ParentDir dir;
 
   bool is(int fd) const {
     struct stat x;
@@ -99,12 +100,12 @@ struct Root {
   }
   // The parent directory of a device or symlink, made if missing.
   Result<BorrowedFd> parent(const std::string& path) {
-    if (!dir || dir_path != path) {
-      dir_path.clear();
-      TRY(dir, mkdir_all_in_root(fd, path));
-      dir_path = path;
+    if (!dir.fd || dir.path != path) {
+      dir = ParentDir{};
+      TRY(dir.fd, mkdir_all_in_root(fd, path));
+      dir.path = path;
     }
-    return BorrowedFd(dir.get());
+    return BorrowedFd(dir.fd.get());
   }
 };
 
@@ -112,10 +113,18 @@ struct Root {
 // the checks no symlink may get around: never the root itself, never a file
 // of the container's /proc (but the few allowed ones), and proc or sysfs only
 // on an ordinary directory reached without a symlink.
+//
+// A mount can change what any path through its target resolves to, so the
+// parent kept in root.dir is dropped, except where the target is one this
+// call made in it: an empty directory (or file) made just now is on no path
+// but through its own "." and "..", which resolve the same with a mount on
+// it (the ".." of a mount's root is its mountpoint's parent). So
+// /sys/fs/cgroup's eleven binds, or /dev's pts, shm and mqueue, make their
+// targets in one parent looked up once.
 Result<Fd> mount_target(const Op& op, Root& root, bool file) {
-  root.dir = Fd();
   bool made = false;
-  TRY(Fd t, ensure_target(root.fd, op.target, file, &made));
+  TRY(Fd t, ensure_target(root.fd, op.target, file, &made, root.dir));
+  if (!made) root.dir = ParentDir{};
   // A target this call made is neither the root nor on procfs (see
   // ensure_target): two calls fewer for each missing one.
   if (!made && root.is(t.get())) return fail_msg("destination {} resolves to the container's root", op.target);
@@ -334,6 +343,15 @@ Result<void> make_device(const Op& op, Root& root) {
     if (::unlinkat(dir.get(), name.c_str(), 0) < 0) return fail_errno("remove {}", op.target);
     if (::mknodat(dir.get(), name.c_str(), type | op.mode, dev) < 0) return fail_errno("mknod {}", op.target);
   }
+  // Made with the mode asked for (init's umask is 0) and owned by whoever
+  // made it, unless the directory is set-group-ID or has a default ACL: the
+  // node as made is looked at, and chmod and chown are made only where it
+  // differs (one call for a node that came out right, not two).
+  struct stat made {};
+  if (::fstatat(dir.get(), name.c_str(), &made, AT_SYMLINK_NOFOLLOW) == 0 &&
+      (made.st_mode & S_IFMT) == type && (made.st_mode & 07777) == (op.mode & 07777) && made.st_uid == op.uid &&
+      made.st_gid == op.gid)
+    return {};
   if (::fchmodat(dir.get(), name.c_str(), op.mode, 0) < 0) return fail_errno("chmod {}", op.target);
   if (::fchownat(dir.get(), name.c_str(), op.uid, op.gid, AT_SYMLINK_NOFOLLOW) < 0)
     return fail_errno("chown {}", op.target);
@@ -351,7 +369,7 @@ Result<void> make_symlink(const Op& op, Root& root) {
 // "remount" (and the cgroup tree made read-only): the mount already at the
 // target gets the attributes, propagation and filesystem options of the op.
 Result<void> remount(const Op& op, Root& root) {
-  root.dir = Fd();
+  root.dir = ParentDir{};
   TRY(Fd t, open_in_root(root.fd, op.target, O_PATH));
   struct statx sx {};
   if (::statx(t.get(), "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) < 0) return fail_errno("statx {}", op.target);

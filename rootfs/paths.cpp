@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,7 +39,7 @@ namespace {
 // if given, says whether the last name is a directory this call created in
 // its resolved parent and the fd is that new directory (see ensure_target).
 Result<Fd> make_dirs(BorrowedFd root, const std::string& path, mode_t mode, bool known_missing,
-                     bool* made = nullptr) {
+                     bool* made = nullptr, Fd* parent_out = nullptr) {
   // The common cases, all there or only the last name missing: resolve the
   // path or its parent once instead of walking every level (same
   // resolution, same mkdirat as the walk below).
@@ -51,6 +52,7 @@ Result<Fd> make_dirs(BorrowedFd root, const std::string& path, mode_t mode, bool
         int fd = ::openat(dir->get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) return fail_errno("open /{}", rel(path));
         if (made) *made = true;
+        if (parent_out) *parent_out = std::move(*dir);
         return Fd(fd);
       }
       if (errno != EEXIST) return fail_errno("mkdir /{}", rel(path));
@@ -89,23 +91,66 @@ Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mo
   return make_dirs(root, path, mode, false);
 }
 
+namespace {
+
+// The last name of a target seen missing, made in `dir` (the resolved
+// parent): an empty directory, or an empty file. Opened where it was made,
+// one name, never a symlink. Nullopt when someone else made it first (EEXIST).
+Result<std::optional<Fd>> make_in(BorrowedFd dir, const std::string& name, const std::string& path, bool file) {
+  if (!file) {
+    if (::mkdirat(dir.get(), name.c_str(), 0755) < 0) {
+      if (errno == EEXIST) return std::optional<Fd>();
+      return fail_errno("mkdir {}", path);
+    }
+  } else {
+    int f = ::openat(dir.get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (f < 0) {
+      if (errno == EEXIST) return std::optional<Fd>();
+      return fail_errno("create {}", path);
+    }
+    ::close(f);
+  }
+  int p = ::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC | (file ? 0 : O_DIRECTORY));
+  if (p < 0) return fail_errno("open {}", path);
+  return std::optional<Fd>(Fd(p));
+}
+
+}  // namespace
+
 Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file, bool* made) {
+  ParentDir none;
+  return ensure_target(root, path, file, made, none);
+}
+
+Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file, bool* made, ParentDir& parent) {
   if (made) *made = false;
   auto fd = open_in_root(root, path, O_PATH);
   if (fd) return fd;
   if (fd.error().err != ENOENT) return fd;
-  if (!file) return make_dirs(root, path, 0755, true, made);
-  auto [parent, name] = split_parent(path);
-  TRY(Fd dir, mkdir_all_in_root(root, parent));
-  int f = ::openat(dir.get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (f < 0 && errno != EEXIST) return fail_errno("create {}", path);
-  if (f < 0) return open_in_root(root, path, O_PATH);
-  ::close(f);
-  // Ours, as above.
-  int p = ::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (p < 0) return fail_errno("open {}", path);
+  auto [dir_path, name] = split_parent(path);
+  if (parent.fd && parent.path == dir_path && !name.empty() && name != "." && name != "..") {
+    TRY(auto t, make_in(parent.fd, name, path, file));
+    if (t) {
+      if (made) *made = true;
+      return std::move(*t);
+    }
+    return open_in_root(root, path, O_PATH);
+  }
+  parent.fd = Fd();
+  parent.path.clear();
+  if (!file) {
+    bool ours = false;
+    TRY(Fd t, make_dirs(root, path, 0755, true, &ours, &parent.fd));
+    if (made) *made = ours;
+    if (parent.fd) parent.path = dir_path;
+    return t;
+  }
+  TRY(Fd dir, mkdir_all_in_root(root, dir_path));
+  TRY(auto t, make_in(dir, name, path, file));
+  if (!t) return open_in_root(root, path, O_PATH);
   if (made) *made = true;
-  return Fd(p);
+  parent = ParentDir{dir_path, std::move(dir)};
+  return std::move(*t);
 }
 
 }  // namespace brig::rootfs

@@ -23,6 +23,19 @@ Result<Fd> mkdir_all_in_root(BorrowedFd root, const std::string& path, mode_t mo
 // new entry (opened there without following a symlink): then it is neither
 // the root nor on procfs, which does not let anything be created in it.
 Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file, bool* made = nullptr);
+// The directory a missing target is made in, kept by the caller from one
+// ensure_target to the next: `fd` is the target's parent as resolved inside
+// the root (`path`), and the caller keeps it only while nothing can have
+// changed what that path resolves to.
+struct ParentDir {
+  std::string path;
+  Fd fd;
+};
+// ensure_target that makes a missing target in `parent` when it is the
+// target's parent (one lookup and a close fewer), and otherwise leaves in it
+// the parent it resolved when it made the target (cleared when it made
+// nothing).
+Result<Fd> ensure_target(BorrowedFd root, const std::string& path, bool file, bool* made, ParentDir& parent);
 
 // Splits "/a/b/c" into "/a/b" and "c".
 std::pair<std::string, std::string> split_parent(const std::string& path);

@@ -30,6 +30,28 @@ def test_configured_devices_with_attributes(runtime, bundle):
     assert lines[4] == "w-ok" and lines[5].strip() == "7", res
 
 
+def test_device_in_a_set_group_id_dev_gets_the_owner_asked_for(runtime, bundle):
+    """Without a /dev tmpfs the nodes go in the rootfs's own /dev. A
+    set-group-ID directory gives a new node its group, not the maker's: the
+    node must still end up with the uid, gid and mode of linux.devices."""
+    dev = bundle.rootfs / "dev"
+    dev.mkdir(exist_ok=True)
+    os.chown(dev, 0, 5)
+    os.chmod(dev, 0o2755)
+
+    def fn(cfg):
+        cfg["mounts"] = [m for m in cfg["mounts"] if not m["destination"].startswith("/dev")]
+        cfg["linux"]["devices"] = [
+            {"path": "/dev/mine", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 0, "gid": 0},
+            {"path": "/dev/theirs", "type": "c", "major": 1, "minor": 5, "fileMode": 0o604,
+             "uid": 1000, "gid": 5},
+        ]
+    bundle.config(fn=fn)
+    res = run_in(runtime, bundle, "stat -c '%n %t:%T %a %u:%g' /dev/mine /dev/theirs /dev/null")
+    assert res.stdout.splitlines() == [
+        "/dev/mine 1:3 640 0:0", "/dev/theirs 1:5 604 1000:5", "/dev/null 1:3 666 0:0"], res
+
+
 def test_default_device_access_and_absent_nodes(runtime, bundle):
     res = run_in(runtime, bundle,
                  "head -c 5 /dev/zero | wc -c; echo x > /dev/null && echo null-ok; "
