@@ -16,7 +16,7 @@ int kernel_last_cap() {
   // Read once per process: the kernel's value does not change.
   static int n = [] {
     int v = CAP_LAST_CAP;
-    if (auto t = sys::read_file("/proc/sys/kernel/cap_last_cap"))
+    if (auto t = sys::read_attribute("/proc/sys/kernel/cap_last_cap"))
       std::from_chars(t->data(), t->data() + t->size(), v);
     return v;
   }();
@@ -51,7 +51,7 @@ Result<CapSets> resolve_caps(const spec::Capabilities& c, int last_cap) {
   return out;
 }
 
-Result<void> caps_before_user(const CapSets& s) {
+Result<void> caps_before_user(const CapSets& s, bool uid_changes) {
   int last = kernel_last_cap();
   const std::vector<int> empty;
   const auto& keep = s.bounding ? *s.bounding : empty;
@@ -60,12 +60,14 @@ Result<void> caps_before_user(const CapSets& s) {
     if (::prctl(PR_CAPBSET_DROP, v, 0, 0, 0) < 0 && errno != EINVAL)
       return fail_errno("drop capability {} from the bounding set", v);
   }
-  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return fail_errno("set keepcaps");
+  // setuid clears the capabilities only where no uid is left 0: to uid 0
+  // there is nothing to keep them across.
+  if (uid_changes && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return fail_errno("set keepcaps");
   return {};
 }
 
-Result<void> caps_after_user(const CapSets& s) {
-  ::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+Result<void> caps_after_user(const CapSets& s, bool uid_changes) {
+  if (uid_changes) ::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   cap_t caps = cap_init();
   if (!caps) return fail_errno("cap_init");
   auto set = [&](cap_flag_t flag, const std::optional<std::vector<int>>& v) {
@@ -82,14 +84,24 @@ Result<void> caps_after_user(const CapSets& s) {
     return fail_errno("clear ambient capabilities");
   // An ambient cap must also be permitted and inheritable; runc warns and
   // goes on when it is not (its own default config asks for such ones).
+  // Those two sets are the ones just set: a cap missing from either is not
+  // asked of the kernel, which would refuse it (EPERM).
+  auto in = [](const std::optional<std::vector<int>>& set, int v) {
+    return set && std::find(set->begin(), set->end(), v) != set->end();
+  };
   if (s.ambient)
-    for (int v : *s.ambient)
-      if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, v, 0, 0) < 0 && log::options().debug) {
-        int e = errno;  // before cap_to_name's allocation can change it
+    for (int v : *s.ambient) {
+      int refused = 0;  // kept before cap_to_name's allocation can change errno
+      if (!in(s.permitted, v) || !in(s.inheritable, v))
+        refused = EPERM;
+      else if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, v, 0, 0) < 0)
+        refused = errno;
+      if (refused && log::options().debug) {
         char* name = cap_to_name(v);
-        log::debug(fmt::format("can't raise ambient capability {}: {}", name, std::strerror(e)));
+        log::debug(fmt::format("can't raise ambient capability {}: {}", name, std::strerror(refused)));
         cap_free(name);
       }
+    }
   return {};
 }
 

@@ -21,9 +21,10 @@ struct CapSets {
 Result<CapSets> resolve_caps(const spec::Capabilities& c, int last_cap);
 int kernel_last_cap();
 
-// Before the user switch: drop from the bounding set; keep caps across setuid.
-Result<void> caps_before_user(const CapSets& s);
+// Before the user switch: drop from the bounding set; keep caps across setuid
+// when it switches to a uid other than 0 (`uid_changes`).
+Result<void> caps_before_user(const CapSets& s, bool uid_changes);
 // After the user switch: effective/permitted/inheritable, then ambient.
-Result<void> caps_after_user(const CapSets& s);
+Result<void> caps_after_user(const CapSets& s, bool uid_changes);
 
 }  // namespace brig::runtime

@@ -62,7 +62,7 @@ Result<void> wait_for_start(int fifo) {
 // /proc/self/status; bit s-1 for signal s), or nullopt where that cannot be
 // read. Read before the rootfs is set up, so from the host's /proc.
 std::optional<uint64_t> signals_not_default() {
-  auto status = sys::read_file("/proc/self/status");
+  auto status = sys::read_attribute("/proc/self/status");
   if (!status) return std::nullopt;
   std::string_view text(*status);
   uint64_t out = 0;
@@ -182,7 +182,7 @@ Result<void> setup(const InitContext& c, std::string& exe, std::vector<std::stri
     // A missing cwd is made now, inside the mounts, before the root can
     // turn read-only (where runc does it too: after the createContainer
     // hooks and the pivot); as root, whatever the user.
-    if (!proc.cwd.empty())
+    if (!proc.cwd.empty() && sys::clean_path(proc.cwd) != "/")  // the root is there
       TRY_CTX_VOID(rootfs::mkdir_all_in_root(root, proc.cwd), "create cwd {}", proc.cwd);
     log::phase("init: pivoted");
     TRY_VOID(rootfs::finalize(*c.fs));

@@ -164,7 +164,7 @@ Result<std::string> prepare_process(const spec::Process& proc, bool userns, std:
 
   // The cwd is made if missing (as root, inside the root: we are pivoted or
   // in the container's mount namespace).
-  if (!proc.cwd.empty()) {
+  if (!proc.cwd.empty() && sys::clean_path(proc.cwd) != "/") {  // the root is there
     TRY(Fd root, sys::open("/", O_PATH | O_DIRECTORY));
     TRY_CTX_VOID(rootfs::mkdir_all_in_root(root, proc.cwd), "create cwd {}", proc.cwd);
   }
@@ -175,9 +175,10 @@ Result<std::string> prepare_process(const spec::Process& proc, bool userns, std:
   // Without a capabilities section the process keeps none, as with runc.
   TRY(CapSets caps, resolve_caps(proc.capabilities.value_or(spec::Capabilities{}), kernel_last_cap()));
   if (!proc.terminal) give_stdio_to(proc.user.uid);  // a terminal's slave is chowned with the pty
-  TRY_VOID(caps_before_user(caps));
+  bool uid_changes = proc.user.uid != 0;
+  TRY_VOID(caps_before_user(caps, uid_changes));
   TRY_VOID(set_user(proc.user, userns));
-  TRY_VOID(caps_after_user(caps));
+  TRY_VOID(caps_after_user(caps, uid_changes));
   ::umask(proc.user.umask.value_or(022));
   std::string cwd = proc.cwd.empty() ? "/" : proc.cwd;
   if (::chdir(cwd.c_str()) < 0) return fail_errno("chdir to cwd (\"{}\") set in config.json", cwd);

@@ -47,6 +47,25 @@ def test_capabilities_for_non_root_user(runtime, bundle):
     assert st["Gid"].split() == ["1000"] * 4, st["Gid"]
 
 
+def test_ambient_capabilities_raised_where_inheritable(runtime, bundle):
+    """An ambient capability needs to be permitted and inheritable: the one
+    that is (KILL) is raised and survives the exec as uid 1000, the one that
+    is not (NET_BIND_SERVICE) is left out without failing the start."""
+    three = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    caps = {"bounding": three, "effective": three, "permitted": three,
+            "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL", "CAP_NET_BIND_SERVICE"]}
+    bundle.config(args=["cat", "/proc/self/status"], user={"uid": 1000, "gid": 1000},
+                  fn=lambda c: c["process"].update(capabilities=caps))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    st = status_fields(res.stdout)
+    kill = f"{1 << 5:016x}"
+    exp = {"CapInh": kill, "CapPrm": kill, "CapEff": kill, "CapAmb": kill,
+           "CapBnd": f"{(1 << 5) | (1 << 10) | (1 << 29):016x}"}
+    assert {k: st[k] for k in exp} == exp, res.stdout
+    assert st["Uid"].split() == ["1000"] * 4, st["Uid"]
+
+
 def _status_under(runtime, bundle, ignored=(), blocked=()):
     """The container's /proc/self/status, `run` from a caller that ignores
     and blocks the given signals (both pass through fork and execve)."""
