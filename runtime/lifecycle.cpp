@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "cgroup/manager.hpp"
 #include "cgroup/resctrl.hpp"
 #include "cgroup/resources.hpp"
@@ -91,19 +93,45 @@ Result<Loaded> load_bundle(const std::string& bundle_arg) {
   // runc: a rootfs that is one could point the container's / anywhere.
   const std::string& rp = l.cfg.root.path;
   std::string base = l.bundle;
+  bool real_base = false;
   if (rp.empty() || rp[0] != '/') {
     if (char* real = ::realpath(l.bundle.c_str(), nullptr)) {
       base = real;
+      real_base = true;
       std::free(real);
     }
   }
   l.rootfs = sys::abs_path(!rp.empty() && rp[0] == '/' ? rp : base + "/" + rp);  // cleaned, no trailing '/'
-  if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
-  char* real = ::realpath(l.rootfs.c_str(), nullptr);
-  if (!real) return fail_errno("invalid rootfs: resolve {}", l.rootfs);
-  bool same = l.rootfs == real;
-  std::free(real);
-  if (!same) return fail_msg("invalid rootfs: not an absolute path, or a symlink");
+  auto symlink_refused = [&l]() -> Result<Loaded> {
+    struct stat target;
+    if (::stat(l.rootfs.c_str(), &target) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
+    return fail_msg("invalid rootfs: not an absolute path, or a symlink");
+  };
+  auto has_dotdot = [](std::string_view p) {
+    for (size_t i = 0; i <= p.size();) {
+      size_t j = std::min(p.find('/', i), p.size());
+      if (p.substr(i, j - i) == "..") return true;
+      i = j + 1;
+    }
+    return false;
+  };
+  if (real_base && l.rootfs.starts_with(base + "/") && !has_dotdot(rp)) {
+    // Below a directory realpath has just resolved: only root.path's own
+    // names can be symlinks, each looked at once (realpath would resolve the
+    // bundle's every name again).
+    for (size_t i = base.size() + 1; i <= l.rootfs.size(); ++i) {
+      if (i != l.rootfs.size() && l.rootfs[i] != '/') continue;
+      if (::lstat(l.rootfs.substr(0, i).c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
+      if (S_ISLNK(st.st_mode)) return symlink_refused();
+    }
+  } else {
+    if (::stat(l.rootfs.c_str(), &st) < 0) return fail_errno("invalid rootfs: stat {}", l.rootfs);
+    char* real = ::realpath(l.rootfs.c_str(), nullptr);
+    if (!real) return fail_errno("invalid rootfs: resolve {}", l.rootfs);
+    bool same = l.rootfs == real;
+    std::free(real);
+    if (!same) return symlink_refused();
+  }
   if (!text::valid_utf8(l.rootfs))
     return fail_msg("invalid rootfs: {}: the path is not valid UTF-8", text::lossy_utf8(l.rootfs));
   return l;
@@ -136,6 +164,7 @@ struct Created {
   Fd pidfd;
   Fd console;  // pty master, when `run` proxies the terminal itself
   std::unique_ptr<cgroup::Manager> cgroup;  // for `run`'s delete
+  Store::Lock lock;  // still held: `run` starts the container under it
 };
 
 // --rootless: as given, or (auto) an unprivileged user, or root of a user
@@ -211,7 +240,7 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   rec.id = o.id;
   rec.phase = "creating";
   rec.creator = ::getpid();
-  rec.creator_start = sys::process_start_time(rec.creator).value_or(0);
+  rec.creator_start = sys::own_start_time(rec.creator).value_or(0);
   rec.bundle = l.bundle;
   rec.rootfs = l.rootfs;
   rec.created = sys::now_rfc3339_nano();
@@ -324,15 +353,19 @@ Result<Created> do_create(const Globals& g, const CreateOptions& o, bool foregro
   TRY_VOID(write_pid_file(o.pid_file, sp.pid));
   rb.commit();
   log::phase("create: state saved");
-  return Created{std::move(rec), std::move(sp.pidfd), std::move(master), cgroup::same_cgroup(*cg)};
+  return Created{std::move(rec), std::move(sp.pidfd), std::move(master), cgroup::same_cgroup(*cg), std::move(lock)};
 }
 
-// `cg`: the container's cgroup when the caller has it (`run`), so that its
-// freezer is not looked up again.
-Result<void> do_start(const Store& store, const Record& rec, const cgroup::Manager* cg = nullptr) {
-  std::string st = status_of(store, rec, cg);
-  if (st == "stopped") return fail_msg("cannot start a container that has stopped");
-  if (st != "created") return fail_msg("cannot start an already {} container", st);
+// `just_created`: `run`, which made the container under the lock it still
+// holds, so nobody can have started, paused or deleted it since: its status
+// is not read back. An init that died meanwhile is found at the fifo, which
+// then has no reader (ENXIO), with the same words as the status check.
+Result<void> do_start(const Store& store, const Record& rec, bool just_created = false) {
+  if (!just_created) {
+    std::string st = status_of(store, rec);
+    if (st == "stopped") return fail_msg("cannot start a container that has stopped");
+    if (st != "created") return fail_msg("cannot start an already {} container", st);
+  }
   std::string fifo = store.fifo(rec.id);
   // A microVM's start is done when the guest says so: ask its shim first,
   // so that the answer cannot pass us by.
@@ -453,8 +486,8 @@ Result<int> run(const Globals& g, const RunOptions& o) {
   TRY(Created c, do_create(g, o.create, !o.detach));
 
   {
-    TRY(auto lock, store.open(o.create.id));
-    auto st = do_start(store, c.rec, c.cgroup.get());
+    Store::Lock lock = std::move(c.lock);  // create's, released once started
+    auto st = do_start(store, c.rec, true);
     if (!st) {
       (void)destroy(store, c.rec);
       return fail(std::move(st.error()));

@@ -309,12 +309,16 @@ Result<void> lock(const Fd& fd, const std::string& path) {
 
 Result<Store::Lock> Store::create(const std::string& id) const {
   TRY_VOID(validate_id(id));
-  if (::mkdir(root_.c_str(), 0700) < 0 && errno != EEXIST) {
-    if (errno != ENOENT) return fail_errno("mkdir {}", root_);
-    TRY_VOID(sys::mkdir_p(root_, 0700));
-  }
   std::string d = dir(id);
-  if (::mkdir(d.c_str(), 0711) < 0) {
+  int made = ::mkdir(d.c_str(), 0711);
+  if (made < 0 && errno == ENOENT) {  // the root first, only when missing
+    if (::mkdir(root_.c_str(), 0700) < 0 && errno != EEXIST) {
+      if (errno != ENOENT) return fail_errno("mkdir {}", root_);
+      TRY_VOID(sys::mkdir_p(root_, 0700));
+    }
+    made = ::mkdir(d.c_str(), 0711);
+  }
+  if (made < 0) {
     if (errno == EEXIST) return fail_msg("container with given ID already exists");
     return fail_errno("mkdir {}", d);
   }

@@ -99,6 +99,37 @@ def test_symlink_rootfs(runtime, bundle):
     assert_nothing_left(runtime, bundle.id, bundle)
 
 
+def test_rootfs_through_a_symlinked_directory(runtime, bundle):
+    """Every name of a relative root.path is looked at, not only the last:
+    a symlink half-way is refused as well."""
+    real = bundle.path / "real"
+    real.mkdir()
+    os.rename(bundle.rootfs, real / "rootfs")
+    os.symlink("real", bundle.path / "link")
+    bundle.config(args=["true"], fn=lambda c: c["root"].update(path="link/rootfs"))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert res.error == failed("run", "invalid rootfs: not an absolute path, or a symlink")
+    assert_nothing_left(runtime, bundle.id, bundle)
+    # The same directory named without the link is fine.
+    bundle.config(args=["true"], fn=lambda c: c["root"].update(path="real/rootfs"))
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 0, res
+    assert_nothing_left(runtime, bundle.id, bundle)
+
+
+def test_rootfs_a_dangling_symlink(runtime, bundle):
+    """A rootfs that is a symlink to nothing: the stat's error, as runc."""
+    os.rename(bundle.rootfs, bundle.path / "old-rootfs")
+    os.symlink("gone", bundle.rootfs)
+    bundle.config(args=["true"])
+    res = runtime.run("run", "--bundle", bundle, bundle.id)
+    assert res.returncode == 1, res
+    assert res.error == failed(
+        "run", f"invalid rootfs: stat {bundle.path}/rootfs: no such file or directory")
+    assert_nothing_left(runtime, bundle.id, bundle)
+
+
 @pytest.mark.parametrize("path", ["rootfs/", "./rootfs", "rootfs/."])
 def test_rootfs_path_spelled_otherwise(runtime, bundle, path):
     """A root.path with a trailing slash or dots is the same directory."""
