@@ -122,24 +122,37 @@ struct Root {
 // /sys/fs/cgroup's eleven binds, or /dev's pts, shm and mqueue, make their
 // targets in one parent looked up once.
 Result<Fd> mount_target(const Op& op, Root& root, bool file) {
-  bool made = false;
-  TRY(Fd t, ensure_target(root.fd, op.target, file, &made, root.dir));
+  bool is_proc = op.kind == Op::Kind::fs && op.fstype == "proc";
+  bool special = is_proc || (op.kind == Op::Kind::fs && op.fstype == "sysfs");
+  Fd t;
+  bool made = false, direct = false;
+  if (special) {
+    // proc and sysfs go on a directory reached without a symlink: where the
+    // target is one, that is the only lookup (else the way below, which
+    // makes a missing target and names what is wrong).
+    if (auto d = open_in_root_nofollow(root.fd, op.target, O_PATH | O_DIRECTORY)) {
+      t = std::move(*d);
+      direct = true;
+    }
+  }
+  if (!direct) {
+    TRY(t, ensure_target(root.fd, op.target, file, &made, root.dir));
+  }
   if (!made) root.dir = ParentDir{};
   // A target this call made is neither the root nor on procfs (see
   // ensure_target): two calls fewer for each missing one.
   if (!made && root.is(t.get())) return fail_msg("destination {} resolves to the container's root", op.target);
-  bool special = op.kind == Op::Kind::fs && (op.fstype == "proc" || op.fstype == "sysfs");
   if (made && !special) return t;
-  if (special) {
+  if (special && !direct) {
     // The same target, reached again without a symlink, as a directory.
-    auto direct = open_in_root_nofollow(root.fd, op.target, O_PATH | O_DIRECTORY);
-    if (!direct) return fail_msg("filesystem \"{}\" must be mounted on ordinary directory", op.fstype);
-    t = std::move(*direct);
+    auto d = open_in_root_nofollow(root.fd, op.target, O_PATH | O_DIRECTORY);
+    if (!d) return fail_msg("filesystem \"{}\" must be mounted on ordinary directory", op.fstype);
+    t = std::move(*d);
   }
+  if (is_proc) return t;  // proc may go anywhere (in another proc too)
   struct statfs sf;
   if (::fstatfs(t.get(), &sf) < 0) return fail_errno("statfs {}", op.target);
-  if (sf.f_type == PROC_SUPER_MAGIC && !(op.kind == Op::Kind::fs && op.fstype == "proc") &&
-      !proc_file_allowed(op.target))
+  if (sf.f_type == PROC_SUPER_MAGIC && !proc_file_allowed(op.target))
     return fail_msg("\"{}\" cannot be mounted because it is inside /proc", op.target);
   return t;
 }
@@ -326,8 +339,9 @@ Result<void> mount_bind(const Op& op, Root& root) {
     TRY(made, bind_tree(op));
   }
   int t = op.tree_fd >= 0 ? op.tree_fd : made.get();
-  struct stat st;
-  if (::fstat(t, &st) < 0) return fail_errno("stat {}", op.source);
+  struct stat st {};
+  st.st_mode = S_IFDIR;
+  if (!op.source_dir && ::fstat(t, &st) < 0) return fail_errno("stat {}", op.source);
   TRY(Fd target, mount_target(op, root, !S_ISDIR(st.st_mode)));
   TRY_VOID(attach(t, target.get()));
   return after_attach(op, t);

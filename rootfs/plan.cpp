@@ -185,6 +185,7 @@ void plan_cgroup(Plan& p, const spec::Mount& m, const std::string& target, const
     b.origin = origin;
     b.source = ctx.cgroup_dirs.empty() ? h.mountpoint + ctx.cgroup_path : ctx.cgroup_dirs[i];
     b.target = target + "/" + dir;
+    b.source_dir = true;
     b.flags.bind = true;
     b.flags.attr_set = fl.attr_set;
     b.flags.attr_clr = fl.attr_clr;

@@ -56,6 +56,9 @@ struct Op {
   // bind: a detached tree the runtime already made (idmapped, attributes
   // set) in its own namespaces, for init to attach; -1 when init makes it.
   int tree_fd = -1;
+  // bind: the source is a directory brig made (the container's cgroup), so
+  // a missing target is made a directory without a stat of the source.
+  bool source_dir = false;
 };
 
 struct Context {

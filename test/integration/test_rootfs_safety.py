@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import IS_RUNC, brig_only
+from test_errors import assert_nothing_left
 
 
 # --------------------------------------------------------------------------
@@ -184,6 +185,20 @@ def test_sysfs_symlink_is_refused(runtime, bundle, host_guard):
     os.symlink("/tmp", bundle.rootfs / "sys")
     res = run_in(runtime, bundle, "true", check=False)
     assert 'filesystem "sysfs" must be mounted on ordinary directory' in res.error, res
+
+
+@brig_only
+def test_sysfs_inside_proc_is_refused(runtime, bundle, host_guard):
+    # sysfs takes the short way to its target (one lookup without symlinks),
+    # which must still see that the target is in the container's /proc
+    # (runc 1.1.5 lets sysfs cover /proc/bus; brig refuses every filesystem
+    # but proc there, bar the few /proc files runc allows)
+    host_guard()
+    res = run_in(runtime, bundle, "true", check=False,
+                 mounts=[{"destination": "/proc/bus", "type": "sysfs", "source": "sysfs"}])
+    assert res.returncode != 0, res
+    assert '"/proc/bus" cannot be mounted because it is inside /proc' in res.error, res
+    assert_nothing_left(runtime, bundle.id, bundle)
 
 
 @brig_only
