@@ -118,9 +118,9 @@ struct Root {
 // parent kept in root.dir is dropped, except where the target is one this
 // call made in it: an empty directory (or file) made just now is on no path
 // but through its own "." and "..", which resolve the same with a mount on
-// it (the ".." of a mount's root is its mountpoint's parent). So
-// /sys/fs/cgroup's eleven binds, or /dev's pts, shm and mqueue, make their
-// targets in one parent looked up once.
+// it (the ".." of a mount's root is its mountpoint's parent). So the
+// cgroup binds under /sys/fs/cgroup (one per v1 hierarchy), or /dev's pts,
+// shm and mqueue, make their targets in one parent looked up once.
 Result<Fd> mount_target(const Op& op, Root& root, bool file) {
   bool is_proc = op.kind == Op::Kind::fs && op.fstype == "proc";
   bool special = is_proc || (op.kind == Op::Kind::fs && op.fstype == "sysfs");
