@@ -196,6 +196,33 @@ def test_init_killed_while_the_parent_works_on_it(runtime, bundle, tmp_path, set
         assert wait_for(lambda: not _traces(runtime, bundle.id, tmp_path), 5), _traces(runtime, bundle.id, tmp_path)
 
 
+def test_run_whose_init_dies_before_the_start(runtime, bundle, tmp_path):
+    """`run` starts the container under the lock create took, without reading
+    its status back: an init killed between the two is found at the exec
+    fifo (no reader left), with the status check's words, and nothing is
+    left (init held just before the fifo by BRIG_FAULT=start.before-fifo:sleep)."""
+    bundle.config(args=["sleep", "100"])
+    runtime.track(bundle.id)
+    p = subprocess.Popen(runtime.cmd("run", "--bundle", bundle, bundle.id), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=runtime.env({"BRIG_FAULT": "start.before-fifo:sleep"}))
+    children = f"/proc/{p.pid}/task/{p.pid}/children"
+
+    def init_pid():
+        try:
+            return int(open(children).read().split()[0])
+        except (OSError, IndexError, ValueError):
+            return None
+    # the state says "created" once create is done: the start is then asleep
+    assert wait_for(lambda: '"created"' in runtime.run("state", bundle.id).stdout, 5)
+    os.kill(init_pid(), signal.SIGKILL)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "cannot start a container that has stopped" in lines[0], err
+    assert wait_for(lambda: not _traces(runtime, bundle.id, tmp_path), 5), _traces(runtime, bundle.id, tmp_path)
+
+
 def test_every_step_is_listed_once():
     assert len(STEPS) == len(set(STEPS)) and len(STEPS) >= 15, STEPS
 

@@ -635,16 +635,14 @@ TEST_CASE("read_attribute: one read for a small kernel file, all of a longer fil
   CHECK(st->starts_with("Name:\t"));
   CHECK(st->find("\nSigCgt:\t") != std::string::npos);
   CHECK(st->ends_with("\n"));
-  // Longer than the one buffer: read on to the end.
-  char tmpl[] = "/tmp/brig-unit-attr-XXXXXX";
-  int fd = ::mkstemp(tmpl);
-  REQUIRE(fd >= 0);
+  // Longer than the one buffer: read on to the end (an unnamed file, read
+  // through its /proc/self/fd link: nothing left behind if a check fails).
+  brig::Fd file(::open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  REQUIRE(file);
   std::string big(20000, 'x');
   for (size_t i = 0; i < big.size(); i += 97) big[i] = static_cast<char>('a' + (i / 97) % 26);
-  REQUIRE(::write(fd, big.data(), big.size()) == static_cast<ssize_t>(big.size()));
-  ::close(fd);
-  auto got = brig::sys::read_attribute(tmpl);
-  ::unlink(tmpl);
+  REQUIRE(::write(file.get(), big.data(), big.size()) == static_cast<ssize_t>(big.size()));
+  auto got = brig::sys::read_attribute("/proc/self/fd/" + std::to_string(file.get()));
   REQUIRE(got);
   CHECK(*got == big);
   auto missing = brig::sys::read_attribute("/proc/self/no-such-file");
