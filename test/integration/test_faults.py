@@ -145,6 +145,14 @@ def test_lo_step_failing_before_init_goes_on(runtime, bundle, tmp_path):
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 
+def _first_child(p):
+    """The pid of the first child of Popen p (its container init), or None."""
+    try:
+        return int(open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @pytest.mark.parametrize("setup", ["lo", "user-namespace", "createContainer-hook", "hand-over"])
 def test_init_killed_while_the_parent_works_on_it(runtime, bundle, tmp_path, setup):
     """init killed (by the OOM killer, say) while the parent brings its lo
@@ -168,15 +176,8 @@ def test_init_killed_while_the_parent_works_on_it(runtime, bundle, tmp_path, set
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=runtime.env({"BRIG_FAULT": fault, **extra_env}))
     # (for "hand-over", the --debug run below checks init shared brig's memory)
-    children = f"/proc/{p.pid}/task/{p.pid}/children"
-
-    def init_pid():
-        try:
-            return int(open(children).read().split()[0])
-        except (OSError, IndexError, ValueError):
-            return None
-    assert wait_for(lambda: init_pid() is not None, 5), "no init"
-    os.kill(init_pid(), signal.SIGKILL)
+    assert wait_for(lambda: _first_child(p) is not None, 5), "no init"
+    os.kill(_first_child(p), signal.SIGKILL)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 1, err
     lines = err.strip().splitlines()
@@ -206,16 +207,9 @@ def test_run_whose_init_dies_before_the_start(runtime, bundle, tmp_path):
     p = subprocess.Popen(runtime.cmd("run", "--bundle", bundle, bundle.id), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=runtime.env({"BRIG_FAULT": "start.before-fifo:sleep"}))
-    children = f"/proc/{p.pid}/task/{p.pid}/children"
-
-    def init_pid():
-        try:
-            return int(open(children).read().split()[0])
-        except (OSError, IndexError, ValueError):
-            return None
     # the state says "created" once create is done: the start is then asleep
     assert wait_for(lambda: '"created"' in runtime.run("state", bundle.id).stdout, 5)
-    os.kill(init_pid(), signal.SIGKILL)
+    os.kill(_first_child(p), signal.SIGKILL)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 1, err
     lines = err.strip().splitlines()
