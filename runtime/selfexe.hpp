@@ -43,6 +43,15 @@ struct MapsLine {
 };
 std::optional<MapsLine> parse_maps_line(std::string_view line);
 
+// The range of brig's text that its common commands run (the functions
+// contrib/bench/hot-functions.txt lists, which the linker places first), for
+// brig's main program to set as it starts: the range is mapped in at once
+// (MADV_POPULATE_READ), now and again after protect_exe() has moved the
+// process. On a VM each page fault is a trap to the hypervisor (~13 us on
+// the bench machine) while one call maps the whole range for about the cost
+// of two faults (contrib/bench/README.md). Not set, nothing is populated.
+void set_hot_text(uintptr_t lo, uintptr_t hi);
+
 // Whether setting up a process in a container with config `cfg` needs brig to
 // run from a read-only view of its binary.
 bool needs_protected_exe(const spec::Config& cfg);

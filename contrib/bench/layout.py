@@ -173,6 +173,9 @@ def profile(brig):
     return [n for a in sorted(hit) for n in sorted(names[a])]
 
 
+HOT_END = "brig_hot_text_end"  # never called, so never in a profile: appended
+
+
 def main():
     args = sys.argv[1:]
     here = os.path.dirname(os.path.abspath(__file__))
@@ -195,8 +198,10 @@ def main():
                 "# seccomp. ld.lld puts them first, in this order (CMakeLists.txt, BRIG_LAYOUT),\n"
                 "# so the code those commands run is contiguous. Names a build lacks are\n"
                 "# skipped; a function missing here only costs resident pages. Written by\n"
-                f"# contrib/bench/layout.py from {len(args)} build(s), first one's names first.\n")
-        f.write("".join(n + "\n" for n in order))
+                f"# contrib/bench/layout.py from {len(args)} build(s), first one's names first.\n"
+                "# Last, brig_hot_text_end marks where this code ends: brig maps the text up\n"
+                "# to it in one call as it starts (cmd/main.cpp).\n")
+        f.write("".join(n + "\n" for n in order if n != HOT_END) + HOT_END + "\n")
     print(f"{out}: {len(order)} names", file=sys.stderr)
 
 

@@ -2,8 +2,10 @@
 
 import os
 import re
+import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,6 +111,54 @@ def test_oom_score_adj_is_the_containers_not_brigs(runtime, bundle):
     finally:
         out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
+
+
+def _hot_text_end(binary):
+    """brig_hot_text_end's offset in the executable segment and the symbol
+    table ({name: address}), or (None, table) when the build has no function
+    order (no ld.lld, or a sanitizer build)."""
+    nm = subprocess.run(["nm", binary], capture_output=True, text=True, check=True).stdout
+    table = {}
+    for line in nm.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[1] in "tTwW":
+            table[f[2]] = int(f[0], 16)
+    if "brig_hot_text_end" not in table:
+        return None, table
+    for line in subprocess.run(["readelf", "-lW", binary], capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        f = line.split()
+        if f[:1] == ["LOAD"] and f[-3:-1] == ["R", "E"]:
+            return table["brig_hot_text_end"] - (int(f[2], 16) & ~0xfff), table
+    return None, table
+
+
+@brig_only
+def test_hot_code_is_mapped_in_one_call_before_and_after_the_self_exe_move(runtime, bundle, tmp_path):
+    """The code the common commands run is linked first, in the order of
+    contrib/bench/hot-functions.txt, and ends at brig_hot_text_end, listed
+    last: every listed function the binary has lies below it. brig maps that
+    range in one call as it starts and again after the self-exe move maps
+    the binary anew (runtime/selfexe.hpp, set_hot_text); the move's debug
+    line says how much."""
+    end, table = _hot_text_end(runtime.binary)
+    if end is None:
+        sanitized = any(n.startswith(("__asan_", "__ubsan_")) for n in table)
+        if sanitized or not shutil.which("ld.lld"):
+            pytest.skip("a build without the function order (sanitizers, or no ld.lld)")
+        pytest.fail("ld.lld is installed but brig was linked without its function order")
+    listed = Path(__file__).parents[2] / "contrib" / "bench" / "hot-functions.txt"
+    names = [n.strip() for n in listed.read_text().splitlines() if n.strip() and not n.startswith("#")]
+    assert names[-1] == "brig_hot_text_end"
+    hot = [n for n in names[:-1] if n in table]
+    assert len(hot) > len(names) // 2, "most listed functions are in the binary"
+    above = [n for n in hot if table[n] >= table["brig_hot_text_end"]]
+    assert not above, above[:5]
+    log = tmp_path / "debug.log"
+    bundle.config(args=["true"])
+    run_fg(runtime, bundle, global_args=["--debug", "--log", str(log)])
+    kib = (end + 4095) // 4096 * 4
+    assert f"self-exe protection: remapped in place; hot code mapped ({kib} KiB)" in log.read_text()
 
 
 @brig_only

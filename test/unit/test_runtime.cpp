@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -494,6 +495,33 @@ TEST_CASE("brig runs from a read-only view of itself unless the container has a 
 
 namespace {
 int selfexe_global = 41;  // in the data segment, which protect_exe() copies
+
+// How many of the pages in [lo, lo + len) this process has mapped
+// (/proc/self/pagemap: bit 63 of each page's entry, readable by anyone).
+size_t pages_mapped(uintptr_t lo, size_t len) {
+  int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  std::vector<uint64_t> e(len / 4096);
+  ssize_t n = ::pread(fd, e.data(), e.size() * 8, static_cast<off_t>(lo / 4096 * 8));
+  ::close(fd);
+  if (n != static_cast<ssize_t>(e.size() * 8)) return 0;
+  return static_cast<size_t>(std::count_if(e.begin(), e.end(), [](uint64_t v) { return (v >> 63) & 1; }));
+}
+}  // namespace
+
+TEST_CASE("set_hot_text maps the whole range in at once", "[selfexe]") {
+  int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  constexpr size_t len = 64 * 4096;
+  void* p = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  REQUIRE(p != MAP_FAILED);
+  auto lo = reinterpret_cast<uintptr_t>(p);
+  CHECK(pages_mapped(lo, len) == 0);  // nothing touched yet
+  runtime::set_hot_text(lo + 100, lo + len - 100);  // widened to whole pages
+  CHECK(pages_mapped(lo, len) == len / 4096);
+  runtime::set_hot_text(0, 0);
+  ::munmap(p, len);
 }
 
 TEST_CASE("protect_exe moves the process onto a read-only view of its binary without an exec", "[selfexe]") {
@@ -527,6 +555,14 @@ TEST_CASE("protect_exe moves the process onto a read-only view of its binary wit
     };
     std::vector<std::string> ranges_before, paths_before, ranges_after, paths_after;
     exe_maps(ranges_before, paths_before);
+    // The first 256 KiB of the text stand for the hot code: mapped in again
+    // right after the move, not left to fault in page by page.
+    uintptr_t text = 0;
+    for (const auto& r : ranges_before)
+      if (r.ends_with("r-xp")) text = std::stoul(r.substr(0, r.find('-')), nullptr, 16);
+    if (text == 0) ::_exit(21);
+    constexpr size_t hot = 64 * 4096;
+    runtime::set_hot_text(text, text + hot);
     bool was = runtime::exe_protected();
     selfexe_global += 1;
     std::string heap = "kept";  // the heap is not touched
@@ -547,6 +583,7 @@ TEST_CASE("protect_exe moves the process onto a read-only view of its binary wit
     // access() asks the filesystem, not the running text (open would say
     // ETXTBSY, protected or not): the view is read-only.
     if (::access("/proc/self/exe", W_OK) == 0 || errno != EROFS) ::_exit(20);
+    if (pages_mapped(text, hot) != hot / 4096) ::_exit(22);
     ::_exit(0);
   }
   int st = 0;
