@@ -154,7 +154,8 @@ __attribute__((no_sanitize("address", "undefined"))) void copy_words(void* to, c
 // Points this process's mappings of its binary, and /proc/self/exe, at
 // `view` (an O_RDONLY fd of the read-only view) without an exec: the same
 // inode, so the same page-cache pages and bytes. Pages the loader wrote
-// (data, relocations) are copied over, the rest is mapped anew. Then
+// (data, relocations) are copied into anonymous memory moved over them, the
+// rest is mapped anew from the view. Then
 // PR_SET_MM_MAP swaps mm->exe_file, and /proc/self/maps is read again to see
 // that no mapping of the old path is left. Single-threaded callers only; signals are
 // blocked while data pages are copied, so no handler writes a global the copy
@@ -197,13 +198,24 @@ Result<void> remap_in_place(const Fd& view) {
     if (m.offset + static_cast<off_t>(m.hi - m.lo) > st.st_size)
       return fail_msg("mapping {:#x} reaches past the end of the binary", m.lo);
 
+  // The pages the loader wrote (data, and the RELRO range it relocated) are
+  // copied, each run of adjacent ones into one anonymous mapping that one
+  // mremap moves over them; then each gets its protection back. Three calls
+  // a run (the data segment is one), where a file-backed copy of each mapping
+  // took three apiece: every call that takes present pages away ends in a
+  // TLB flush, which this VM makes dear, most of all with containers started
+  // in parallel (contrib/bench/README.md). The rest is mapped anew from the
+  // view.
+  auto is_written = [&](const ExeMapping& m) {
+    return (m.prot & PROT_WRITE) || (m.lo < relro_hi && m.hi > relro_lo);
+  };
   sigset_t all, old;
   ::sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, &old);
-  for (const auto& m : maps) {
+  for (size_t i = 0; i < maps.size();) {
+    const auto& m = maps[i];
     size_t len = m.hi - m.lo;
-    bool written = (m.prot & PROT_WRITE) || (m.lo < relro_hi && m.hi > relro_lo);
-    if (!written) {
+    if (!is_written(m)) {
       // Replaced in one call: the code running here faults its page back in
       // from the view, byte for byte the same.
       auto p = ::syscall(SYS_mmap, m.lo, len, m.prot, MAP_PRIVATE | MAP_FIXED, view.get(), m.offset);
@@ -216,24 +228,33 @@ Result<void> remap_in_place(const Fd& view) {
       // all of the text made 1.4 MiB more resident, above crun's peak RSS,
       // and was no faster (contrib/bench/README.md).
       if (hot_text_lo >= m.lo && hot_text_hi <= m.hi) hot_text_after_move = populate_hot_text();
+      ++i;
       continue;
     }
-    // MAP_POPULATE: every page is copied on write by the kernel in this one
-    // call, not by a fault per page in copy_words.
-    void* copy = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, view.get(), m.offset);
+    size_t end = i + 1;  // the run of written mappings: maps[i, end)
+    while (end < maps.size() && is_written(maps[end]) && maps[end].lo == maps[end - 1].hi) ++end;
+    uintptr_t lo = m.lo, hi = maps[end - 1].hi;
+    // MAP_POPULATE: every page is made in this one call, not by a fault per
+    // page in copy_words.
+    void* copy = ::mmap(nullptr, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (copy == MAP_FAILED) {
       ::sigprocmask(SIG_SETMASK, &old, nullptr);
-      return fail_errno("map the read-only view");
+      return fail_errno("map a copy of {:#x}", lo);
     }
-    copy_words(copy, reinterpret_cast<void*>(m.lo), len);
+    copy_words(copy, reinterpret_cast<void*>(lo), hi - lo);
     // From here to the move nothing may write this range: raw syscalls only.
-    if (::syscall(SYS_mprotect, copy, len, m.prot) != 0 ||
-        ::syscall(SYS_mremap, copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, m.lo) != static_cast<long>(m.lo)) {
+    if (::syscall(SYS_mremap, copy, hi - lo, hi - lo, MREMAP_MAYMOVE | MREMAP_FIXED, lo) != static_cast<long>(lo)) {
       int e = errno;
-      ::munmap(copy, len);
+      ::munmap(copy, hi - lo);
       ::sigprocmask(SIG_SETMASK, &old, nullptr);
-      return fail_err(e, fmt::format("move the copy of {:#x}", m.lo));
+      return fail_err(e, fmt::format("move the copy of {:#x}", lo));
     }
+    for (; i < end; ++i)
+      if (maps[i].prot != (PROT_READ | PROT_WRITE) &&
+          ::mprotect(reinterpret_cast<void*>(maps[i].lo), maps[i].hi - maps[i].lo, maps[i].prot) != 0) {
+        ::sigprocmask(SIG_SETMASK, &old, nullptr);
+        return fail_errno("protect the copy of {:#x}", maps[i].lo);
+      }
   }
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   if (::prctl(PR_SET_MM, PR_SET_MM_MAP, &mm, sizeof mm, 0) != 0) return fail_errno("prctl PR_SET_MM_MAP");
