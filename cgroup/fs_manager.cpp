@@ -479,10 +479,11 @@ class FsManager final : public Manager {
       if (!own) return fail(std::move(own.error()).context(fmt::format("init {}", path)));
       char cur[64];
       ssize_t n = ::read(own->get(), cur, sizeof cur);
-      if (n > 0 && std::string_view(cur, static_cast<size_t>(n)).find_first_not_of(" \n") != std::string_view::npos)
+      if (n < 0) return fail_errno("init {}: read", path);
+      if (std::string_view(cur, static_cast<size_t>(n)).find_first_not_of(" \n") != std::string_view::npos)
         continue;
       TRY(auto v, sys::read_attribute(parent + "/" + f));
-      if (::write(own->get(), v.data(), v.size()) < 0) return fail_errno("init {}: write {}", path, path);
+      if (::write(own->get(), v.data(), v.size()) < 0) return fail_errno("init {}: write the parent's {}", path, f);
     }
     return {};
   }
