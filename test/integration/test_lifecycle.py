@@ -341,6 +341,15 @@ def test_version(runtime):
     assert res2.stdout == res.stdout
 
 
+@brig_only
+def test_version_names_a_commit(runtime):
+    """Three lines, as runc prints them; the commit a short hash, or
+    "unknown" for a build from outside git."""
+    res = runtime.run("--version", check=True)
+    assert re.fullmatch(r"brig version \d+\.\d+\.\d+\ncommit: ([0-9a-f]{7,}|unknown)\nspec: 1\.3\.0\n",
+                        res.stdout), res
+
+
 COMMAND_FLAGS = {
     "create": ["--bundle", "--console-socket", "--pid-file", "--no-pivot",
                "--no-new-keyring", "--preserve-fds"],
