@@ -162,6 +162,28 @@ def test_hot_code_is_mapped_in_one_call_before_and_after_the_self_exe_move(runti
 
 
 @brig_only
+def test_loader_finds_brigs_libraries_without_ld_so_cache(runtime):
+    """brig's DT_RUNPATH names the folders its shared libraries were linked
+    from, every one absolute (an empty entry would be the working directory),
+    so the loader finds them there and never opens /etc/ld.so.cache
+    (CMakeLists.txt: its munmap's TLB flush is dear on a VM)."""
+    dyn = subprocess.run(["readelf", "-d", runtime.binary], capture_output=True, text=True, check=True).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+)\]", dyn)
+    if not needed:
+        pytest.skip("a fully static build loads nothing")
+    runpath = re.search(r"\(RUNPATH\)\s+Library runpath: \[(.*)\]", dyn)
+    assert runpath, dyn
+    dirs = runpath.group(1).split(":")
+    assert all(d.startswith("/") for d in dirs), dirs
+    env = dict(os.environ, LD_DEBUG="libs")
+    env.pop("LD_LIBRARY_PATH", None)
+    res = subprocess.run([runtime.binary, "--version"], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res
+    assert "find library=libc.so.6" in res.stderr, res.stderr  # LD_DEBUG was heard
+    assert "search cache=" not in res.stderr, res.stderr
+
+
+@brig_only
 @pytest.mark.parametrize("copy", [False, True], ids=["shared", "copy"])
 def test_exec_error_after_start_is_init_s_last_word(runtime, bundle, copy):
     """An execve that fails after `start` (a file the kernel cannot run):
