@@ -20,6 +20,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,8 @@ int populate_hot_text() {
 }
 // What the move's populate_hot_text returned.
 int hot_text_after_move = -1;
+// Whether the move replaced the mappings with one call (replace_in_one_call).
+bool moved_in_one_call = false;
 
 // For the debug log: what the move did with the hot code.
 std::string hot_text_note() {
@@ -151,15 +154,177 @@ __attribute__((no_sanitize("address", "undefined"))) void copy_words(void* to, c
   for (size_t i = 0; i < len / sizeof(uint64_t); ++i) d[i] = s[i];
 }
 
+#if defined(__x86_64__)
+#define BRIG_ONE_CALL_MOVE 1
+#if defined(__clang__)
+#define BRIG_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define BRIG_NO_COVERAGE __attribute__((no_sanitize_coverage))
+#endif
+// A system call made without libc: while replace_in_one_call() runs, the
+// GOT (in the RELRO range) holds the file's unrelocated bytes, so nothing
+// may call through it, a sanitizer's or coverage hook included.
+__attribute__((always_inline, no_sanitize("address", "undefined"))) BRIG_NO_COVERAGE inline long raw_syscall(
+    long nr, const long (&a)[6]) {
+  long ret;
+  register long r10 asm("r10") = a[3];
+  register long r8 asm("r8") = a[4];
+  register long r9 asm("r9") = a[5];
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]), "r"(r10), "r"(r8), "r"(r9)
+               : "rcx", "r11", "memory");
+  return ret;
+}
+
+struct RawCall {
+  long nr;
+  long a[6];
+};
+
+// Makes calls[0, n) in order: n, or the index of the first that failed, its
+// errno in *err. No instrumentation: a sanitizer or coverage hook is a call
+// the GOT may not serve yet.
+__attribute__((noinline, no_sanitize("address", "undefined"))) BRIG_NO_COVERAGE size_t
+run_raw(const RawCall* calls, size_t n, long* err) {
+  for (size_t i = 0; i < n; ++i) {
+    long r = raw_syscall(calls[i].nr, calls[i].a);
+    if (r < 0 && r > -4096) {
+      *err = -r;
+      return i;
+    }
+  }
+  return n;
+}
+#endif
+
+#ifdef BRIG_ONE_CALL_MOVE
+// The binary's mappings replaced with one mmap of the view over all of
+// them, which takes its present pages away with one full TLB flush. Each
+// call that takes away 33 pages or fewer flushes them one by one instead
+// (x86's tlb_single_page_flush_ceiling), and on a VM each of those is a trap
+// to the hypervisor: replacing the loader-written pages (RELRO and data, 9
+// pages) on their own, then making RELRO read-only again, cost 0.5 ms of CPU
+// a container with 20 starting at once (contrib/bench/README.md). Those
+// pages are first written to a memfd, then mapped from it (private) over the
+// view's unrelocated bytes before anything reads them; no page is present
+// there yet, so neither that nor the protections set after flushes anything.
+// Returns false, having changed nothing, when the layout does not allow it:
+// mappings not contiguous, or the unwritten ones not at one offset from the
+// file's.
+Result<bool> replace_in_one_call(const Fd& view, const std::vector<ExeMapping>& maps,
+                                 const std::function<bool(const ExeMapping&)>& is_written) {
+  uintptr_t base = maps.front().lo, top = maps.back().hi;
+  off_t off0 = -1;
+  int prot = 0;
+  for (size_t k = 0; k < maps.size(); ++k) {
+    if (k > 0 && maps[k].lo != maps[k - 1].hi) return false;
+    if (is_written(maps[k])) continue;
+    off_t o = maps[k].offset - static_cast<off_t>(maps[k].lo - base);
+    if (o < 0 || (off0 >= 0 && o != off0)) return false;
+    off0 = o;
+    prot |= maps[k].prot;
+  }
+  if (off0 < 0) return false;
+  struct Run {
+    uintptr_t lo, hi;
+    off_t at;  // in the memfd
+  };
+  std::vector<Run> runs;
+  off_t size = 0;
+  for (const auto& m : maps) {
+    if (!is_written(m)) continue;
+    if (!runs.empty() && runs.back().hi == m.lo) {
+      runs.back().hi = m.hi;
+    } else {
+      runs.push_back({m.lo, m.hi, size});
+    }
+    size = runs.back().at + static_cast<off_t>(runs.back().hi - runs.back().lo);
+  }
+  unsigned flags = MFD_CLOEXEC;
+#ifdef MFD_NOEXEC_SEAL
+  int mfd = ::memfd_create("brig-relocated", flags | MFD_NOEXEC_SEAL);
+  if (mfd < 0 && errno == EINVAL) mfd = ::memfd_create("brig-relocated", flags);
+#else
+  int mfd = ::memfd_create("brig-relocated", flags);
+#endif
+  if (mfd < 0) return fail_errno("memfd_create for the loader-written pages");
+  Fd copy(mfd);
+  // pwrite by syscall(): libc's (and a sanitizer's check of the buffer, which
+  // holds the redzones of instrumented globals) is not wanted here.
+  for (const auto& r : runs)
+    for (size_t done = 0; done < r.hi - r.lo;) {
+      long n = ::syscall(SYS_pwrite64, copy.get(), r.lo + done, r.hi - r.lo - done, r.at + static_cast<off_t>(done));
+      if (n <= 0) return fail_errno("copy the loader-written pages at {:#x}", r.lo);
+      done += static_cast<size_t>(n);
+    }
+  auto call = [](long nr, long a0, long a1, long a2, long a3 = 0, long a4 = 0, long a5 = 0) {
+    return RawCall{nr, {a0, a1, a2, a3, a4, a5}};
+  };
+  std::vector<RawCall> calls;
+  calls.push_back(call(SYS_mmap, static_cast<long>(base), static_cast<long>(top - base), prot, MAP_PRIVATE | MAP_FIXED,
+                       view.get(), off0));
+  for (const auto& r : runs)
+    calls.push_back(call(SYS_mmap, static_cast<long>(r.lo), static_cast<long>(r.hi - r.lo), PROT_READ,
+                         MAP_PRIVATE | MAP_FIXED, copy.get(), r.at));
+  for (const auto& m : maps)
+    if (m.prot != (is_written(m) ? PROT_READ : prot))
+      calls.push_back(call(SYS_mprotect, static_cast<long>(m.lo), static_cast<long>(m.hi - m.lo), m.prot));
+  // Should a call fail once the view is mapped, the pages are put back from
+  // the memfd into anonymous memory, and the protections set again.
+  std::vector<RawCall> back;
+  for (const auto& r : runs) {
+    back.push_back(call(SYS_mmap, static_cast<long>(r.lo), static_cast<long>(r.hi - r.lo), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0));
+    back.push_back(call(SYS_pread64, copy.get(), static_cast<long>(r.lo), static_cast<long>(r.hi - r.lo), r.at));
+  }
+  for (const auto& m : maps)
+    if (is_written(m) && m.prot != (PROT_READ | PROT_WRITE))
+      back.push_back(call(SYS_mprotect, static_cast<long>(m.lo), static_cast<long>(m.hi - m.lo), m.prot));
+
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &old);
+  long err = 0, err_back = 0;
+  size_t done = run_raw(calls.data(), calls.size(), &err);
+  if (done > 0 && done < calls.size() && run_raw(back.data(), back.size(), &err_back) != back.size()) {
+    // Neither way: the GOT may be the file's bytes, so no libc either.
+    static const char msg[] = "brig: self-exe protection: cannot restore the loader-written pages\n";
+    long w[6] = {2, reinterpret_cast<long>(msg), sizeof msg - 1, 0, 0, 0};
+    long e[6] = {125, 0, 0, 0, 0, 0};
+    raw_syscall(SYS_write, w);
+    raw_syscall(SYS_exit_group, e);
+  }
+  if (done < calls.size()) {
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    return fail_err(static_cast<int>(err), fmt::format("replace the mappings of the binary at {:#x} (call {} of {})",
+                                                       base, done + 1, calls.size()));
+  }
+  // Each page in at once: the relocated pointers read-only, the data copied
+  // on write now rather than by a fault apiece (neither flushes anything:
+  // no page is present yet). Kernels before 5.14 refuse the advice.
+  for (const auto& m : maps)
+    if (is_written(m))
+      ::madvise(reinterpret_cast<void*>(m.lo), m.hi - m.lo,
+                (m.prot & PROT_WRITE) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+  if (hot_text_lo >= base && hot_text_hi <= top) hot_text_after_move = populate_hot_text();
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  moved_in_one_call = true;
+  return true;
+}
+#endif
+
 // Points this process's mappings of its binary, and /proc/self/exe, at
 // `view` (an O_RDONLY fd of the read-only view) without an exec: the same
-// inode, so the same page-cache pages and bytes. Pages the loader wrote
-// (data, relocations) are copied into anonymous memory moved over them, the
-// rest is mapped anew from the view. Then
-// PR_SET_MM_MAP swaps mm->exe_file, and /proc/self/maps is read again to see
-// that no mapping of the old path is left. Single-threaded callers only; signals are
-// blocked while data pages are copied, so no handler writes a global the copy
-// would lose.
+// inode, so the same page-cache pages and bytes. On x86_64 the view is
+// mapped over the whole binary in one call and the pages the loader wrote
+// (data, relocations) put back from a memfd (replace_in_one_call); where the
+// layout does not allow that, or elsewhere, those pages are copied into
+// anonymous memory moved over them and the rest is mapped anew from the view,
+// a mapping at a time. Then PR_SET_MM_MAP swaps mm->exe_file, and
+// /proc/self/maps is read again to see that no mapping of the old path is
+// left. Single-threaded callers only; signals are blocked while data pages
+// are copied, so no handler writes a global the copy would lose.
 Result<void> remap_in_place(const Fd& view) {
   struct stat st;
   if (::fstat(view.get(), &st) < 0) return fail_errno("stat the read-only view");
@@ -209,10 +374,15 @@ Result<void> remap_in_place(const Fd& view) {
   auto is_written = [&](const ExeMapping& m) {
     return (m.prot & PROT_WRITE) || (m.lo < relro_hi && m.hi > relro_lo);
   };
+#ifdef BRIG_ONE_CALL_MOVE
+  TRY(bool moved, replace_in_one_call(view, maps, is_written));
+#else
+  bool moved = false;
+#endif
   sigset_t all, old;
   ::sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, &old);
-  for (size_t i = 0; i < maps.size();) {
+  for (size_t i = moved ? maps.size() : 0; i < maps.size();) {
     const auto& m = maps[i];
     size_t len = m.hi - m.lo;
     if (!is_written(m)) {
@@ -343,7 +513,8 @@ Result<void> protect_exe() {
     auto rd = sys::open(fmt::format("/proc/self/fd/{}", view->get()), O_RDONLY | O_CLOEXEC);
     auto r = rd ? remap_in_place(*rd) : Result<void>(fail(std::move(rd.error())));
     if (r && exe_protected()) {
-      log::debug("self-exe protection: remapped in place" + hot_text_note());
+      log::debug(fmt::format("self-exe protection: remapped in place{}{}", moved_in_one_call ? " (one call)" : "",
+                             hot_text_note()));
       return {};
     }
     // Old kernels (no PR_SET_MM_MAP, or no CONFIG_CHECKPOINT_RESTORE): what

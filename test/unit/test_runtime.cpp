@@ -594,6 +594,20 @@ TEST_CASE("protect_exe moves the process onto a read-only view of its binary wit
     // ETXTBSY, protected or not): the view is read-only.
     if (::access("/proc/self/exe", W_OK) == 0 || errno != EROFS) ::_exit(20);
     if (pages_mapped(text, hot) != hot / 4096) ::_exit(22);
+#if defined(__x86_64__)
+    // Replaced with one mmap of the view, the loader-written pages put back
+    // from a memfd (runtime/selfexe.cpp, replace_in_one_call), present.
+    auto maps = sys::read_file("/proc/self/maps");
+    if (!maps || maps->find(" /memfd:brig-relocated") == std::string::npos) ::_exit(23);
+    for (size_t i = 0, eol; maps && i < maps->size(); i = eol + 1) {
+      eol = maps->find('\n', i);
+      if (eol == std::string::npos) eol = maps->size();
+      std::string line = maps->substr(i, eol - i);
+      if (line.find(" /memfd:brig-relocated") == std::string::npos) continue;
+      uintptr_t lo = std::stoul(line, nullptr, 16), hi = std::stoul(line.substr(line.find('-') + 1), nullptr, 16);
+      if (pages_mapped(lo, hi - lo) != (hi - lo) / 4096) ::_exit(24);
+    }
+#endif
     ::_exit(0);
   }
   int st = 0;
