@@ -180,21 +180,47 @@ __attribute__((always_inline, no_sanitize("address", "undefined"))) BRIG_NO_COVE
 struct RawCall {
   long nr;
   long a[6];
+  long want = -1;  // the result it must return (a pwrite's length), or -1: any but an error
 };
 
-// Makes calls[0, n) in order: n, or the index of the first that failed, its
-// errno in *err. No instrumentation: a sanitizer or coverage hook is a call
-// the GOT may not serve yet.
+// A list of raw calls, and what puts things back should one fail.
+struct RawPlan {
+  const RawCall* calls;
+  size_t n;
+  size_t undo_after;  // a failure at an index above this one runs `undo`
+  const RawCall* undo;
+  size_t n_undo;
+};
+
+// Makes a raw call: its result, or -errno (EIO for a short result).
+__attribute__((always_inline, no_sanitize("address", "undefined"))) BRIG_NO_COVERAGE inline long raw_call(
+    const RawCall& c) {
+  long r = raw_syscall(c.nr, c.a);
+  if (r < 0 && r > -4096) return r;
+  return c.want >= 0 && r != c.want ? -EIO : r;
+}
+
+// Makes plan.calls in order: plan.n, or the index of the first that failed,
+// its errno in *err. A failure past plan.undo_after makes plan.undo here too,
+// before any other code runs: a sanitizer or coverage hook, or any code that
+// reads a pointer from brig's data, needs the pages back first. Should the
+// undo fail as well, brig says so and exits 125, with no libc.
 __attribute__((noinline, no_sanitize("address", "undefined"))) BRIG_NO_COVERAGE size_t
-run_raw(const RawCall* calls, size_t n, long* err) {
-  for (size_t i = 0; i < n; ++i) {
-    long r = raw_syscall(calls[i].nr, calls[i].a);
-    if (r < 0 && r > -4096) {
-      *err = -r;
-      return i;
-    }
+run_raw(const RawPlan& plan, long* err) {
+  for (size_t i = 0; i < plan.n; ++i) {
+    long r = raw_call(plan.calls[i]);
+    if (r >= 0) continue;
+    *err = -r;
+    if (i > plan.undo_after)
+      for (size_t k = 0; k < plan.n_undo; ++k)
+        if (raw_call(plan.undo[k]) < 0) {
+          static const char msg[] = "brig: self-exe protection: cannot restore the loader-written pages\n";
+          raw_syscall(SYS_write, {2, reinterpret_cast<long>(msg), sizeof msg - 1, 0, 0, 0});
+          raw_syscall(SYS_exit_group, {125, 0, 0, 0, 0, 0});
+        }
+    return i;
   }
-  return n;
+  return plan.n;
 }
 #endif
 
@@ -209,9 +235,11 @@ run_raw(const RawCall* calls, size_t n, long* err) {
 // pages are first written to a memfd, then mapped from it (private) over the
 // view's unrelocated bytes before anything reads them; no page is present
 // there yet, so neither that nor the protections set after flushes anything.
-// Returns false, having changed nothing, when the layout does not allow it:
-// mappings not contiguous, or the unwritten ones not at one offset from the
-// file's.
+// Returns false, having changed nothing but made a memfd, when the layout
+// does not allow it (mappings not contiguous, or the unwritten ones not at
+// one offset from the file's) or the memfd cannot be made, written or
+// sealed; an error, the pages put back, when a call after the view's mmap
+// fails.
 Result<bool> replace_in_one_call(const Fd& view, const std::vector<ExeMapping>& maps,
                                  const std::function<bool(const ExeMapping&)>& is_written) {
   uintptr_t base = maps.front().lo, top = maps.back().hi;
@@ -241,27 +269,33 @@ Result<bool> replace_in_one_call(const Fd& view, const std::vector<ExeMapping>& 
     }
     size = runs.back().at + static_cast<off_t>(runs.back().hi - runs.back().lo);
   }
-  unsigned flags = MFD_CLOEXEC;
+  // Sealed once written: private mappings of it stay allowed, but nothing
+  // can change the pages the GOT is read from (through /proc/PID/map_files,
+  // say). Where no memfd can be made, the mapping-at-a-time move remains.
+  unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
 #ifdef MFD_NOEXEC_SEAL
   int mfd = ::memfd_create("brig-relocated", flags | MFD_NOEXEC_SEAL);
   if (mfd < 0 && errno == EINVAL) mfd = ::memfd_create("brig-relocated", flags);
 #else
   int mfd = ::memfd_create("brig-relocated", flags);
 #endif
-  if (mfd < 0) return fail_errno("memfd_create for the loader-written pages");
+  if (mfd < 0) return false;
   Fd copy(mfd);
-  // pwrite by syscall(): libc's (and a sanitizer's check of the buffer, which
-  // holds the redzones of instrumented globals) is not wanted here.
-  for (const auto& r : runs)
-    for (size_t done = 0; done < r.hi - r.lo;) {
-      long n = ::syscall(SYS_pwrite64, copy.get(), r.lo + done, r.hi - r.lo - done, r.at + static_cast<off_t>(done));
-      if (n <= 0) return fail_errno("copy the loader-written pages at {:#x}", r.lo);
-      done += static_cast<size_t>(n);
-    }
-  auto call = [](long nr, long a0, long a1, long a2, long a3 = 0, long a4 = 0, long a5 = 0) {
-    return RawCall{nr, {a0, a1, a2, a3, a4, a5}};
+  auto call = [](long nr, long a0, long a1, long a2, long a3 = 0, long a4 = 0, long a5 = 0, long want = -1) {
+    return RawCall{nr, {a0, a1, a2, a3, a4, a5}, want};
   };
+  // The pages are copied (by the kernel: no sanitizer checks the buffer,
+  // which holds the redzones of instrumented globals) by the first raw
+  // calls, so nothing runs between the copy and the mmap that could write
+  // them and be lost: an allocator's state in brig's own data, in a static
+  // or sanitizer build.
   std::vector<RawCall> calls;
+  for (const auto& r : runs) {
+    long len = static_cast<long>(r.hi - r.lo);
+    calls.push_back(call(SYS_pwrite64, copy.get(), static_cast<long>(r.lo), len, r.at, 0, 0, len));
+  }
+  calls.push_back(call(SYS_fcntl, copy.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE));
+  size_t undo_after = calls.size();  // the view's mmap: from here on the GOT is the file's bytes
   calls.push_back(call(SYS_mmap, static_cast<long>(base), static_cast<long>(top - base), prot, MAP_PRIVATE | MAP_FIXED,
                        view.get(), off0));
   for (const auto& r : runs)
@@ -270,33 +304,36 @@ Result<bool> replace_in_one_call(const Fd& view, const std::vector<ExeMapping>& 
   for (const auto& m : maps)
     if (m.prot != (is_written(m) ? PROT_READ : prot))
       calls.push_back(call(SYS_mprotect, static_cast<long>(m.lo), static_cast<long>(m.hi - m.lo), m.prot));
-  // Should a call fail once the view is mapped, the pages are put back from
-  // the memfd into anonymous memory, and the protections set again.
-  std::vector<RawCall> back;
+  // Should a call after the view's mmap fail, the written pages are put back
+  // from the memfd into anonymous memory and every mapping gets its
+  // protection back; brig then re-executes itself from the view.
+  std::vector<RawCall> undo;
   for (const auto& r : runs) {
-    back.push_back(call(SYS_mmap, static_cast<long>(r.lo), static_cast<long>(r.hi - r.lo), PROT_READ | PROT_WRITE,
+    long len = static_cast<long>(r.hi - r.lo);
+    undo.push_back(call(SYS_mmap, static_cast<long>(r.lo), len, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0));
-    back.push_back(call(SYS_pread64, copy.get(), static_cast<long>(r.lo), static_cast<long>(r.hi - r.lo), r.at));
+    undo.push_back(call(SYS_pread64, copy.get(), static_cast<long>(r.lo), len, r.at, 0, 0, len));
   }
   for (const auto& m : maps)
-    if (is_written(m) && m.prot != (PROT_READ | PROT_WRITE))
-      back.push_back(call(SYS_mprotect, static_cast<long>(m.lo), static_cast<long>(m.hi - m.lo), m.prot));
+    if (m.prot != (is_written(m) ? PROT_READ | PROT_WRITE : prot))
+      undo.push_back(call(SYS_mprotect, static_cast<long>(m.lo), static_cast<long>(m.hi - m.lo), m.prot));
 
+#ifdef BRIG_FAULT_INJECTION
+  // Tests: BRIG_SELFEXE_BREAK=N makes the Nth call after the view's mmap
+  // fail (EINVAL), to walk the undo and the re-exec after it.
+  if (const char* b = std::getenv("BRIG_SELFEXE_BREAK")) {
+    size_t k = undo_after + std::strtoul(b, nullptr, 10);
+    if (k > undo_after && k < calls.size()) calls[k] = call(SYS_mprotect, 1, 4096, PROT_READ);
+  }
+#endif
   sigset_t all, old;
   ::sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, &old);
-  long err = 0, err_back = 0;
-  size_t done = run_raw(calls.data(), calls.size(), &err);
-  if (done > 0 && done < calls.size() && run_raw(back.data(), back.size(), &err_back) != back.size()) {
-    // Neither way: the GOT may be the file's bytes, so no libc either.
-    static const char msg[] = "brig: self-exe protection: cannot restore the loader-written pages\n";
-    long w[6] = {2, reinterpret_cast<long>(msg), sizeof msg - 1, 0, 0, 0};
-    long e[6] = {125, 0, 0, 0, 0, 0};
-    raw_syscall(SYS_write, w);
-    raw_syscall(SYS_exit_group, e);
-  }
+  long err = 0;
+  size_t done = run_raw({calls.data(), calls.size(), undo_after, undo.data(), undo.size()}, &err);
   if (done < calls.size()) {
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    if (done < undo_after) return false;  // nothing changed but the memfd
     return fail_err(static_cast<int>(err), fmt::format("replace the mappings of the binary at {:#x} (call {} of {})",
                                                        base, done + 1, calls.size()));
   }

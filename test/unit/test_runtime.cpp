@@ -616,6 +616,35 @@ TEST_CASE("protect_exe moves the process onto a read-only view of its binary wit
   CHECK(WEXITSTATUS(st) == 0);
 }
 
+#if defined(__x86_64__) && defined(BRIG_FAULT_INJECTION)
+TEST_CASE("protect_exe puts the loader-written pages back when a call after the view's mmap fails", "[selfexe]") {
+  if (::geteuid() != 0) {
+    WARN("needs root (open_tree, PR_SET_MM_MAP): skipped");
+    return;
+  }
+  // 1: the memfd's mmap over RELRO and data; 2: the first mprotect after it.
+  // Either way the pages come back from the memfd, libc works again, and
+  // protect_exe re-executes this binary from the view: main() sees
+  // BRIG_TEST_SELFEXE_CHILD and exits 30. A failed undo would exit 125, a
+  // GOT left unrelocated would crash.
+  auto call = GENERATE("1", "2");
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::setenv("BRIG_TEST_SELFEXE_CHILD", "1", 1);
+    ::setenv("BRIG_SELFEXE_BREAK", call, 1);
+    if (runtime::exe_protected()) ::_exit(0);  // run from a read-only mount: nothing to do
+    auto r = runtime::protect_exe();
+    ::_exit(r ? 12 : 11);
+  }
+  int st = 0;
+  REQUIRE(::waitpid(pid, &st, 0) == pid);
+  INFO("call " << call);
+  REQUIRE(WIFEXITED(st));
+  if (WEXITSTATUS(st) != 0) CHECK(WEXITSTATUS(st) == 30);
+}
+#endif
+
 TEST_CASE("process_is: the same process by start time, not a zombie, not a reused pid", "[state]") {
   auto me = brig::sys::process_start_time(::getpid());
   REQUIRE(me);
