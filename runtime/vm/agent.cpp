@@ -338,7 +338,7 @@ int take_master(int lsn) {
 void leave_initramfs() {
   ::mkdir("/newroot", 0755);
   if (::mount("tmpfs", "/newroot", "tmpfs", 0, "mode=755") < 0) fatal(fmt::format("mount tmpfs: {}", std::strerror(errno)));
-  for (const char* d : {"bin", "lib", "lib64"}) {
+  for (const char* d : {"bin", "lib", "lib64", "usr"}) {
     std::string src = std::string("/") + d, dst = std::string("/newroot/") + d;
     if (!sys::exists(src)) continue;
     ::mkdir(dst.c_str(), 0755);
