@@ -76,8 +76,12 @@ Result<void> hit(std::string_view step) {
   }
   if (action == "fail") return fail_msg("fault injected at {}", step);
   if (action == "throw") throw std::runtime_error(fmt::format("fault injected at {}", step));
-  if (action == "sleep") {  // for tests of what may and may not overtake this step
-    struct timespec ts {0, 300'000'000};
+  // For tests of what may and may not overtake this step: 0.3 s, or
+  // "sleep=MS" where the test's own side of the race needs longer on a
+  // loaded machine.
+  if (action == "sleep" || action.starts_with("sleep=")) {
+    long ms = action == "sleep" ? 300 : std::strtol(std::string(action.substr(6)).c_str(), nullptr, 10);
+    struct timespec ts {ms / 1000, (ms % 1000) * 1'000'000};
     ::nanosleep(&ts, nullptr);
   }
   return {};

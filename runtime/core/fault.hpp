@@ -5,7 +5,8 @@
 //
 //   BRIG_FAULT=<step>:kill   brig SIGKILLs itself when it reaches <step>
 //   BRIG_FAULT=<step>:fail   the step returns the error "fault injected at <step>"
-//   BRIG_FAULT=<step>:sleep  brig sleeps 0.3 s there (to test what may overtake the step)
+//   BRIG_FAULT=<step>:sleep  brig sleeps 0.3 s there (to test what may overtake the step);
+//                            <step>:sleep=MS sleeps MS milliseconds
 //   BRIG_FAULT=<step>:throw  the step throws, as a bug would (nothing catches it)
 //   BRIG_FAULT=list          `brig` prints every step name, one a line, and exits 0
 //

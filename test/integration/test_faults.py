@@ -201,12 +201,13 @@ def test_run_whose_init_dies_before_the_start(runtime, bundle, tmp_path):
     """`run` starts the container under the lock create took, without reading
     its status back: an init killed between the two is found at the exec
     fifo (no reader left), with the status check's words, and nothing is
-    left (init held just before the fifo by BRIG_FAULT=start.before-fifo:sleep)."""
+    left (init held just before the fifo by BRIG_FAULT=start.before-fifo:sleep,
+    3 s: the kill below must land before the fifo even on a loaded machine)."""
     bundle.config(args=["sleep", "100"])
     runtime.track(bundle.id)
     p = subprocess.Popen(runtime.cmd("run", "--bundle", bundle, bundle.id), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=runtime.env({"BRIG_FAULT": "start.before-fifo:sleep"}))
+                         env=runtime.env({"BRIG_FAULT": "start.before-fifo:sleep=3000"}))
     # the state says "created" once create is done: the start is then asleep
     assert wait_for(lambda: '"created"' in runtime.run("state", bundle.id).stdout, 5)
     os.kill(_first_child(p), signal.SIGKILL)
