@@ -26,6 +26,7 @@
 
 #include "runtime/core/fd.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/core/raw.hpp"
 #include "runtime/core/sys.hpp"
 
 extern char** environ;
@@ -161,22 +162,6 @@ __attribute__((no_sanitize("address", "undefined"))) void copy_words(void* to, c
 #else
 #define BRIG_NO_COVERAGE __attribute__((no_sanitize_coverage))
 #endif
-// A system call made without libc: while replace_in_one_call() runs, the
-// GOT (in the RELRO range) holds the file's unrelocated bytes, so nothing
-// may call through it, a sanitizer's or coverage hook included.
-__attribute__((always_inline, no_sanitize("address", "undefined"))) BRIG_NO_COVERAGE inline long raw_syscall(
-    long nr, const long (&a)[6]) {
-  long ret;
-  register long r10 asm("r10") = a[3];
-  register long r8 asm("r8") = a[4];
-  register long r9 asm("r9") = a[5];
-  asm volatile("syscall"
-               : "=a"(ret)
-               : "a"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]), "r"(r10), "r"(r8), "r"(r9)
-               : "rcx", "r11", "memory");
-  return ret;
-}
-
 struct RawCall {
   long nr;
   long a[6];
@@ -192,10 +177,12 @@ struct RawPlan {
   size_t n_undo;
 };
 
-// Makes a raw call: its result, or -errno (EIO for a short result).
+// Makes a raw call (runtime/core/raw.hpp: no libc, so nothing goes through
+// the GOT, which holds the file's unrelocated bytes while
+// replace_in_one_call() runs): its result, or -errno (EIO for a short result).
 __attribute__((always_inline, no_sanitize("address", "undefined"))) BRIG_NO_COVERAGE inline long raw_call(
     const RawCall& c) {
-  long r = raw_syscall(c.nr, c.a);
+  long r = raw::call(c.nr, c.a[0], c.a[1], c.a[2], c.a[3], c.a[4], c.a[5]);
   if (r < 0 && r > -4096) return r;
   return c.want >= 0 && r != c.want ? -EIO : r;
 }
@@ -215,8 +202,8 @@ run_raw(const RawPlan& plan, long* err) {
       for (size_t k = 0; k < plan.n_undo; ++k)
         if (raw_call(plan.undo[k]) < 0) {
           static const char msg[] = "brig: self-exe protection: cannot restore the loader-written pages\n";
-          raw_syscall(SYS_write, {2, reinterpret_cast<long>(msg), sizeof msg - 1, 0, 0, 0});
-          raw_syscall(SYS_exit_group, {125, 0, 0, 0, 0, 0});
+          (void)raw::call(SYS_write, 2, reinterpret_cast<long>(msg), sizeof msg - 1);
+          (void)raw::call(SYS_exit_group, 125);
         }
     return i;
   }

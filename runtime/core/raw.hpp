@@ -15,7 +15,10 @@ namespace brig::raw {
 #if defined(__x86_64__)
 inline constexpr bool available = true;
 
-inline long call(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {
+// Always inlined: a caller that may not call anything (runtime/selfexe.cpp)
+// gets the instruction, not a call.
+__attribute__((always_inline)) inline long call(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0,
+                                               long f = 0) {
   long ret;
   register long r10 __asm__("r10") = d;
   register long r8 __asm__("r8") = e;
