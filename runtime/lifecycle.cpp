@@ -546,8 +546,15 @@ Result<void> remove(const Globals& g, const std::string& id, bool force) {
   }
   auto rec = store.load(*lock, id);
   if (!rec) {
-    // A state dir without a record: a create that died half-way.
+    // A state dir without a record: a create that died before its first
+    // save, which had made nothing else yet. A record that cannot be read
+    // (changed by hand: brig replaces it whole) no longer names the
+    // container's processes and cgroups: forced, the state dir goes and the
+    // warning says what may be left (runc refuses, and the id stays taken).
     if (force) {
+      if (rec.error().msg != "container does not exist")
+        log::warn(fmt::format("{}: removing its state directory; any processes and cgroups it recorded are left",
+                              rec.error().msg));
       // Leases of a gone container are reclaimed later anyway: never keep its state for them.
       if (auto t = netns::teardown(net_owner(store, id)); !t) log::warn(t.error().msg);
       return store.remove(id);

@@ -3,12 +3,13 @@
 import json
 import os
 import re
+import signal
 import time
 from datetime import datetime, timezone
 
 import pytest
 
-from conftest import IS_RUNC, NAME, brig_only, proc_alive, wait_for
+from conftest import IS_RUNC, NAME, _find_cgroup_dirs, brig_only, parse_logfmt, proc_alive, wait_for
 
 # Go's time.RFC3339Nano: fraction without trailing zeros (omitted if zero), UTC "Z"
 RFC3339_NANO = re.compile(
@@ -213,6 +214,46 @@ def test_delete_created_container(runtime, bundle):
     res = runtime.run("delete", bundle.id)
     assert res.returncode == 0, res
     assert wait_for(lambda: not proc_alive(pid, None), 5)
+
+
+@brig_only
+def test_delete_force_of_a_record_that_cannot_be_read(runtime, bundle):
+    """A state.json changed by hand no longer names init or the cgroups:
+    delete refuses; delete --force removes the state dir and warns, in one
+    line, that what the record named is left (runc refuses even forced)."""
+    bundle.config(args=["sleep", "60"])
+    create(runtime, bundle)
+    pid = runtime.state(bundle.id)["pid"]
+    state = os.path.join(runtime.root, bundle.id, "state.json")
+    with open(state, "w") as f:
+        f.write('{"id": "%s", "pid' % bundle.id)
+    try:
+        res = runtime.run("delete", bundle.id)
+        assert res.returncode == 1 and res.error == f"{state}: corrupt state", res
+        assert os.path.exists(state)
+        res = runtime.run("delete", "--force", bundle.id)
+        lines = res.stderr.splitlines()
+        assert res.returncode == 0 and len(lines) == 1, res
+        rec = parse_logfmt(lines[0])
+        assert rec["level"] == "warning", res
+        assert rec["msg"] == (f"{state}: corrupt state: removing its state directory; "
+                              "any processes and cgroups it recorded are left"), res
+        assert not os.path.exists(os.path.join(runtime.root, bundle.id))
+        assert runtime.run("state", bundle.id).error == "container does not exist"
+        assert proc_alive(pid, None)  # what the warning says
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: not proc_alive(pid, None), 5)
+        for d in _find_cgroup_dirs([bundle.id]):
+            assert wait_for(lambda: _rmdir(d), 5), d
+
+
+def _rmdir(d):
+    try:
+        os.rmdir(d)
+        return True
+    except OSError:
+        return False
 
 
 def test_delete_force_long_flag(runtime, bundle):
