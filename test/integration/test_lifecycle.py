@@ -6,6 +6,7 @@ import re
 import signal
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -224,6 +225,7 @@ def test_delete_force_of_a_record_that_cannot_be_read(runtime, bundle):
     bundle.config(args=["sleep", "60"])
     create(runtime, bundle)
     pid = runtime.state(bundle.id)["pid"]
+    start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     state = os.path.join(runtime.root, bundle.id, "state.json")
     with open(state, "w") as f:
         f.write('{"id": "%s", "pid' % bundle.id)
@@ -240,10 +242,11 @@ def test_delete_force_of_a_record_that_cannot_be_read(runtime, bundle):
                               "any processes and cgroups it recorded are left"), res
         assert not os.path.exists(os.path.join(runtime.root, bundle.id))
         assert runtime.run("state", bundle.id).error == "container does not exist"
-        assert proc_alive(pid, None)  # what the warning says
+        assert proc_alive(pid, start)  # what the warning says
     finally:
-        os.kill(pid, signal.SIGKILL)
-        assert wait_for(lambda: not proc_alive(pid, None), 5)
+        if proc_alive(pid, start):
+            os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: not proc_alive(pid, start), 5)
         for d in _find_cgroup_dirs([bundle.id]):
             assert wait_for(lambda: _rmdir(d), 5), d
 
