@@ -398,6 +398,7 @@ Result<void> remap_in_place(const Fd& view) {
   auto is_written = [&](const ExeMapping& m) {
     return (m.prot & PROT_WRITE) || (m.lo < relro_hi && m.hi > relro_lo);
   };
+  bool moved = false;
 #ifdef BRIG_ONE_CALL_MOVE
   bool one_call = true;
 #ifdef BRIG_FAULT_INJECTION
@@ -405,12 +406,9 @@ Result<void> remap_in_place(const Fd& view) {
   // this architecture otherwise takes only for an unusual layout.
   if (const char* v = std::getenv("BRIG_SELFEXE_ONE_CALL"); v && std::string_view(v) == "0") one_call = false;
 #endif
-  bool moved = false;
   if (one_call) {
     TRY(moved, replace_in_one_call(view, maps, is_written));
   }
-#else
-  bool moved = false;
 #endif
   sigset_t all, old;
   ::sigfillset(&all);
